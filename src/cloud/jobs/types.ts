@@ -1,0 +1,202 @@
+/**
+ * The contract of the local Jobs service: the records it keeps and the operations the control plane
+ * (src/cloud/control-plane) calls. The Jobs MQTT API (device side of the service) lives beside it in
+ * this folder. Names and shapes follow AWS IoT's control-plane API (@aws-sdk/client-iot) so that the HTTP
+ * facade is a thin mapping. Times are epoch milliseconds inside; the wire layers convert (MQTT replies use
+ * seconds, reference section 1; the REST API uses epoch seconds as JSON numbers).
+ */
+
+export type ExecutionStatus =
+  | 'QUEUED'
+  | 'IN_PROGRESS'
+  | 'SUCCEEDED'
+  | 'FAILED'
+  | 'TIMED_OUT'
+  | 'REJECTED'
+  | 'REMOVED'
+  | 'CANCELED';
+
+export const TERMINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
+  'SUCCEEDED',
+  'FAILED',
+  'TIMED_OUT',
+  'REJECTED',
+  'REMOVED',
+  'CANCELED',
+];
+
+export type JobStatus = 'IN_PROGRESS' | 'CANCELED' | 'COMPLETED' | 'DELETION_IN_PROGRESS';
+export type TargetSelection = 'SNAPSHOT' | 'CONTINUOUS';
+
+export interface PresignedUrlConfig {
+  roleArn?: string;
+  /** 60–3600, default 3600 (reference section 4). */
+  expiresInSec?: number;
+}
+
+export interface TimeoutConfig {
+  /** 1 min – 7 days (reference section 2). */
+  inProgressTimeoutInMinutes?: number;
+}
+
+export interface JobRecord {
+  jobId: string;
+  jobArn: string;
+  /** Thing or thing-group ARNs, as given to CreateJob. */
+  targets: string[];
+  targetSelection: TargetSelection;
+  /** The job document as stored: raw JSON text, placeholders unreplaced. */
+  document: string;
+  documentSource?: string;
+  description?: string;
+  status: JobStatus;
+  presignedUrlConfig?: PresignedUrlConfig;
+  timeoutConfig?: TimeoutConfig;
+  forceCanceled?: boolean;
+  comment?: string;
+  reasonCode?: string;
+  createdAt: number;
+  lastUpdatedAt: number;
+  completedAt?: number;
+}
+
+export interface JobProcessDetails {
+  numberOfQueuedThings: number;
+  numberOfInProgressThings: number;
+  numberOfSucceededThings: number;
+  numberOfFailedThings: number;
+  numberOfRejectedThings: number;
+  numberOfCanceledThings: number;
+  numberOfTimedOutThings: number;
+  numberOfRemovedThings: number;
+}
+
+export interface ExecutionRecord {
+  jobId: string;
+  thingName: string;
+  executionNumber: number;
+  status: ExecutionStatus;
+  statusDetails: Record<string, string>;
+  queuedAt: number;
+  startedAt?: number;
+  lastUpdatedAt: number;
+  /** Increases on every update (reference section 1). */
+  versionNumber: number;
+  forceCanceled?: boolean;
+  /** When the step timer (stepTimeoutInMinutes) fires, if set. */
+  stepTimeoutAt?: number;
+  /** When the in-progress timer (timeoutConfig) fires, if started. */
+  inProgressTimeoutAt?: number;
+}
+
+export interface ThingRecord {
+  thingName: string;
+  thingArn: string;
+  thingId: string;
+  attributes: Record<string, string>;
+  version: number;
+  createdAt: number;
+}
+
+export interface ThingGroupRecord {
+  thingGroupName: string;
+  thingGroupArn: string;
+  thingGroupId: string;
+  description?: string;
+  version: number;
+  createdAt: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextToken?: string;
+}
+
+export interface PageRequest {
+  maxResults?: number;
+  nextToken?: string;
+}
+
+export interface CreateJobInput {
+  jobId: string;
+  targets: string[];
+  document?: string;
+  documentSource?: string;
+  description?: string;
+  targetSelection?: TargetSelection;
+  presignedUrlConfig?: PresignedUrlConfig;
+  timeoutConfig?: TimeoutConfig;
+}
+
+/**
+ * Control-plane errors carry the AWS exception name as `code`, so the HTTP facade can send
+ * `x-amzn-ErrorType: <code>` and the SDK raises the matching exception class.
+ */
+export type ControlPlaneErrorCode =
+  | 'ResourceNotFoundException'
+  | 'InvalidRequestException'
+  | 'ResourceAlreadyExistsException'
+  | 'VersionConflictException'
+  | 'ConflictException'
+  | 'LimitExceededException'
+  | 'InvalidStateTransitionException'
+  | 'InternalFailureException';
+
+export class ControlPlaneError extends Error {
+  readonly code: ControlPlaneErrorCode;
+  readonly httpStatus: number;
+  constructor(code: ControlPlaneErrorCode, message: string) {
+    super(message);
+    this.name = code;
+    this.code = code;
+    this.httpStatus = CONTROL_PLANE_HTTP_STATUS[code];
+  }
+}
+
+const CONTROL_PLANE_HTTP_STATUS: Record<ControlPlaneErrorCode, number> = {
+  ResourceNotFoundException: 404,
+  InvalidRequestException: 400,
+  ResourceAlreadyExistsException: 409,
+  VersionConflictException: 409,
+  ConflictException: 409,
+  LimitExceededException: 410,
+  InvalidStateTransitionException: 409,
+  InternalFailureException: 500,
+};
+
+/**
+ * What the control plane may ask of the Jobs service. Every method validates its input (AWS's patterns
+ * and limits, naming the field) and throws ControlPlaneError on refusal.
+ */
+export interface JobsControlPlane {
+  createThing(input: { thingName: string; attributes?: Record<string, string> }): ThingRecord;
+  describeThing(thingName: string): ThingRecord;
+  listThings(page: PageRequest): Page<ThingRecord>;
+
+  createThingGroup(input: { thingGroupName: string; description?: string }): ThingGroupRecord;
+  describeThingGroup(thingGroupName: string): ThingGroupRecord;
+  /** Adding a thing to a group that a CONTINUOUS job targets queues that job for the thing. */
+  addThingToThingGroup(input: { thingGroupName: string; thingName: string }): void;
+  listThingsInThingGroup(thingGroupName: string, page: PageRequest): Page<string>;
+
+  createJob(input: CreateJobInput): JobRecord;
+  describeJob(jobId: string): { job: JobRecord; processDetails: JobProcessDetails };
+  /** The stored document, placeholders unreplaced (reference section 4). */
+  getJobDocument(jobId: string): string;
+  listJobs(filter: { status?: JobStatus; targetSelection?: TargetSelection }, page: PageRequest): Page<JobRecord>;
+  listJobExecutionsForJob(jobId: string, filter: { status?: ExecutionStatus }, page: PageRequest): Page<ExecutionRecord>;
+  listJobExecutionsForThing(
+    thingName: string,
+    filter: { status?: ExecutionStatus; jobId?: string },
+    page: PageRequest,
+  ): Page<ExecutionRecord>;
+  describeJobExecution(jobId: string, thingName: string, executionNumber?: number): ExecutionRecord;
+  /** Cancels QUEUED executions; IN_PROGRESS ones only with force (reference section 2). */
+  cancelJob(jobId: string, options: { force?: boolean; comment?: string; reasonCode?: string }): JobRecord;
+  cancelJobExecution(
+    jobId: string,
+    thingName: string,
+    options: { force?: boolean; expectedVersion?: number; statusDetails?: Record<string, string> },
+  ): void;
+  deleteJob(jobId: string, options: { force?: boolean }): void;
+}
