@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { resolveDataDir } from '../../shared/endpoints.ts';
+import { createLogger } from '../../shared/log.ts';
+import { dataDirOption, parsePort, parsePositiveInt } from '../options.ts';
+import { DEV_DEFAULT_PORTS, runDev } from './dev.ts';
+
+export function registerDevCommand(program: Command): void {
+  program
+    .command('dev')
+    .description('run the local AWS IoT stack: MQTT broker (mTLS + WS), Jobs service, IoT API and S3')
+    .addOption(dataDirOption())
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--mqtt-port <port>', 'MQTT over TLS port', parsePort('--mqtt-port'), DEV_DEFAULT_PORTS.mqtt)
+    .option('--ws-port <port>', 'MQTT over WebSocket port', parsePort('--ws-port'), DEV_DEFAULT_PORTS.ws)
+    .option('--iot-port <port>', 'IoT control-plane HTTP port', parsePort('--iot-port'), DEV_DEFAULT_PORTS.iot)
+    .option('--s3-port <port>', 'S3 API port', parsePort('--s3-port'), DEV_DEFAULT_PORTS.s3)
+    .option('--anonymous-port <port>', 'also open a plain-TCP MQTT listener without authentication (read-only)', parsePort('--anonymous-port'))
+    .option('--progress-prefix <prefix>', 'progress topic prefix', 'CarVi/test/firmware')
+    .option('--minute-ms <ms>', 'length of a Jobs "minute" for timeouts (testing)', parsePositiveInt('--minute-ms'))
+    .option('--no-reject-in-progress', 'refuse IN_PROGRESS → REJECTED (AWS behaviour is unconfirmed)')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (flags) => {
+      const logger = createLogger({ level: flags.logLevel });
+      const { stack, banner } = await runDev({
+        dataDir: resolveDataDir(flags.dataDir),
+        host: flags.host,
+        mqttPort: flags.mqttPort,
+        wsPort: flags.wsPort,
+        iotPort: flags.iotPort,
+        s3Port: flags.s3Port,
+        anonymousPort: flags.anonymousPort,
+        progressPrefix: flags.progressPrefix,
+        minuteMs: flags.minuteMs,
+        allowRejectFromInProgress: flags.rejectInProgress,
+        logger,
+      });
+      process.stdout.write(`${banner}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          process.stdout.write(`\nota dev: ${signal}, stopping…\n`);
+          resolve();
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+      await stack.close();
+      process.stdout.write('ota dev: stopped\n');
+    });
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+/**
+ * The `ota` command line. This is the only layer that prints or exits: commands are typed async functions
+ * elsewhere (src/operator, src/device, src/cloud) that return data or throw OtaError.
+ */
+import { Command } from 'commander';
+import { registerAgentCommand } from './commands/agent.ts';
+import { registerDemoCommand } from './commands/demo.ts';
+import { registerDevCommand } from './commands/dev-command.ts';
+import { registerFirmwareCommands } from './commands/firmware.ts';
+import { registerJobCommands } from './commands/job.ts';
+import { registerSimCommand } from './commands/sim.ts';
+import { registerThingCommands } from './commands/thing.ts';
+import { registerWatchCommand } from './commands/watch.ts';
+import { reportError } from './errors.ts';
+
+const program = new Command('ota')
+  .description('OTA firmware updates over AWS IoT Jobs, with live progress, and an embedded local AWS IoT stack')
+  .showHelpAfterError()
+  .configureHelp({ sortSubcommands: false });
+
+registerDevCommand(program);
+registerThingCommands(program);
+registerFirmwareCommands(program);
+registerJobCommands(program);
+registerAgentCommand(program);
+registerWatchCommand(program);
+registerDemoCommand(program);
+registerSimCommand(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.exitCode = reportError(err);
+});

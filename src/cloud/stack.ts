@@ -1,0 +1,262 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Endpoints } from '../shared/endpoints.ts';
+import { ENDPOINTS_FILE } from '../shared/endpoints.ts';
+import { OtaError } from '../shared/errors.ts';
+import { type Logger, silentLogger } from '../shared/log.ts';
+import { parseS3Url } from '../shared/s3-url.ts';
+import { DEFAULT_PROGRESS_PREFIX, THING_NAME_PATTERN } from '../shared/topics.ts';
+import { startBroker } from './broker/broker.ts';
+import type { RunningBroker } from './broker/types.ts';
+import { startControlPlane } from './control-plane/server.ts';
+import { createCredentialsHandler } from './credentials/provider.ts';
+import { createJobsService, type JobsService } from './jobs/service.ts';
+import { startObjectStore, type RunningObjectStore } from './object-store/store.ts';
+import { ensureLocalCa, type LocalCa } from './pki/pki.ts';
+
+/**
+ * The embedded local AWS IoT stack: MQTT broker (mTLS + WebSocket), Jobs service, control plane and S3
+ * store, composed on one machine. `ota dev`, `ota demo`, the tests and the benchmarks all start it here.
+ * Its state (CA, certificates, SQLite, objects, credentials) lives in the data dir and survives restarts.
+ */
+export interface LocalStackOptions {
+  dataDir: string;
+  host?: string;
+  /** Ports; 0 picks a free one. `ota dev` passes its defaults, tests pass 0. */
+  mqttPort?: number;
+  wsPort?: number;
+  iotPort?: number;
+  s3Port?: number;
+  anonymousPort?: number;
+  region?: string;
+  bucket?: string;
+  progressPrefix?: string;
+  /** Length of a Jobs "minute" (timeouts), so tests need not wait minutes. */
+  minuteMs?: number;
+  allowRejectFromInProgress?: boolean;
+  /** Things to ensure at start; default ['RaspberryPi_2']. */
+  things?: string[];
+  logger?: Logger;
+}
+
+export interface LocalStack {
+  readonly dataDir: string;
+  readonly endpoints: Endpoints;
+  readonly jobs: JobsService;
+  readonly broker: RunningBroker;
+  readonly objectStore: RunningObjectStore;
+  /** Registers the thing and issues its certificate (idempotent); endpoints.json is rewritten. */
+  ensureThing(thingName: string): Promise<{ cert: string; key: string }>;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_REGION = 'us-west-2';
+export const DEFAULT_BUCKET = 'dev-korea-job';
+export const DEFAULT_THING = 'RaspberryPi_2';
+export const OPERATOR_IDENTITY = 'operator';
+export const LOCAL_ACCOUNT_ID = '000000000000';
+export const LOCAL_ROLE_ALIAS = 'ota-firmware-download';
+
+interface LocalCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** Credentials of the local stack, created once per data dir (they sign requests; they protect nothing). */
+function loadOrCreateCredentials(dataDir: string): LocalCredentials {
+  const file = join(dataDir, 'local-credentials.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as LocalCredentials;
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const id = [...randomBytes(16)].map((b) => alphabet[b % 32]).join('');
+  const creds = { accessKeyId: `AKIALOCAL${id.slice(0, 11)}`, secretAccessKey: randomBytes(30).toString('base64') };
+  writeFileSync(file, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+  return creds;
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, file);
+}
+
+/** The `things` map of endpoints.json: every client certificate the local CA issued, but the operator's. */
+export function listThingCertificates(ca: LocalCa): Endpoints['things'] {
+  const dir = join(ca.dir, 'clients');
+  const things: Endpoints['things'] = {};
+  if (!existsSync(dir)) return things;
+  for (const name of readdirSync(dir).sort()) {
+    const m = /^(.+)\.cert\.pem$/.exec(name);
+    if (!m?.[1] || m[1] === OPERATOR_IDENTITY) continue;
+    const key = join(dir, `${m[1]}.key.pem`);
+    if (existsSync(key)) things[m[1]] = { cert: join(dir, name), key };
+  }
+  return things;
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const dataDir = resolve(options.dataDir);
+  const host = options.host ?? '127.0.0.1';
+  const region = options.region ?? DEFAULT_REGION;
+  const bucket = options.bucket ?? DEFAULT_BUCKET;
+  const logger = options.logger ?? silentLogger;
+  mkdirSync(dataDir, { recursive: true });
+
+  const credentials = loadOrCreateCredentials(dataDir);
+  const ca = await ensureLocalCa(join(dataDir, 'certs'), { hosts: [host] });
+  const opened: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const close of opened.reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        logger.warn({ err }, 'error while closing the local stack');
+      }
+    }
+  };
+
+  try {
+    const objectStore = await startObjectStore({
+      host,
+      port: options.s3Port ?? 0,
+      directory: join(dataDir, 's3'),
+      buckets: [bucket],
+      region,
+      credentials,
+      logger: logger.child({ component: 'object-store' }),
+    });
+    opened.push(() => objectStore.close());
+
+    let broker: RunningBroker | undefined;
+    const jobs = createJobsService({
+      dbPath: join(dataDir, 'jobs.sqlite'),
+      region,
+      accountId: LOCAL_ACCOUNT_ID,
+      minuteMs: options.minuteMs,
+      allowRejectFromInProgress: options.allowRejectFromInProgress,
+      logger: logger.child({ component: 'jobs' }),
+      publish: (topic, payload, qos) => {
+        if (!broker) throw new OtaError('OTA_NOT_READY', 'broker not started');
+        return broker.publish(topic, payload, qos);
+      },
+      // `${aws:iot:s3-presigned-url:<url>}` (reference section 4): the placeholder names an S3 object;
+      // the local store signs a fresh GET for it on each delivery.
+      presign: async (s3Url, expiresInSec) => {
+        const loc = parseS3Url(s3Url);
+        if (!loc) throw new OtaError('OTA_PRESIGN', `not an S3 URL: ${s3Url}`);
+        return objectStore.presignGetUrl(loc.bucket, loc.key, expiresInSec);
+      },
+    });
+    opened.push(() => jobs.close());
+
+    const isRegisteredThing = (thingName: string): boolean => {
+      try {
+        jobs.controlPlane.describeThing(thingName);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    broker = await startBroker({
+      host,
+      mqttPort: options.mqttPort ?? 0,
+      wsPort: options.wsPort ?? 0,
+      anonymousPort: options.anonymousPort,
+      tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
+      progressPrefix: options.progressPrefix ?? DEFAULT_PROGRESS_PREFIX,
+      operatorName: OPERATOR_IDENTITY,
+      isRegisteredThing,
+      wsCredentials: { ...credentials, region },
+      services: [jobs.topicService],
+      // The IoT credentials provider (reference section 5) shares the mTLS port, chosen by ALPN.
+      httpsHandler: createCredentialsHandler({
+        roleAliases: { [LOCAL_ROLE_ALIAS]: { ...credentials, durationSeconds: 3600 } },
+      }),
+      logger: logger.child({ component: 'broker' }),
+    });
+    const runningBroker = broker;
+    opened.push(() => runningBroker.close());
+
+    const controlPlane = await startControlPlane({
+      host,
+      port: options.iotPort ?? 0,
+      controlPlane: jobs.controlPlane,
+      credentials,
+      region,
+      iotEndpointAddress: host,
+      logger: logger.child({ component: 'control-plane' }),
+    });
+    opened.push(() => controlPlane.close());
+
+    const operator = await ca.issueClientCert(OPERATOR_IDENTITY);
+    const endpointsFile = join(dataDir, ENDPOINTS_FILE);
+    const endpoints: Endpoints = {
+      region,
+      mqtt: { host, port: runningBroker.mqttPort },
+      ws: { url: `ws://${host}:${runningBroker.wsPort}/mqtt` },
+      iot: { endpoint: controlPlane.endpoint, ...credentials },
+      s3: { endpoint: objectStore.endpoint, ...credentials, bucket },
+      rootCA: ca.caCertPath,
+      things: {},
+      operator: { cert: operator.certPath, key: operator.keyPath },
+    };
+
+    const ensureThing = async (thingName: string) => {
+      if (!THING_NAME_PATTERN.test(thingName)) {
+        throw new OtaError('OTA_VALIDATION', `thingName: must match ${THING_NAME_PATTERN.source}`);
+      }
+      if (thingName === OPERATOR_IDENTITY) {
+        throw new OtaError('OTA_VALIDATION', `thingName: "${OPERATOR_IDENTITY}" is reserved for the operator identity`);
+      }
+      if (!isRegisteredThing(thingName)) jobs.controlPlane.createThing({ thingName });
+      const issued = await ca.issueClientCert(thingName);
+      endpoints.things = listThingCertificates(ca);
+      writeJsonAtomic(endpointsFile, endpoints);
+      return { cert: issued.certPath, key: issued.keyPath };
+    };
+
+    for (const thing of options.things ?? [DEFAULT_THING]) await ensureThing(thing);
+    endpoints.things = listThingCertificates(ca);
+    writeJsonAtomic(endpointsFile, endpoints);
+
+    return {
+      dataDir,
+      endpoints,
+      jobs,
+      broker: runningBroker,
+      objectStore,
+      ensureThing,
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/**
+ * `ota thing create` against a running local stack from another process: registers the thing through the
+ * control plane (so the running Jobs service sees it at once), issues its certificate with the data dir's
+ * CA, and rewrites endpoints.json's `things`.
+ */
+export async function createLocalThing(
+  dataDir: string,
+  thingName: string,
+  register: (thingName: string) => Promise<void>,
+): Promise<{ thingName: string; cert: string; key: string }> {
+  if (!THING_NAME_PATTERN.test(thingName)) {
+    throw new OtaError('OTA_VALIDATION', `thingName: must match ${THING_NAME_PATTERN.source}`);
+  }
+  if (thingName === OPERATOR_IDENTITY) {
+    throw new OtaError('OTA_VALIDATION', `thingName: "${OPERATOR_IDENTITY}" is reserved for the operator identity`);
+  }
+  await register(thingName);
+  const ca = await ensureLocalCa(join(resolve(dataDir), 'certs'));
+  const issued = await ca.issueClientCert(thingName);
+  const endpointsFile = join(resolve(dataDir), ENDPOINTS_FILE);
+  const endpoints = JSON.parse(readFileSync(endpointsFile, 'utf8')) as Endpoints;
+  endpoints.things = listThingCertificates(ca);
+  writeJsonAtomic(endpointsFile, endpoints);
+  return { thingName, cert: issued.certPath, key: issued.keyPath };
+}

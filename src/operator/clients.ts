@@ -1,0 +1,39 @@
+import { IoTClient } from '@aws-sdk/client-iot';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { Endpoints } from '../shared/endpoints.ts';
+
+/**
+ * Where operator tools send their AWS calls: the local stack (endpoints.json) or AWS itself, where the
+ * SDK's default credential chain and region settings (AWS_PROFILE, AWS_REGION, ~/.aws/config) apply.
+ */
+export type Target = { kind: 'local'; endpoints: Endpoints } | { kind: 'aws'; region?: string; profile?: string };
+
+export function iotClientFor(target: Target): IoTClient {
+  if (target.kind === 'local') {
+    const { endpoints } = target;
+    return new IoTClient({
+      region: endpoints.region,
+      endpoint: endpoints.iot.endpoint,
+      credentials: { accessKeyId: endpoints.iot.accessKeyId, secretAccessKey: endpoints.iot.secretAccessKey },
+      maxAttempts: 3,
+    });
+  }
+  // `profile` selects a shared-config profile without touching process.env (SDK v3 client option).
+  return new IoTClient({ region: target.region, profile: target.profile });
+}
+
+export function s3ClientFor(target: Target): S3Client {
+  if (target.kind === 'local') {
+    const { endpoints } = target;
+    // s3rver: path-style, and no aws-chunked uploads (checksums only when required), see docs/object-store.md.
+    return new S3Client({
+      region: endpoints.region,
+      endpoint: endpoints.s3.endpoint,
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      credentials: { accessKeyId: endpoints.s3.accessKeyId, secretAccessKey: endpoints.s3.secretAccessKey },
+    });
+  }
+  return new S3Client({ region: target.region, profile: target.profile });
+}
