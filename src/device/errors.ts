@@ -1,0 +1,76 @@
+import { OtaError } from '../shared/errors.ts';
+
+/**
+ * Why a download attempt failed, as data. `retryable` decides whether the `.part` file is kept for a later
+ * Range resume (transient: network, 5xx, throttling) or deleted (the bytes are wrong: size or checksum).
+ */
+export type DownloadErrorKind =
+  | 'network' // connection reset, premature end, timeout: resume with Range
+  | 'http' // an HTTP status; `status` says which; 5xx/429 are retryable
+  | 'changed' // the object changed under us (412, 200 to a ranged request, ETag differs): restart at 0
+  | 'range' // 416: our offset is past the object's end: restart at 0
+  | 'expired' // 403 on a presigned URL: fetch a fresh URL ({jobId}/get, reference section 4), then resume
+  | 'size' // size differs from the job document / Content-Length / Content-Range
+  | 'checksum' // sha256 differs from the job document
+  | 'exhausted'; // retries used up on transient errors
+
+export class DownloadError extends OtaError {
+  readonly kind: DownloadErrorKind;
+  readonly status: number | undefined;
+  readonly retryable: boolean;
+  constructor(
+    kind: DownloadErrorKind,
+    message: string,
+    options: { status?: number; retryable?: boolean; cause?: unknown } = {},
+  ) {
+    super(`OTA_DOWNLOAD_${kind.toUpperCase()}`, message, options);
+    this.kind = kind;
+    this.status = options.status;
+    this.retryable = options.retryable ?? (kind === 'network' || kind === 'exhausted');
+  }
+}
+
+export type JobsErrorCode =
+  | 'InvalidTopic'
+  | 'InvalidJson'
+  | 'InvalidRequest'
+  | 'InvalidStateTransition'
+  | 'ResourceNotFound'
+  | 'VersionMismatch'
+  | 'InternalError'
+  | 'RequestThrottled'
+  | 'TerminalStateReached'
+  | 'Timeout'
+  | 'Disconnected';
+
+/** A Jobs MQTT API request was rejected (reference section 1, error reply) or timed out. */
+export class JobsRequestError extends OtaError {
+  readonly jobsCode: JobsErrorCode | string;
+  readonly executionState:
+    | { status?: string; statusDetails?: Record<string, string>; versionNumber?: number }
+    | undefined;
+  constructor(
+    jobsCode: string,
+    message: string,
+    executionState?: { status?: string; statusDetails?: Record<string, string>; versionNumber?: number },
+  ) {
+    super(`OTA_JOBS_${jobsCode.toUpperCase()}`, `${jobsCode}: ${message}`);
+    this.jobsCode = jobsCode;
+    this.executionState = executionState;
+  }
+  /** Reference section 3: retry only RequestThrottled and InternalError (and our own timeouts). */
+  get retryable(): boolean {
+    return (
+      this.jobsCode === 'RequestThrottled' || this.jobsCode === 'InternalError' || this.jobsCode === 'Timeout'
+    );
+  }
+}
+
+/** A job must end REJECTED (not FAILED): the document, its source or its version is unacceptable. */
+export class JobRejectedError extends OtaError {
+  readonly reason: string;
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super('OTA_JOB_REJECTED', reason, options);
+    this.reason = reason;
+  }
+}
