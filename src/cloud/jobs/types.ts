@@ -179,12 +179,28 @@ export interface JobsControlPlane {
   addThingToThingGroup(input: { thingGroupName: string; thingName: string }): void;
   listThingsInThingGroup(thingGroupName: string, page: PageRequest): Page<string>;
 
+  /**
+   * Creates a job from `document`. A `documentSource` cannot be read synchronously: createJob refuses it
+   * (InvalidRequestException) and createJobAsync below resolves it.
+   */
   createJob(input: CreateJobInput): JobRecord;
+  /**
+   * Like createJob, but a `documentSource` (an S3 URL) is fetched first with the service's
+   * `fetchDocument` option; without that option documentSource is refused (InvalidRequestException).
+   */
+  createJobAsync(input: CreateJobInput): Promise<JobRecord>;
   describeJob(jobId: string): { job: JobRecord; processDetails: JobProcessDetails };
   /** The stored document, placeholders unreplaced (reference section 4). */
   getJobDocument(jobId: string): string;
-  listJobs(filter: { status?: JobStatus; targetSelection?: TargetSelection }, page: PageRequest): Page<JobRecord>;
-  listJobExecutionsForJob(jobId: string, filter: { status?: ExecutionStatus }, page: PageRequest): Page<ExecutionRecord>;
+  listJobs(
+    filter: { status?: JobStatus; targetSelection?: TargetSelection },
+    page: PageRequest,
+  ): Page<JobRecord>;
+  listJobExecutionsForJob(
+    jobId: string,
+    filter: { status?: ExecutionStatus },
+    page: PageRequest,
+  ): Page<ExecutionRecord>;
   listJobExecutionsForThing(
     thingName: string,
     filter: { status?: ExecutionStatus; jobId?: string },

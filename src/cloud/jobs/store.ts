@@ -1,0 +1,624 @@
+/**
+ * SQLite persistence of the local Jobs service (better-sqlite3, synchronous).
+ *
+ * Durability: WAL journal with synchronous=FULL. In WAL mode NORMAL already survives a process crash
+ * (kill -9), but a power loss or OS crash can roll back the last commits — and a device may already have
+ * been told the versionNumber of such a commit, so after restart it would see the number move backwards.
+ * FULL fsyncs the WAL on every commit so a reply is only ever sent for a state that is on disk; job
+ * traffic is a few writes per device per minute, so the cost does not matter.
+ *
+ * Every state change is one `transaction()`; callers compose several writes inside it.
+ */
+import Database from 'better-sqlite3';
+import { OtaError } from '../../shared/errors.ts';
+import type {
+  ExecutionRecord,
+  ExecutionStatus,
+  JobProcessDetails,
+  JobRecord,
+  JobStatus,
+  TargetSelection,
+  ThingGroupRecord,
+  ThingRecord,
+} from './types.ts';
+
+export const SCHEMA_VERSION = 1;
+
+const SCHEMA_V1 = `
+CREATE TABLE things (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  thing_name TEXT NOT NULL UNIQUE,
+  thing_arn TEXT NOT NULL,
+  thing_id TEXT NOT NULL,
+  attributes TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  -- Last head of the pending queue told to the device by notify-next ('jobId#executionNumber'), so a
+  -- NextJobExecutionChanged is only sent when the head really changes (AWS "Jobs notifications").
+  notified_head TEXT
+);
+CREATE TABLE thing_groups (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  thing_group_name TEXT NOT NULL UNIQUE,
+  thing_group_arn TEXT NOT NULL,
+  thing_group_id TEXT NOT NULL,
+  description TEXT,
+  version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE thing_group_members (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  thing_group_name TEXT NOT NULL REFERENCES thing_groups(thing_group_name) ON DELETE CASCADE,
+  thing_name TEXT NOT NULL REFERENCES things(thing_name) ON DELETE CASCADE,
+  UNIQUE (thing_group_name, thing_name)
+);
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL UNIQUE,
+  job_arn TEXT NOT NULL,
+  targets TEXT NOT NULL,
+  target_selection TEXT NOT NULL,
+  document TEXT NOT NULL,
+  document_source TEXT,
+  description TEXT,
+  status TEXT NOT NULL,
+  presigned_url_config TEXT,
+  timeout_config TEXT,
+  force_canceled INTEGER,
+  comment TEXT,
+  reason_code TEXT,
+  created_at INTEGER NOT NULL,
+  last_updated_at INTEGER NOT NULL,
+  completed_at INTEGER
+);
+CREATE TABLE executions (
+  -- Creation order of executions; never reused (taken from the counters table), so pagination tokens and
+  -- the QUEUED order stay stable across deletions and restarts.
+  seq INTEGER NOT NULL UNIQUE,
+  job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+  thing_name TEXT NOT NULL,
+  execution_number INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  status_details TEXT NOT NULL,
+  queued_at INTEGER NOT NULL,
+  started_at INTEGER,
+  last_updated_at INTEGER NOT NULL,
+  version_number INTEGER NOT NULL,
+  force_canceled INTEGER,
+  step_timeout_at INTEGER,
+  in_progress_timeout_at INTEGER,
+  PRIMARY KEY (job_id, thing_name, execution_number)
+);
+CREATE INDEX executions_thing ON executions(thing_name, status);
+CREATE INDEX executions_deadlines ON executions(status, step_timeout_at, in_progress_timeout_at);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counters(name, value) VALUES ('execution_seq', 0);
+`;
+
+export class StoreError extends OtaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('OTA_JOBS_STORE', message, options);
+  }
+}
+
+interface ThingRow {
+  seq: number;
+  thing_name: string;
+  thing_arn: string;
+  thing_id: string;
+  attributes: string;
+  version: number;
+  created_at: number;
+  notified_head: string | null;
+}
+interface GroupRow {
+  seq: number;
+  thing_group_name: string;
+  thing_group_arn: string;
+  thing_group_id: string;
+  description: string | null;
+  version: number;
+  created_at: number;
+}
+interface JobRow {
+  seq: number;
+  job_id: string;
+  job_arn: string;
+  targets: string;
+  target_selection: string;
+  document: string;
+  document_source: string | null;
+  description: string | null;
+  status: string;
+  presigned_url_config: string | null;
+  timeout_config: string | null;
+  force_canceled: number | null;
+  comment: string | null;
+  reason_code: string | null;
+  created_at: number;
+  last_updated_at: number;
+  completed_at: number | null;
+}
+interface ExecutionRow {
+  seq: number;
+  job_id: string;
+  thing_name: string;
+  execution_number: number;
+  status: string;
+  status_details: string;
+  queued_at: number;
+  started_at: number | null;
+  last_updated_at: number;
+  version_number: number;
+  force_canceled: number | null;
+  step_timeout_at: number | null;
+  in_progress_timeout_at: number | null;
+}
+
+/** A row plus its position, for keyset pagination. */
+export interface Seq<T> {
+  seq: number;
+  item: T;
+}
+
+const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+
+function toThing(r: ThingRow): ThingRecord {
+  return {
+    thingName: r.thing_name,
+    thingArn: r.thing_arn,
+    thingId: r.thing_id,
+    attributes: JSON.parse(r.attributes) as Record<string, string>,
+    version: r.version,
+    createdAt: r.created_at,
+  };
+}
+
+function toGroup(r: GroupRow): ThingGroupRecord {
+  const g: ThingGroupRecord = {
+    thingGroupName: r.thing_group_name,
+    thingGroupArn: r.thing_group_arn,
+    thingGroupId: r.thing_group_id,
+    version: r.version,
+    createdAt: r.created_at,
+  };
+  if (r.description !== null) g.description = r.description;
+  return g;
+}
+
+function toJob(r: JobRow): JobRecord {
+  const j: JobRecord = {
+    jobId: r.job_id,
+    jobArn: r.job_arn,
+    targets: JSON.parse(r.targets) as string[],
+    targetSelection: r.target_selection as TargetSelection,
+    document: r.document,
+    status: r.status as JobStatus,
+    createdAt: r.created_at,
+    lastUpdatedAt: r.last_updated_at,
+  };
+  if (r.document_source !== null) j.documentSource = r.document_source;
+  if (r.description !== null) j.description = r.description;
+  if (r.presigned_url_config !== null) j.presignedUrlConfig = JSON.parse(r.presigned_url_config);
+  if (r.timeout_config !== null) j.timeoutConfig = JSON.parse(r.timeout_config);
+  if (r.force_canceled !== null) j.forceCanceled = r.force_canceled === 1;
+  if (r.comment !== null) j.comment = r.comment;
+  if (r.reason_code !== null) j.reasonCode = r.reason_code;
+  if (r.completed_at !== null) j.completedAt = r.completed_at;
+  return j;
+}
+
+function toExecution(r: ExecutionRow): ExecutionRecord {
+  const e: ExecutionRecord = {
+    jobId: r.job_id,
+    thingName: r.thing_name,
+    executionNumber: r.execution_number,
+    status: r.status as ExecutionStatus,
+    statusDetails: JSON.parse(r.status_details) as Record<string, string>,
+    queuedAt: r.queued_at,
+    lastUpdatedAt: r.last_updated_at,
+    versionNumber: r.version_number,
+  };
+  const startedAt = opt(r.started_at);
+  if (startedAt !== undefined) e.startedAt = startedAt;
+  if (r.force_canceled !== null) e.forceCanceled = r.force_canceled === 1;
+  const step = opt(r.step_timeout_at);
+  if (step !== undefined) e.stepTimeoutAt = step;
+  const inProgress = opt(r.in_progress_timeout_at);
+  if (inProgress !== undefined) e.inProgressTimeoutAt = inProgress;
+  return e;
+}
+
+const bool = (v: boolean | undefined): number | null => (v === undefined ? null : v ? 1 : 0);
+
+/** Pending = not terminal; the order of AWS's pending list: IN_PROGRESS first, then by queue time. */
+const PENDING_ORDER = `CASE status WHEN 'IN_PROGRESS' THEN 0 ELSE 1 END, queued_at, seq`;
+
+export class JobsStore {
+  readonly db: Database.Database;
+
+  constructor(dbPath: string) {
+    this.db = new Database(dbPath);
+    try {
+      if (dbPath !== ':memory:') this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(
+        `jobs database schema version ${version} is newer than this program understands (${SCHEMA_VERSION})`,
+      );
+    }
+    if (version < 1) {
+      this.db.transaction(() => {
+        this.db.exec(SCHEMA_V1);
+        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })();
+    }
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // ---- things ----
+
+  insertThing(t: ThingRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO things (thing_name, thing_arn, thing_id, attributes, version, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      )
+      .run(t.thingName, t.thingArn, t.thingId, JSON.stringify(t.attributes), t.version, t.createdAt);
+  }
+
+  getThing(thingName: string): ThingRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM things WHERE thing_name = ?').get(thingName) as
+      | ThingRow
+      | undefined;
+    return r === undefined ? undefined : toThing(r);
+  }
+
+  listThings(afterSeq: number, limit: number): Seq<ThingRecord>[] {
+    const rows = this.db
+      .prepare('SELECT * FROM things WHERE seq > ? ORDER BY seq LIMIT ?')
+      .all(afterSeq, limit) as ThingRow[];
+    return rows.map((r) => ({ seq: r.seq, item: toThing(r) }));
+  }
+
+  getNotifiedHead(thingName: string): string | null {
+    const r = this.db.prepare('SELECT notified_head FROM things WHERE thing_name = ?').get(thingName) as
+      | { notified_head: string | null }
+      | undefined;
+    return r?.notified_head ?? null;
+  }
+
+  setNotifiedHead(thingName: string, head: string | null): void {
+    this.db.prepare('UPDATE things SET notified_head = ? WHERE thing_name = ?').run(head, thingName);
+  }
+
+  // ---- groups ----
+
+  insertGroup(g: ThingGroupRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO thing_groups (thing_group_name, thing_group_arn, thing_group_id, description, version, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      )
+      .run(g.thingGroupName, g.thingGroupArn, g.thingGroupId, g.description ?? null, g.version, g.createdAt);
+  }
+
+  getGroup(name: string): ThingGroupRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM thing_groups WHERE thing_group_name = ?').get(name) as
+      | GroupRow
+      | undefined;
+    return r === undefined ? undefined : toGroup(r);
+  }
+
+  /** Returns false when the thing already was a member. */
+  addMember(groupName: string, thingName: string): boolean {
+    const r = this.db
+      .prepare('INSERT OR IGNORE INTO thing_group_members (thing_group_name, thing_name) VALUES (?, ?)')
+      .run(groupName, thingName);
+    return r.changes > 0;
+  }
+
+  listMembers(groupName: string, afterSeq: number, limit: number): Seq<string>[] {
+    const rows = this.db
+      .prepare(
+        'SELECT seq, thing_name FROM thing_group_members WHERE thing_group_name = ? AND seq > ? ORDER BY seq LIMIT ?',
+      )
+      .all(groupName, afterSeq, limit) as { seq: number; thing_name: string }[];
+    return rows.map((r) => ({ seq: r.seq, item: r.thing_name }));
+  }
+
+  allMembers(groupName: string): string[] {
+    const rows = this.db
+      .prepare('SELECT thing_name FROM thing_group_members WHERE thing_group_name = ? ORDER BY seq')
+      .all(groupName) as { thing_name: string }[];
+    return rows.map((r) => r.thing_name);
+  }
+
+  // ---- jobs ----
+
+  insertJob(j: JobRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO jobs (job_id, job_arn, targets, target_selection, document, document_source, description, status,
+           presigned_url_config, timeout_config, force_canceled, comment, reason_code, created_at, last_updated_at, completed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(...jobValues(j));
+  }
+
+  updateJob(j: JobRecord): void {
+    const [, , , , , , , status, , , forceCanceled, comment, reasonCode, , lastUpdatedAt, completedAt] =
+      jobValues(j);
+    this.db
+      .prepare(
+        `UPDATE jobs SET status = ?, force_canceled = ?, comment = ?, reason_code = ?, last_updated_at = ?, completed_at = ?
+         WHERE job_id = ?`,
+      )
+      .run(status, forceCanceled, comment, reasonCode, lastUpdatedAt, completedAt, j.jobId);
+  }
+
+  getJob(jobId: string): JobRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE job_id = ?').get(jobId) as JobRow | undefined;
+    return r === undefined ? undefined : toJob(r);
+  }
+
+  deleteJob(jobId: string): void {
+    this.db.prepare('DELETE FROM executions WHERE job_id = ?').run(jobId);
+    this.db.prepare('DELETE FROM jobs WHERE job_id = ?').run(jobId);
+  }
+
+  listJobs(
+    filter: { status?: JobStatus; targetSelection?: TargetSelection },
+    afterSeq: number,
+    limit: number,
+  ): Seq<JobRecord>[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM jobs WHERE seq > ? AND (? IS NULL OR status = ?) AND (? IS NULL OR target_selection = ?)
+         ORDER BY seq LIMIT ?`,
+      )
+      .all(
+        afterSeq,
+        filter.status ?? null,
+        filter.status ?? null,
+        filter.targetSelection ?? null,
+        filter.targetSelection ?? null,
+        limit,
+      ) as JobRow[];
+    return rows.map((r) => ({ seq: r.seq, item: toJob(r) }));
+  }
+
+  /** CONTINUOUS jobs still IN_PROGRESS: the ones that pick up things added to their groups later. */
+  activeContinuousJobs(): JobRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM jobs WHERE target_selection = 'CONTINUOUS' AND status = 'IN_PROGRESS' ORDER BY seq`,
+      )
+      .all() as JobRow[];
+    return rows.map(toJob);
+  }
+
+  // ---- executions ----
+
+  private nextExecutionSeq(): number {
+    const r = this.db
+      .prepare(`UPDATE counters SET value = value + 1 WHERE name = 'execution_seq' RETURNING value`)
+      .get() as { value: number };
+    return r.value;
+  }
+
+  insertExecution(e: ExecutionRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO executions (seq, job_id, thing_name, execution_number, status, status_details, queued_at, started_at,
+           last_updated_at, version_number, force_canceled, step_timeout_at, in_progress_timeout_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        this.nextExecutionSeq(),
+        e.jobId,
+        e.thingName,
+        e.executionNumber,
+        e.status,
+        JSON.stringify(e.statusDetails),
+        e.queuedAt,
+        e.startedAt ?? null,
+        e.lastUpdatedAt,
+        e.versionNumber,
+        bool(e.forceCanceled),
+        e.stepTimeoutAt ?? null,
+        e.inProgressTimeoutAt ?? null,
+      );
+  }
+
+  /**
+   * Writes an execution's mutable fields. Guarded by the previous versionNumber so a write based on a
+   * stale read can never move the version backwards.
+   */
+  updateExecution(e: ExecutionRecord, previousVersion: number): void {
+    if (e.versionNumber <= previousVersion) {
+      throw new StoreError(`versionNumber must increase (${previousVersion} → ${e.versionNumber})`);
+    }
+    const r = this.db
+      .prepare(
+        `UPDATE executions SET status = ?, status_details = ?, started_at = ?, last_updated_at = ?, version_number = ?,
+           force_canceled = ?, step_timeout_at = ?, in_progress_timeout_at = ?
+         WHERE job_id = ? AND thing_name = ? AND execution_number = ? AND version_number = ?`,
+      )
+      .run(
+        e.status,
+        JSON.stringify(e.statusDetails),
+        e.startedAt ?? null,
+        e.lastUpdatedAt,
+        e.versionNumber,
+        bool(e.forceCanceled),
+        e.stepTimeoutAt ?? null,
+        e.inProgressTimeoutAt ?? null,
+        e.jobId,
+        e.thingName,
+        e.executionNumber,
+        previousVersion,
+      );
+    if (r.changes !== 1) {
+      throw new StoreError(`execution ${e.jobId}/${e.thingName}#${e.executionNumber} changed concurrently`);
+    }
+  }
+
+  /** The given execution number, or the latest execution of the job on the thing. */
+  getExecution(jobId: string, thingName: string, executionNumber?: number): ExecutionRecord | undefined {
+    const r = (
+      executionNumber === undefined
+        ? this.db
+            .prepare(
+              'SELECT * FROM executions WHERE job_id = ? AND thing_name = ? ORDER BY execution_number DESC LIMIT 1',
+            )
+            .get(jobId, thingName)
+        : this.db
+            .prepare('SELECT * FROM executions WHERE job_id = ? AND thing_name = ? AND execution_number = ?')
+            .get(jobId, thingName, executionNumber)
+    ) as ExecutionRow | undefined;
+    return r === undefined ? undefined : toExecution(r);
+  }
+
+  /** Non-terminal executions of a thing in AWS's pending-list order (IN_PROGRESS first, then queue time). */
+  pendingForThing(thingName: string): ExecutionRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM executions WHERE thing_name = ? AND status IN ('QUEUED', 'IN_PROGRESS') ORDER BY ${PENDING_ORDER}`,
+      )
+      .all(thingName) as ExecutionRow[];
+    return rows.map(toExecution);
+  }
+
+  /** Non-terminal executions of a job. */
+  pendingForJob(jobId: string): ExecutionRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM executions WHERE job_id = ? AND status IN ('QUEUED', 'IN_PROGRESS') ORDER BY seq`,
+      )
+      .all(jobId) as ExecutionRow[];
+    return rows.map(toExecution);
+  }
+
+  listExecutionsForJob(jobId: string, status: ExecutionStatus | undefined, afterSeq: number, limit: number) {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM executions WHERE job_id = ? AND seq > ? AND (? IS NULL OR status = ?) ORDER BY seq LIMIT ?`,
+      )
+      .all(jobId, afterSeq, status ?? null, status ?? null, limit) as ExecutionRow[];
+    return rows.map((r): Seq<ExecutionRecord> => ({ seq: r.seq, item: toExecution(r) }));
+  }
+
+  listExecutionsForThing(
+    thingName: string,
+    filter: { status?: ExecutionStatus; jobId?: string },
+    afterSeq: number,
+    limit: number,
+  ): Seq<ExecutionRecord>[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM executions WHERE thing_name = ? AND seq > ? AND (? IS NULL OR status = ?) AND (? IS NULL OR job_id = ?)
+         ORDER BY seq LIMIT ?`,
+      )
+      .all(
+        thingName,
+        afterSeq,
+        filter.status ?? null,
+        filter.status ?? null,
+        filter.jobId ?? null,
+        filter.jobId ?? null,
+        limit,
+      ) as ExecutionRow[];
+    return rows.map((r) => ({ seq: r.seq, item: toExecution(r) }));
+  }
+
+  processDetails(jobId: string): JobProcessDetails {
+    const rows = this.db
+      .prepare('SELECT status, count(*) AS n FROM executions WHERE job_id = ? GROUP BY status')
+      .all(jobId) as { status: ExecutionStatus; n: number }[];
+    const n = (s: ExecutionStatus): number => rows.find((r) => r.status === s)?.n ?? 0;
+    return {
+      numberOfQueuedThings: n('QUEUED'),
+      numberOfInProgressThings: n('IN_PROGRESS'),
+      numberOfSucceededThings: n('SUCCEEDED'),
+      numberOfFailedThings: n('FAILED'),
+      numberOfRejectedThings: n('REJECTED'),
+      numberOfCanceledThings: n('CANCELED'),
+      numberOfTimedOutThings: n('TIMED_OUT'),
+      numberOfRemovedThings: n('REMOVED'),
+    };
+  }
+
+  countExecutions(jobId: string): { total: number; pending: number } {
+    return this.db
+      .prepare(
+        `SELECT count(*) AS total, coalesce(sum(status IN ('QUEUED', 'IN_PROGRESS')), 0) AS pending
+         FROM executions WHERE job_id = ?`,
+      )
+      .get(jobId) as { total: number; pending: number };
+  }
+
+  /** The earliest armed timer among IN_PROGRESS executions, if any. */
+  nextDeadline(): number | undefined {
+    const r = this.db
+      .prepare(
+        `SELECT min(min(coalesce(step_timeout_at, 9e18), coalesce(in_progress_timeout_at, 9e18))) AS d
+         FROM executions WHERE status = 'IN_PROGRESS'
+           AND (step_timeout_at IS NOT NULL OR in_progress_timeout_at IS NOT NULL)`,
+      )
+      .get() as { d: number | null };
+    return r.d === null ? undefined : r.d;
+  }
+
+  /** IN_PROGRESS executions whose step or in-progress timer has expired at `now`. */
+  expired(now: number): ExecutionRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM executions WHERE status = 'IN_PROGRESS'
+           AND ((step_timeout_at IS NOT NULL AND step_timeout_at <= ?) OR (in_progress_timeout_at IS NOT NULL AND in_progress_timeout_at <= ?))
+         ORDER BY seq`,
+      )
+      .all(now, now) as ExecutionRow[];
+    return rows.map(toExecution);
+  }
+}
+
+function jobValues(j: JobRecord) {
+  return [
+    j.jobId,
+    j.jobArn,
+    JSON.stringify(j.targets),
+    j.targetSelection,
+    j.document,
+    j.documentSource ?? null,
+    j.description ?? null,
+    j.status,
+    j.presignedUrlConfig === undefined ? null : JSON.stringify(j.presignedUrlConfig),
+    j.timeoutConfig === undefined ? null : JSON.stringify(j.timeoutConfig),
+    bool(j.forceCanceled),
+    j.comment ?? null,
+    j.reasonCode ?? null,
+    j.createdAt,
+    j.lastUpdatedAt,
+    j.completedAt ?? null,
+  ] as const;
+}
