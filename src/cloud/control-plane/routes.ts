@@ -37,6 +37,7 @@ export interface Route {
   operation: string;
   method: string;
   pattern: string;
+  /** May be async: CreateJob fetches a `documentSource` first. */
   handle(ctx: RouteContext, req: ApiRequest): unknown;
 }
 
@@ -233,10 +234,11 @@ export const ROUTES: readonly Route[] = [
     operation: 'CreateJob',
     method: 'PUT',
     pattern: '/jobs/{jobId}',
-    handle(ctx, req) {
+    async handle(ctx, req) {
       refuseUnsupported(req.body, CREATE_JOB_UNSUPPORTED, 'CreateJob');
       const b = parseBody(CreateJobBody, req.body);
-      const job = ctx.controlPlane.createJob({
+      // createJobAsync resolves a documentSource (S3 URL) through the service's fetcher, if it has one.
+      const job = await ctx.controlPlane.createJobAsync({
         jobId: label(req, 'jobId'),
         targets: b.targets,
         ...(b.document !== undefined && { document: b.document }),

@@ -148,7 +148,7 @@ export function createControlPlaneHandler(opts: ControlPlaneHandlerOptions): Con
       }
 
       const { route } = match;
-      const output = route.handle(ctx, { labels: match.labels, query, body });
+      const output = await route.handle(ctx, { labels: match.labels, query, body });
       logger.debug({ operation: route.operation, requestId }, 'control plane: ok');
       return {
         status: 200,
