@@ -621,9 +621,43 @@ describe('control plane over @aws-sdk/client-iot', () => {
     );
   });
 
+  test('names with ":" survive path encoding and signing', async () => {
+    const name = 'fleet:dev-9';
+    const t = await s.client.send(new CreateThingCommand({ thingName: name }));
+    assert.equal(t.thingArn, thingArn(name));
+    assert.equal((await s.client.send(new DescribeThingCommand({ thingName: name }))).thingName, name);
+    await s.client.send(
+      new CreateJobCommand({ jobId: 'job-colon', targets: [thingArn(name)], document: DOC }),
+    );
+    const ex = await s.client.send(new ListJobExecutionsForThingCommand({ thingName: name }));
+    assert.deepEqual(
+      ex.executionSummaries?.map((e) => e.jobId),
+      ['job-colon'],
+    );
+    const d = await s.client.send(new DescribeJobExecutionCommand({ jobId: 'job-colon', thingName: name }));
+    assert.equal(d.execution?.thingArn, thingArn(name));
+  });
+
+  test('documentSource without a document fetcher is refused with a clear message', async () => {
+    await rejects(
+      () =>
+        s.client.send(
+          new CreateJobCommand({
+            jobId: 'job-src',
+            targets: [thingArn('sensor-1')],
+            documentSource: 'https://s3.us-west-2.amazonaws.com/bucket/doc.json',
+          }),
+        ),
+      'InvalidRequestException',
+      /documentSource/,
+    );
+  });
+
   test('DescribeEndpoint returns the MQTT host', async () => {
     const r = await s.client.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }));
     assert.equal(r.endpointAddress, MQTT_HOST);
+    const legacy = await s.client.send(new DescribeEndpointCommand({}));
+    assert.equal(legacy.endpointAddress, MQTT_HOST);
     await rejects(
       () => s.client.send(new DescribeEndpointCommand({ endpointType: 'iot:CredentialProvider' })),
       'ResourceNotFoundException',
