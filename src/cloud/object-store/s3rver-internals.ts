@@ -90,5 +90,10 @@ interface AwsAccount {
 export const S3rver = require('s3rver') as S3rverCtor;
 export const FilesystemStore = require('s3rver/lib/stores/filesystem') as FilesystemStoreCtor;
 export const S3Object = require('s3rver/lib/models/object') as S3rverObjectCtor;
+export interface S3ErrorCtor {
+  new (code: string, message: string, detail?: Record<string, string>): Error;
+}
+/** lib/models/error.js: thrown from store methods, it becomes an S3 XML error response. */
+export const S3Error = require('s3rver/lib/models/error') as S3ErrorCtor;
 export const DUMMY_ACCOUNT = (require('s3rver/lib/models/account') as { DUMMY_ACCOUNT: AwsAccount })
   .DUMMY_ACCOUNT;

@@ -132,6 +132,36 @@ function parseRange(value: string): RangeSpec | null {
   return { kind: 'explicit', start, end };
 }
 
+const TARGET_ERRORS = {
+  bucket: 'The specified bucket is not valid.',
+  encoding: 'The request path is not valid percent-encoding.',
+  key: 'Object keys with "." or ".." path segments are not supported by the local store.',
+} as const;
+
+/**
+ * Bucket and key of a path-style request path, or what is wrong with it. s3rver maps keys onto file
+ * paths with path.join, so `..` segments (raw or %2E%2E / %2F-encoded) would reach outside its
+ * directory; they are refused (real S3 would store them as literal key names).
+ */
+function parseTarget(rawPath: string): { bucket?: string; key?: string } | keyof typeof TARGET_ERRORS {
+  const slash = rawPath.indexOf('/', 1);
+  const rawBucket = slash === -1 ? rawPath.slice(1) : rawPath.slice(1, slash);
+  const rawKey = slash === -1 ? undefined : rawPath.slice(slash + 1);
+  let bucket: string;
+  let key: string | undefined;
+  try {
+    bucket = decodeURIComponent(rawBucket);
+    key = rawKey === undefined ? undefined : decodeURIComponent(rawKey);
+  } catch {
+    return 'encoding';
+  }
+  if (bucket === '') return {};
+  if (!BUCKET_NAME.test(bucket)) return 'bucket';
+  if (key === undefined || key === '') return { bucket };
+  if (key.split('/').some((seg) => seg === '.' || seg === '..')) return 'key';
+  return { bucket, key };
+}
+
 /** Routes s3rver's winston-style (printf) log calls to pino at debug level; s3rver is chatty. */
 function pinoAdapter(logger: Logger): S3rverLogger {
   const child = logger.child({ component: 's3rver' });
@@ -192,6 +222,27 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
     const url = new URL(req.url ?? '/', 'http://store.invalid');
     const query = url.searchParams;
 
+    // The raw path, as Koa sees it (WHATWG URL would resolve %2E%2E segments away first).
+    const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
+    const target = parseTarget(rawPath);
+    if (typeof target === 'string') {
+      sendS3Error(
+        req,
+        res,
+        400,
+        target === 'bucket' ? 'InvalidBucketName' : 'InvalidArgument',
+        TARGET_ERRORS[target],
+      );
+      return;
+    }
+    const uploadId = query.get('uploadId');
+    if (uploadId !== null && !/^[0-9a-f]{32}$/.test(uploadId)) {
+      // s3rver joins uploadId into file paths (and removes that directory on completion): only its own
+      // format, randomBytes(16) as hex, is let through.
+      sendS3Error(req, res, 404, 'NoSuchUpload', 'The specified upload does not exist.');
+      return;
+    }
+
     const keyId = requestAccessKey(req, query);
     if (keyId === undefined) {
       sendS3Error(req, res, 403, 'AccessDenied', 'Anonymous access is not allowed');
@@ -246,11 +297,13 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
       if (range === null) delete req.headers.range;
       else if (range.kind === 'suffix') {
         // bytes=-N: the last N bytes (RFC 9110 §14.1.2). s3rver parses it as bytes=0-N.
-        const [, bucket = '', ...keyParts] = url.pathname.split('/');
-        const size = await store
-          .getMetadata(decodeURIComponent(bucket), decodeURIComponent(keyParts.join('/')))
-          .then((m) => Number(m['content-length']))
-          .catch(() => null);
+        const size =
+          target.key === undefined
+            ? null
+            : await store
+                .getMetadata(target.bucket ?? '', target.key)
+                .then((m) => Number(m['content-length']))
+                .catch(() => null);
         if (size === null)
           delete req.headers.range; // let s3rver answer NoSuchKey / NoSuchBucket
         else if (range.length === 0 || size === 0) {

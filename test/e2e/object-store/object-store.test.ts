@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -66,6 +67,27 @@ function deterministicStream(total: number, chunkSize = 1 << 20): Readable {
       produced += n;
       this.push(buf);
     },
+  });
+}
+
+/** A raw HTTP request whose path is sent byte for byte (fetch would normalize dot segments). */
+function rawRequest(
+  endpoint: string,
+  method: string,
+  path: string,
+  body?: string,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${endpoint}${path}`, { method, path }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        text += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
   });
 }
 
@@ -299,6 +321,32 @@ describe('object store (s3rver + front layer) with @aws-sdk/client-s3', () => {
     const r = await fetch(url.replace('X-Amz-Expires=60', 'X-Amz-Expires=3600'));
     assert.equal(r.status, 403);
     assert.match(await r.text(), /SignatureDoesNotMatch/);
+  });
+
+  test('paths that would leave the store directory are refused', async () => {
+    for (const path of [
+      `/${BUCKET}/%2E%2E/%2E%2E/escape.txt`,
+      `/${BUCKET}/a%2F..%2F..%2F..%2Fescape.txt`,
+      `/${BUCKET}/../escape.txt`,
+    ]) {
+      const r = await rawRequest(store.endpoint, 'PUT', path, 'x');
+      assert.equal(r.status, 400, path);
+      assert.match(r.text, /InvalidArgument/, path);
+    }
+    const badBucket = await rawRequest(store.endpoint, 'PUT', '/%2E%2E/escape.txt', 'x');
+    assert.equal(badBucket.status, 400);
+    assert.match(badBucket.text, /InvalidBucketName/);
+    const upload = await rawRequest(store.endpoint, 'POST', `/${BUCKET}/k?uploadId=..%2F..%2Fx`, '');
+    assert.equal(upload.status, 404);
+    assert.match(upload.text, /NoSuchUpload/);
+    await assert.rejects(access(join(dir, 'escape.txt')));
+    await assert.rejects(access(join(dir, '..', 'escape.txt')));
+    // The SDK sends a key's ".." segment as is; it is refused too.
+    await expectS3Error(
+      s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: '../escape.txt', Body: 'x' })),
+      'InvalidArgument',
+      400,
+    );
   });
 
   test('anonymous requests, unknown keys and wrong secrets are refused', async () => {
