@@ -15,7 +15,7 @@ const PYTHON = '/usr/bin/python3';
 const CREDS = { accessKeyId: 'AKIDBOTO3INTEROP', secretAccessKey: 'boto3-interop-secret' };
 const BUCKET = 'dev-korea-job';
 
-const SCRIPT = String.raw`
+const SCRIPT = `
 import hashlib, io, json, os, sys, urllib.request, urllib.error
 import boto3
 from botocore.config import Config
