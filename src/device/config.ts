@@ -1,0 +1,280 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { type Endpoints, readEndpoints } from '../shared/endpoints.ts';
+import { ConfigError, ValidationError } from '../shared/errors.ts';
+import { progressTopic, THING_NAME_PATTERN } from '../shared/topics.ts';
+import { isValidTimeZone } from './progress.ts';
+import { isValidVersion } from './version.ts';
+
+/**
+ * Agent configuration: zod schema → parse → normalise (paths resolved, defaults filled, the local stack's
+ * endpoints.json merged in). Sources, highest first: flags, `OTA_*` environment variables, a JSON config
+ * file, `--local <data-dir>`'s endpoints.json, defaults. The original JobProgress.py took -e -r -c -k -n
+ * (seed, 3-3); those map to endpoint, rootCa, cert, key, thingName.
+ */
+export type AgentMode = 'both' | 'publish' | 'subscribe';
+
+export interface AgentConfig {
+  /** MQTT host (AWS IoT ATS endpoint, or the local broker). */
+  endpoint: string;
+  port: number;
+  /** PEM text or a file path; omitted = Node's default trust store. */
+  rootCa?: string;
+  /** PEM text or a file path. */
+  cert: string;
+  key: string;
+  thingName: string;
+  /** MQTT client id; AWS IoT policies usually require it to equal the thing name. */
+  clientId: string;
+  /** publish: run jobs and publish progress; subscribe: only print the progress topic; both: both. */
+  mode: AgentMode;
+  /** Progress topic, default `CarVi/test/firmware/<thing>`. */
+  topic: string;
+  /** Used when `<stateDir>/state.json` has no version yet. */
+  currentVersion?: string;
+  downloadDir: string;
+  stateDir: string;
+  /** IANA zone for `OTA_start_time`. */
+  tz: string;
+  progressIntervalMs: number;
+  statusDetailsIntervalMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** The local stack's data dir, when running against `ota dev`. */
+  local?: string;
+  region?: string;
+  roleAlias?: string;
+  /** `https://<prefix>.credentials.iot.<region>.amazonaws.com` (reference section 5). */
+  credentialsEndpoint?: string;
+  /** S3 endpoint override (the local store). */
+  s3Endpoint?: string;
+  /** Static S3 credentials (the local stack's); otherwise the default chain or the IoT provider. */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Exit when start-next returns no execution. */
+  once: boolean;
+  /** MQTT keep-alive, seconds; AWS IoT accepts 30–1200 (reference section 3). */
+  keepaliveSec: number;
+  /** Timeout of one Jobs request before it is retried with a fresh clientToken. */
+  requestTimeoutMs: number;
+  /** Download retries without progress before the job fails. */
+  downloadRetries: number;
+}
+
+const positiveInt = (field: string, min: number, max: number) =>
+  z.coerce
+    .number({ error: `must be a number` })
+    .refine((n) => Number.isInteger(n) && n >= min && n <= max, { error: `must be an integer ${min}-${max}` })
+    .describe(field);
+
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
+  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+
+const RawSchema = z.object({
+  endpoint: z.string().min(1, { error: 'required' }),
+  port: z.coerce
+    .number({ error: 'must be 1-65535' })
+    .refine((n) => Number.isInteger(n) && n >= 1 && n <= 65535, { error: 'must be 1-65535' })
+    .default(8883),
+  rootCa: z.string().min(1).optional(),
+  cert: z.string().min(1, { error: 'required' }),
+  key: z.string().min(1, { error: 'required' }),
+  thingName: z.string().regex(THING_NAME_PATTERN, { error: `must match ${THING_NAME_PATTERN.source}` }),
+  clientId: z.string().min(1).max(128).optional(),
+  mode: z
+    .enum(['both', 'publish', 'subscribe'], { error: 'must be both, publish or subscribe' })
+    .default('publish'),
+  topic: z
+    .string()
+    .min(1)
+    .refine((t) => !/[#+]/.test(t) && Buffer.byteLength(t) <= 256, {
+      error: 'must be a topic name ≤ 256 bytes without wildcards',
+    })
+    .optional(),
+  currentVersion: z
+    .union([z.string(), z.number()])
+    .transform((v) => String(v))
+    .refine(isValidVersion, { error: 'must be a version like 41811019 or 1.2.3' })
+    .optional(),
+  downloadDir: z.string().min(1).default('firmware'),
+  stateDir: z.string().min(1).optional(),
+  tz: z
+    .string()
+    .refine(isValidTimeZone, { error: 'must be an IANA time zone like America/Chicago' })
+    .optional(),
+  progressIntervalMs: positiveInt('progressIntervalMs', 0, 3_600_000).default(1000),
+  statusDetailsIntervalMs: positiveInt('statusDetailsIntervalMs', 0, 3_600_000).default(10_000),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  local: z.string().min(1).optional(),
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, { error: 'must be an AWS region like us-west-2' })
+    .optional(),
+  roleAlias: z
+    .string()
+    .regex(/^[\w=,@-]{1,128}$/, { error: 'must be a role alias name' })
+    .optional(),
+  credentialsEndpoint: z.string().min(1).optional(),
+  s3Endpoint: z.url({ error: 'must be a URL' }).optional(),
+  s3AccessKeyId: z.string().min(1).optional(),
+  s3SecretAccessKey: z.string().min(1).optional(),
+  once: bool.default(false),
+  keepaliveSec: positiveInt('keepaliveSec', 30, 1200).default(60),
+  requestTimeoutMs: positiveInt('requestTimeoutMs', 100, 600_000).default(10_000),
+  downloadRetries: positiveInt('downloadRetries', 0, 100).default(5),
+});
+
+type RawKey = keyof typeof RawSchema.shape;
+const KEYS = Object.keys(RawSchema.shape) as RawKey[];
+
+/** `thingName` → `OTA_THING_NAME`. */
+export function envName(key: string): string {
+  return `OTA_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+}
+
+function pick(src: Record<string, unknown> | undefined): Partial<Record<RawKey, unknown>> {
+  const out: Partial<Record<RawKey, unknown>> = {};
+  if (!src) return out;
+  for (const k of KEYS) {
+    const v = src[k];
+    if (v !== undefined && v !== null && v !== '') out[k] = v;
+  }
+  return out;
+}
+
+function fromEnv(env: Record<string, string | undefined>): Partial<Record<RawKey, unknown>> {
+  const out: Partial<Record<RawKey, unknown>> = {};
+  for (const k of KEYS) {
+    const v = env[envName(k)];
+    if (v !== undefined && v !== '') out[k] = v;
+  }
+  return out;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new ConfigError(`${path}: config file not found`);
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`${path}: not a JSON object`, { cause: err });
+  }
+}
+
+function fromLocal(dataDir: string, thingName: unknown): Partial<Record<RawKey, unknown>> {
+  const ep: Endpoints = readEndpoints(dataDir);
+  const out: Partial<Record<RawKey, unknown>> = {
+    endpoint: ep.mqtt.host,
+    port: ep.mqtt.port,
+    rootCa: ep.rootCA,
+    region: ep.region,
+    s3Endpoint: ep.s3.endpoint,
+    s3AccessKeyId: ep.s3.accessKeyId,
+    s3SecretAccessKey: ep.s3.secretAccessKey,
+  };
+  if (typeof thingName === 'string') {
+    const t = ep.things[thingName];
+    if (!t) {
+      throw new ValidationError(
+        'thingName',
+        `"${thingName}" has no certificate in ${join(dataDir, 'endpoints.json')} (create it with \`ota thing create ${thingName}\`)`,
+      );
+    }
+    out.cert = t.cert;
+    out.key = t.key;
+  }
+  return out;
+}
+
+export interface ResolveAgentConfigInput {
+  /** Parsed CLI flags, camelCase keys (`thingName`, `rootCa`, ...). `config` names a JSON config file. */
+  flags?: Record<string, unknown>;
+  env?: Record<string, string | undefined>;
+  /** Path of a JSON config file (same keys as flags); `flags.config` / `OTA_CONFIG` also work. */
+  configFile?: string;
+  /** Base for relative paths; default process.cwd(). */
+  cwd?: string;
+}
+
+/**
+ * Merges flags > env > config file > local endpoints.json > defaults, validates, normalises. Throws
+ * ValidationError naming the field (`thingName: required`, `port: must be 1-65535`) or ConfigError for an
+ * unreadable file.
+ */
+export function resolveAgentConfig(input: ResolveAgentConfigInput): AgentConfig {
+  const cwd = input.cwd ?? process.cwd();
+  const env = input.env ?? {};
+  const flags = pick(input.flags);
+  const envv = fromEnv(env);
+  const cfgPath = input.configFile ?? (input.flags?.config as string | undefined) ?? env.OTA_CONFIG;
+  const file = cfgPath ? pick(readConfigFile(resolve(cwd, cfgPath))) : {};
+  const merged: Partial<Record<RawKey, unknown>> = { ...file, ...envv, ...flags };
+  if (merged.local !== undefined) {
+    const local = fromLocal(resolve(cwd, String(merged.local)), merged.thingName);
+    for (const [k, v] of Object.entries(local) as [RawKey, unknown][]) {
+      if (merged[k] === undefined) merged[k] = v;
+    }
+  }
+  const r = RawSchema.safeParse(merged);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const field = issue?.path.map(String).join('.') || '(config)';
+    const missing = merged[field as RawKey] === undefined;
+    throw new ValidationError(field, missing ? 'required' : (issue?.message ?? 'invalid'));
+  }
+  const c = r.data;
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
+  const pemOrPath = (p: string | undefined) =>
+    p === undefined ? undefined : p.includes('-----BEGIN') ? p : abs(p);
+  if ((c.s3AccessKeyId === undefined) !== (c.s3SecretAccessKey === undefined)) {
+    throw new ValidationError(
+      c.s3AccessKeyId ? 's3SecretAccessKey' : 's3AccessKeyId',
+      'required together with the other S3 key',
+    );
+  }
+  let credentialsEndpoint = c.credentialsEndpoint;
+  if (c.roleAlias && !credentialsEndpoint) {
+    // The local stack serves the credentials provider on its mTLS MQTT port (ALPN http/1.1).
+    if (c.local) credentialsEndpoint = `https://${c.endpoint}:${c.port}`;
+    else throw new ValidationError('credentialsEndpoint', 'required with roleAlias');
+  }
+  const downloadDir = abs(c.downloadDir);
+  const out: AgentConfig = {
+    endpoint: c.endpoint,
+    port: c.port,
+    cert: pemOrPath(c.cert) as string,
+    key: pemOrPath(c.key) as string,
+    thingName: c.thingName,
+    clientId: c.clientId ?? c.thingName,
+    mode: c.mode,
+    topic: c.topic ?? progressTopic(c.thingName),
+    downloadDir,
+    stateDir: c.stateDir ? abs(c.stateDir) : join(downloadDir, '.ota-state'),
+    tz: c.tz ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+    progressIntervalMs: c.progressIntervalMs,
+    statusDetailsIntervalMs: c.statusDetailsIntervalMs,
+    logLevel: c.logLevel,
+    once: c.once,
+    keepaliveSec: c.keepaliveSec,
+    requestTimeoutMs: c.requestTimeoutMs,
+    downloadRetries: c.downloadRetries,
+  };
+  if (c.rootCa) out.rootCa = pemOrPath(c.rootCa);
+  if (c.currentVersion) out.currentVersion = c.currentVersion;
+  if (c.local) out.local = abs(c.local);
+  const region = c.region ?? /\.iot\.([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com/.exec(c.endpoint)?.[1];
+  if (region) out.region = region;
+  if (c.roleAlias) out.roleAlias = c.roleAlias;
+  if (credentialsEndpoint) out.credentialsEndpoint = credentialsEndpoint;
+  if (c.s3Endpoint) out.s3Endpoint = c.s3Endpoint;
+  if (c.s3AccessKeyId && c.s3SecretAccessKey) {
+    out.s3Credentials = { accessKeyId: c.s3AccessKeyId, secretAccessKey: c.s3SecretAccessKey };
+  }
+  return out;
+}
+
+/** Reads a PEM given as text or a path. */
+export function readPem(v: string): string {
+  return v.includes('-----BEGIN') ? v : readFileSync(v, 'utf8');
+}

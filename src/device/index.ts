@@ -1,0 +1,55 @@
+/** Public API of the device agent (the `ota agent` CLI, `ota demo` and the fleet simulator build on it). */
+export {
+  type AgentEvent,
+  type AgentHandle,
+  type AgentOptions,
+  type AgentSummary,
+  type JobOutcome,
+  type JobSummary,
+  startAgent,
+} from './agent.ts';
+export {
+  type AgentConfig,
+  type AgentMode,
+  envName,
+  type ResolveAgentConfigInput,
+  readPem,
+  resolveAgentConfig,
+} from './config.ts';
+export { fetchIotCredentials, iotCredentialsProvider, type TemporaryCredentials } from './credentials.ts';
+export {
+  type DownloadOptions,
+  type DownloadResult,
+  type DownloadSource,
+  downloadFirmware,
+  HttpSource,
+  S3Source,
+} from './download.ts';
+export { DownloadError, type DownloadErrorKind, JobRejectedError, JobsRequestError } from './errors.ts';
+export {
+  type FirmwareDocument,
+  MAX_FIRMWARE_SIZE,
+  parseJobDocument,
+  type ResolvedSource,
+  resolveSource,
+} from './job-document.ts';
+export {
+  CONNECTION_TRANSITIONS,
+  type ConnectionState,
+  type JobExecution,
+  JobsClient,
+  type JobsClientOptions,
+} from './jobs-client.ts';
+export { type JobContext, OTA_STEPS, runSteps, type Step, type StepEnv, type StepName } from './pipeline.ts';
+export {
+  buildProgressMessage,
+  formatDuration,
+  formatPercent,
+  formatStartTime,
+  ORIGINAL_PROGRESS_KEYS,
+  ProgressThrottle,
+  pythonJsonDumps,
+  serializeProgress,
+} from './progress.ts';
+export { type AgentState, readState, writeState } from './state.ts';
+export { compareVersions, parseVersion } from './version.ts';

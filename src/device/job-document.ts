@@ -1,0 +1,230 @@
+import { basename, resolve, sep } from 'node:path';
+import { z } from 'zod';
+import { ValidationError } from '../shared/errors.ts';
+import { isPresignedUrl, parseS3Url } from '../shared/s3-url.ts';
+import { isValidVersion } from './version.ts';
+
+/** 64 GiB: well above any dashcam / Raspberry Pi image, low enough to catch a unit mix-up or garbage. */
+export const MAX_FIRMWARE_SIZE = 64 * 1024 ** 3;
+
+/**
+ * The job document of the original (seed, 3-2-1), plus two optional fields: `sha256` (integrity, checked
+ * after download) and `name` (shown as "Firmware version" in progress messages). Unknown fields are
+ * ignored so an operator can add metadata without breaking older agents.
+ */
+/** zod v4 error map: a missing field says `required`, a wrong one says what it must be. */
+const must = (text: string) => (iss: { input?: unknown }) => (iss.input === undefined ? 'required' : text);
+
+const FirmwareSchema = z.object({
+  version: z
+    .union([z.string(), z.number()], { error: must('must be a string') })
+    .transform((v) => String(v).trim())
+    .refine((v) => isValidVersion(v), { error: 'must be a version like 41811020, 1.2.10 or 1.0.0-rc.1' }),
+  size: z
+    .number({ error: 'must be a positive integer' })
+    .refine((n) => Number.isSafeInteger(n) && n > 0, { error: 'must be a positive integer' })
+    .refine((n) => n <= MAX_FIRMWARE_SIZE, { error: `must be at most ${MAX_FIRMWARE_SIZE} bytes (64 GiB)` }),
+  region: z
+    .string({ error: must('must be a string') })
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, { error: 'must be an AWS region like us-west-2' }),
+  url: z
+    .string({ error: must('must be a string') })
+    .min(1, { error: 'must not be empty' })
+    .max(4096, { error: 'too long' }),
+  sha256: z
+    .string({ error: must('must be a string') })
+    .regex(/^[0-9a-fA-F]{64}$/, { error: 'must be 64 hex characters' })
+    .transform((s) => s.toLowerCase())
+    .optional(),
+  name: z
+    .string({ error: must('must be a string') })
+    .min(1)
+    .max(256)
+    .optional(),
+});
+
+const DocumentSchema = z.object({
+  firmware: z.object(FirmwareSchema.shape, { error: must('must be an object') }),
+});
+
+export type FirmwareDocument = z.infer<typeof FirmwareSchema>;
+
+/** Validates a job document; throws ValidationError whose field is the path (`firmware.size`). */
+export function parseJobDocument(doc: unknown): FirmwareDocument {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ValidationError('jobDocument', 'must be a JSON object');
+  }
+  const r = DocumentSchema.safeParse(doc);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const path = issue?.path.map(String).join('.') || 'jobDocument';
+    throw new ValidationError(path, issue?.message ?? 'invalid');
+  }
+  return r.data.firmware;
+}
+
+export type ResolvedSource =
+  | {
+      kind: 's3';
+      bucket: string;
+      key: string;
+      region: string;
+      url: string;
+      fileName: string;
+      firmwareName: string;
+    }
+  | {
+      kind: 'http';
+      url: URL;
+      presigned: boolean;
+      /** Known when the URL is an S3 (or local S3) object URL, for the printed sections. */
+      bucket?: string;
+      key?: string;
+      region: string;
+      fileName: string;
+      firmwareName: string;
+    };
+
+export interface ResolveOptions {
+  downloadDir: string;
+  /** The local S3 endpoint (http://127.0.0.1:port): its path-style URLs are S3 objects too. */
+  s3Endpoint?: string;
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|::1)$/i;
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK.test(hostname);
+}
+
+/**
+ * Raw path segments before the WHATWG parser normalises them: `new URL('https://h/b/../etc')` silently
+ * becomes `/etc`, which would change the bucket, so `..` must be caught on the raw text.
+ */
+function rawPathSegments(input: string): string[] {
+  const afterScheme = input.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
+  const path = afterScheme.split(/[?#]/)[0] ?? '';
+  return path.split('/').map((s) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  });
+}
+
+function checkKey(key: string): void {
+  if (key.startsWith('/'))
+    throw new ValidationError('firmware.url', 'object key must not be absolute (leading "/")');
+  if (key.split('/').some((s) => s === '..' || s === '.')) {
+    throw new ValidationError('firmware.url', 'object key must not contain "." or ".." segments');
+  }
+  if (key.length === 0 || key.endsWith('/'))
+    throw new ValidationError('firmware.url', 'must name an object, not a folder');
+}
+
+/** basename, restricted to a portable character set; never `.`/`..`/empty. */
+export function sanitizeFileName(name: string): string {
+  const base = basename(name.replace(/\\/g, '/'));
+  const clean = base.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 200);
+  if (clean === '' || /^\.+$/.test(clean))
+    throw new ValidationError('firmware.url', 'does not end in a usable file name');
+  return clean;
+}
+
+function parentFolder(key: string): string | undefined {
+  const parts = key.split('/').filter(Boolean);
+  return parts.length >= 2 ? parts[parts.length - 2] : undefined;
+}
+
+/** The local path of `fileName` inside `downloadDir`, refusing anything that would land outside it. */
+export function localPathFor(downloadDir: string, fileName: string): string {
+  const dir = resolve(downloadDir);
+  const p = resolve(dir, fileName);
+  if (!p.startsWith(dir + sep))
+    throw new ValidationError('firmware.url', 'file name escapes the download directory');
+  return p;
+}
+
+/**
+ * Where to fetch the firmware from (seed 3-3: the original split the URL into bucket and key for boto3):
+ * - `s3://`, path-style and virtual-hosted S3 URLs without a signature → S3 GetObject (device credentials);
+ * - presigned URLs (X-Amz-Signature, reference section 4) and other https URLs → plain HTTPS GET;
+ * - http only to loopback hosts (the local stack); any other scheme is refused.
+ */
+export function resolveSource(doc: FirmwareDocument, opts: ResolveOptions): ResolvedSource {
+  const raw = doc.url.trim();
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ValidationError('firmware.url', 'not a valid URL');
+  }
+  if (!['s3:', 'https:', 'http:'].includes(url.protocol)) {
+    throw new ValidationError(
+      'firmware.url',
+      `scheme ${url.protocol.replace(':', '')} is not allowed (s3, https, or http to loopback)`,
+    );
+  }
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    throw new ValidationError('firmware.url', 'plain http is only allowed to a loopback host; use https');
+  }
+  if (url.username || url.password) throw new ValidationError('firmware.url', 'must not carry credentials');
+  const segs = rawPathSegments(raw);
+  if (segs.some((s) => s === '..' || s === '.')) {
+    throw new ValidationError('firmware.url', 'must not contain "." or ".." path segments');
+  }
+
+  let loc = parseS3Url(raw);
+  if (!loc && opts.s3Endpoint && url.protocol !== 's3:') {
+    // The local stack's S3 endpoint is path-style: http://127.0.0.1:<port>/<bucket>/<key>.
+    const ep = new URL(opts.s3Endpoint);
+    if (ep.host === url.host) {
+      const path = url.pathname.replace(/^\//, '');
+      const slash = path.indexOf('/');
+      if (slash > 0) {
+        loc = {
+          bucket: decodeURIComponent(path.slice(0, slash)),
+          key: decodeURIComponent(path.slice(slash + 1)),
+        };
+      }
+    }
+  }
+  const presigned = isPresignedUrl(raw);
+  if (loc) {
+    checkKey(loc.key);
+    const fileName = sanitizeFileName(loc.key);
+    localPathFor(opts.downloadDir, fileName);
+    const firmwareName = doc.name ?? parentFolder(loc.key) ?? doc.version;
+    const region = loc.region ?? doc.region;
+    if (presigned) {
+      return {
+        kind: 'http',
+        url,
+        presigned,
+        bucket: loc.bucket,
+        key: loc.key,
+        region,
+        fileName,
+        firmwareName,
+      };
+    }
+    return { kind: 's3', bucket: loc.bucket, key: loc.key, region, url: raw, fileName, firmwareName };
+  }
+  if (url.protocol === 's3:')
+    throw new ValidationError('firmware.url', 's3:// URL must be s3://<bucket>/<key>');
+  const path = url.pathname;
+  if (path.includes('//')) throw new ValidationError('firmware.url', 'path must not contain empty segments');
+  const decoded = segs.join('/');
+  checkKey(decoded.replace(/^\//, ''));
+  const fileName = sanitizeFileName(decoded);
+  localPathFor(opts.downloadDir, fileName);
+  return {
+    kind: 'http',
+    url,
+    presigned,
+    region: doc.region,
+    fileName,
+    firmwareName: doc.name ?? parentFolder(decoded) ?? doc.version,
+  };
+}
