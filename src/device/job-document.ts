@@ -21,7 +21,7 @@ const FirmwareSchema = z.object({
     .transform((v) => String(v).trim())
     .refine((v) => isValidVersion(v), { error: 'must be a version like 41811020, 1.2.10 or 1.0.0-rc.1' }),
   size: z
-    .number({ error: 'must be a positive integer' })
+    .number({ error: must('must be a positive integer') })
     .refine((n) => Number.isSafeInteger(n) && n > 0, { error: 'must be a positive integer' })
     .refine((n) => n <= MAX_FIRMWARE_SIZE, { error: `must be at most ${MAX_FIRMWARE_SIZE} bytes (64 GiB)` }),
   region: z
