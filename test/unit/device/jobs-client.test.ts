@@ -192,7 +192,9 @@ describe('JobsClient against a real aedes broker over mTLS', () => {
           }
         }, 10);
       });
-      for (const id of Object.keys(w.broker.clients)) w.broker.clients[id]?.close();
+      // aedes keeps connected clients in `clients` (not in its .d.ts)
+      const clients = (w.broker as unknown as { clients: Record<string, { close(): void }> }).clients;
+      for (const id of Object.keys(clients)) clients[id]?.close();
       await ready2;
       assert.deepEqual(states, ['connecting', 'connected', 'reconnecting', 'connecting', 'connected']);
       assert.equal(w.log.filter((l) => l === `sub ${P}/notify-next`).length, subsBefore + 1, 'resubscribed');
