@@ -28,6 +28,8 @@ export interface JobSummary {
   reason?: string;
   version?: string;
   fileName?: string;
+  /** How the firmware was fetched: S3 GetObject or a plain HTTP(S) GET (presigned URL). */
+  sourceKind?: 's3' | 'http';
   path?: string;
   bytes: number;
   sha256?: string;
@@ -545,7 +547,10 @@ class Agent {
   ): Promise<void> {
     const doc = ctx.document;
     if (doc) summary.version = doc.version;
-    if (ctx.source) summary.fileName = ctx.source.fileName;
+    if (ctx.source) {
+      summary.fileName = ctx.source.fileName;
+      summary.sourceKind = ctx.source.kind;
+    }
     const d = ctx.download;
     if (d) {
       Object.assign(summary, {
