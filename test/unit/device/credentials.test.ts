@@ -13,7 +13,7 @@ test('IoT credentials provider: mTLS + ALPN http/1.1 + thing header; cached and 
   const dir = await mkdtemp(join(tmpdir(), 'ota-cred-'));
   const ca = await ensureLocalCa(join(dir, 'certs'), { hosts: ['127.0.0.1'] });
   const thing = await ca.issueClientCert('Cam_7');
-  const seen: { path?: string; thing?: string; alpn?: string | false; cn?: string }[] = [];
+  const seen: { path?: string; thing?: string; alpn?: string | false | null; cn?: string }[] = [];
   let n = 0;
   const server = createServer(
     {
