@@ -485,6 +485,7 @@ class Agent {
         progress?.update(done, total);
         statusThrottle?.update(done, total);
       },
+      onDownloadEnd: (_c, d) => progress?.finish(d.bytes, d.bytes),
       ...(this.opts.install ? { install: this.opts.install } : {}),
     };
 
@@ -501,8 +502,6 @@ class Agent {
             ...(err ? { error: errorMessage(err) } : {}),
           }),
       });
-      const d = ctx.download;
-      if (d) progress?.finish(d.bytes, d.bytes);
     } catch (err) {
       error = err;
     }
@@ -601,6 +600,12 @@ class Agent {
     }
     const reason = errorMessage(error);
     summary.reason = reason;
+    // The job ends here (FAILED/REJECTED): nothing is in flight any more.
+    const ended = (status: 'FAILED' | 'REJECTED') =>
+      writeState(this.cfg.stateDir, {
+        currentVersion: this.currentVersion,
+        lastJob: { jobId: ctx.jobId, status, at: new Date().toISOString() },
+      }).catch(() => {});
     if (error instanceof JobRejectedError) {
       try {
         await jobs.update(
@@ -612,6 +617,7 @@ class Agent {
           }),
         );
         summary.status = 'REJECTED';
+        await ended('REJECTED');
         return;
       } catch (err) {
         // IN_PROGRESS → REJECTED is UNCONFIRMED on AWS (reference section 2): fall back to FAILED.
@@ -620,6 +626,7 @@ class Agent {
     }
     await jobs.update(ctx.jobId, 'FAILED', sanitizeStatusDetails({ reason }));
     summary.status = 'FAILED';
+    await ended('FAILED');
   }
 }
 

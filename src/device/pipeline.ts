@@ -53,6 +53,8 @@ export interface StepEnv {
   describe: (jobId: string) => Promise<JobExecution | undefined>;
   onDownloadStart?: (ctx: JobContext, offset: number) => void;
   onProgress: (ctx: JobContext, done: number, total: number) => void;
+  /** After the atomic rename: the final "100.0 %" message goes out here. */
+  onDownloadEnd?: (ctx: JobContext, result: DownloadResult) => void;
   /** A later install/rollback step plugs in here; the default does nothing. */
   install?: (ctx: JobContext & { path: string }) => Promise<void>;
 }
@@ -173,6 +175,7 @@ export const downloadStep: Step = {
         return env.openSource(fresh);
       },
     });
+    env.onDownloadEnd?.(ctx, ctx.download);
   },
 };
 
