@@ -233,17 +233,17 @@ export async function runSteps(
   for (const step of steps) {
     const t0 = Date.now();
     hooks.onStepStart?.(step.name);
-    log.debug({ jobId: ctx.jobId, step: step.name }, 'step start');
+    log.debug({ step: step.name }, 'step start');
     try {
       await step.run(ctx, env);
     } catch (err) {
       const ms = Date.now() - t0;
       hooks.onStepEnd?.(step.name, ms, err);
-      log.info({ jobId: ctx.jobId, step: step.name, ms, err: (err as Error).message }, 'step failed');
+      log.info({ step: step.name, ms, err: (err as Error).message }, 'step failed');
       throw err;
     }
     const ms = Date.now() - t0;
     hooks.onStepEnd?.(step.name, ms);
-    log.info({ jobId: ctx.jobId, step: step.name, ms }, 'step done');
+    log.info({ step: step.name, ms }, 'step done');
   }
 }

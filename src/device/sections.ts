@@ -56,6 +56,22 @@ export function pythonBytesRepr(buf: Buffer): string {
   return `b${String.fromCharCode(q)}${out}${String.fromCharCode(q)}`;
 }
 
+/** The document as printed: presigned URLs lose their query (a bearer credential until it expires). */
+export function redactDocument(v: unknown): unknown {
+  if (typeof v === 'string') {
+    if (!/[?&]X-Amz-Signature=/i.test(v)) return v;
+    const q = v.indexOf('?');
+    return `${v.slice(0, q)}?<presigned>`;
+  }
+  if (Array.isArray(v)) return v.map(redactDocument);
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, redactDocument(x)]),
+    );
+  }
+  return v;
+}
+
 export function jobInfoSection(info: {
   jobId: string;
   status: string;
@@ -66,7 +82,7 @@ export function jobInfoSection(info: {
   const lines = ['===== [Job Info] =====', `Job name: ${info.jobId}`, `Status: ${info.status}`];
   if (info.size !== undefined) lines.push(`Size: ${info.size}`);
   if (info.documentSource) lines.push('Document Source:', info.documentSource);
-  lines.push('Document:', pythonRepr(info.document));
+  lines.push('Document:', pythonRepr(redactDocument(info.document)));
   return `${lines.join('\n')}\n\n`;
 }
 
