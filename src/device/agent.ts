@@ -233,6 +233,7 @@ class Agent {
           if (resumed) this.wake(); // notifications may have been missed while offline
         },
         onStateChange: (state) => this.emit({ type: 'connection', state }),
+        onError: (err) => this.emit({ type: 'error', error: `mqtt: ${err.message}` }),
       });
       this.jobs = jobs;
       await Promise.race([jobs.start(), this.stopped()]);

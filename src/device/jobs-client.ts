@@ -67,6 +67,8 @@ export interface JobsClientOptions {
   /** Every time the client is connected and subscribed; `resumed` = not the first connection. */
   onReady?: (info: { resumed: boolean; sessionPresent: boolean }) => void;
   onStateChange?: (state: ConnectionState) => void;
+  /** Connection-level errors (TLS refused, CONNACK refused, socket errors); the client keeps retrying. */
+  onError?: (err: Error) => void;
   random?: () => number;
   logger?: Logger;
 }
@@ -184,7 +186,10 @@ export class JobsClient {
       this.onConnect(connack.sessionPresent === true);
     });
     client.on('message', (topic, payload) => this.dispatch(topic, payload));
-    client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'));
+    client.on('error', (err) => {
+      this.log.warn({ err: err.message }, 'mqtt error');
+      this.opts.onError?.(err);
+    });
     client.on('close', () => this.onClose());
     return this.whenReady();
   }

@@ -240,3 +240,43 @@ describe('device agent against the local AWS IoT stack', () => {
     assert.match(run.out.text(), /from topic:\nCarVi\/test\/firmware\/Cam_queue\n=====/);
   });
 });
+
+describe('device agent: resume across a restart', () => {
+  let w: World;
+  after(async () => {
+    await w.close();
+  });
+  test('stopped mid-download → execution stays IN_PROGRESS, .part kept; a new agent resumes with Range', async () => {
+    w = await startWorld();
+    const big = await putFirmware(w, 'firmware/big_1.0/big.img', 24 * 1024 * 1024);
+    const thing = 'Cam_reboot';
+    const config = await agentConfig(w, thing, { once: true, progressIntervalMs: 0 });
+    await createJob(
+      w,
+      thing,
+      'big-job',
+      firmwareDoc(w, big.length, { sha256: sha256(big) }, 'firmware/big_1.0/big.img'),
+    );
+    let stopRequested = false;
+    const first = runAgent(config, (e) => {
+      if (e.type === 'progress' && e.bytes > 0 && !stopRequested) {
+        stopRequested = true;
+        void first.handle.stop();
+      }
+    });
+    const s1 = await first.done;
+    assert.equal(s1.jobs[0]?.status, 'INTERRUPTED');
+    assert.equal((await describeExecution(w, thing, 'big-job'))?.status, 'IN_PROGRESS');
+    const part = join(config.downloadDir, 'big.img.part');
+    assert.ok(existsSync(part));
+    assert.equal(existsSync(join(config.downloadDir, 'big.img')), false);
+    assert.equal((await readState(config.stateDir)).inFlight?.jobId, 'big-job');
+
+    const s2 = await runAgent(config).done;
+    const job = s2.jobs[0]!;
+    assert.equal(job.status, 'SUCCEEDED', job.reason);
+    assert.ok((job.resumedFrom ?? 0) > 0, 'resumed from the .part');
+    assert.equal(sha256(readFileSync(join(config.downloadDir, 'big.img'))), sha256(big));
+    assert.equal((await describeExecution(w, thing, 'big-job'))?.status, 'SUCCEEDED');
+  });
+});
