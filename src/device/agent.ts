@@ -590,12 +590,12 @@ class Agent {
       return;
     }
     if (signal.aborted || error instanceof AbortedError) {
-      if (jobSignal.aborted) {
-        summary.status = 'CANCELED';
-        summary.reason = errorMessage(jobSignal.reason ?? error);
-      } else {
+      if (this.stopAc.signal.aborted || !jobSignal.aborted) {
         summary.status = 'INTERRUPTED';
         summary.reason = 'agent stopped; the execution stays IN_PROGRESS and resumes after a restart';
+      } else {
+        summary.status = 'CANCELED';
+        summary.reason = errorMessage(jobSignal.reason ?? error);
       }
       return;
     }

@@ -1,4 +1,5 @@
 import * as https from 'node:https';
+import { isIP } from 'node:net';
 import { OtaError } from '../shared/errors.ts';
 
 export interface TemporaryCredentials {
@@ -62,7 +63,7 @@ export function fetchIotCredentials(opts: IotCredentialsProviderOptions): Promis
       cert: opts.cert,
       key: opts.key,
       ALPNProtocols: ['http/1.1'],
-      servername: base.hostname,
+      ...(isIP(base.hostname) ? {} : { servername: base.hostname }),
       timeout: opts.timeoutMs ?? 10_000,
       agent: false,
     };

@@ -359,6 +359,17 @@ class PartWriter extends Writable {
     );
   }
 
+  private inflight: Promise<void> | undefined;
+
+  /**
+   * Resolves once no write is in flight. A failing source destroys this stream while an fs.writev may
+   * still be running; its bytes land on disk and are counted when it completes, so the resume offset
+   * (and the hash) must be read only after this.
+   */
+  settled(): Promise<void> {
+    return this.inflight ?? Promise.resolve();
+  }
+
   private writeAll(bufs: Buffer[], cb: (err?: Error | null) => void): void {
     let len = 0;
     for (const b of bufs) len += b.length;
@@ -366,7 +377,13 @@ class PartWriter extends Writable {
       cb(new DownloadError('size', `received more than the expected ${this.limit} bytes`));
       return;
     }
+    let release: () => void = () => {};
+    this.inflight = new Promise<void>((r) => {
+      release = r;
+    });
     fs.writev(this.fd, bufs, this.written, (err, n) => {
+      this.inflight = undefined;
+      release();
       if (err) return cb(err);
       if (n !== len) {
         // Short write (disk full?): count nothing of this batch; the resume re-requests it.
@@ -525,6 +542,7 @@ export async function downloadFirmware(opts: DownloadOptions): Promise<DownloadR
         try {
           await pipeline(opened.body, writer, { signal });
         } finally {
+          await writer.settled();
           offset = writer.written;
           result.bytesReceived += offset - start;
         }
@@ -533,7 +551,10 @@ export async function downloadFirmware(opts: DownloadOptions): Promise<DownloadR
         }
         break;
       } catch (err) {
-        if (writer) offset = writer.written;
+        if (writer) {
+          await writer.settled();
+          offset = writer.written;
+        }
         const c = classify(err);
         if (c === 'abort' || signal.aborted) throw new AbortedError('download aborted', { cause: err });
         if (!c) throw err;

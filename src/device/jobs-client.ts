@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { AbortedError, OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
@@ -176,7 +177,8 @@ export class JobsClient {
       connectTimeout: 30_000,
       cert: o.cert,
       key: o.key,
-      servername: o.servername ?? o.host,
+      // SNI must be a host name, never an IP address (RFC 6066 section 3).
+      ...(o.servername || !isIP(o.host) ? { servername: o.servername ?? o.host } : {}),
       rejectUnauthorized: true,
       ...(o.ca ? { ca: o.ca } : {}),
     };

@@ -20,6 +20,8 @@ interface FileServer {
   /** Destroy the socket after this many body bytes, for the next `cuts` requests. */
   cutAfter: number;
   cuts: number;
+  /** Destroy the socket right after queueing the bytes (they may arrive partly, mid-write). */
+  cutHard?: boolean;
   /** Serve this many bytes while claiming Content-Length = content.length (premature end). */
   onRequest?: (req: IncomingMessage, res: ServerResponse) => boolean;
   close(): Promise<void>;
@@ -63,6 +65,11 @@ async function startFileServer(content: Buffer): Promise<FileServer> {
       fsrv.cuts--;
       const n = Math.min(fsrv.cutAfter, slice.length);
       rec.sent = n;
+      if (fsrv.cutHard) {
+        res.write(slice.subarray(0, n));
+        setImmediate(() => res.socket?.destroy());
+        return;
+      }
       res.write(slice.subarray(0, n), () => {
         // give the bytes time to reach the client, then cut the connection mid-body
         setTimeout(() => res.socket?.destroy(), 20);
@@ -160,6 +167,30 @@ describe('downloadFirmware over HTTP', () => {
       // every byte the server sent before a cut reached the disk except at most one chunk per cut
       assert.ok(totalSent - SIZE <= 3 * 64 * 1024, `re-sent ${totalSent - SIZE} bytes`);
       assert.equal(res.requests, 4);
+    } finally {
+      await teardown();
+    }
+  });
+
+  test('hard cuts while a disk write is in flight: resume offset and sha256 stay right', async () => {
+    await setup();
+    try {
+      srv.cuts = 8;
+      srv.cutAfter = 333_333;
+      srv.cutHard = true;
+      const res = await downloadFirmware({
+        source: new HttpSource(new URL(srv.url)),
+        dir,
+        fileName: 'fw.img',
+        expectedSize: SIZE,
+        sha256: sha(content),
+        baseDelayMs: 1,
+        maxDelayMs: 2,
+        highWaterMark: 16 * 1024,
+      });
+      assert.equal(res.sha256, sha(content));
+      assert.equal(sha(readFileSync(join(dir, 'fw.img'))), sha(content));
+      assert.ok(res.requests >= 2);
     } finally {
       await teardown();
     }
