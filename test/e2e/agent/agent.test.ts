@@ -6,6 +6,7 @@ import { ORIGINAL_PROGRESS_KEYS } from '../../../src/device/progress.ts';
 import { readState } from '../../../src/device/state.ts';
 import {
   agentConfig,
+  cancelJob,
   createJob,
   cuttingProxy,
   describeExecution,
@@ -212,6 +213,38 @@ describe('device agent against the local AWS IoT stack', () => {
     assert.equal(sha256(readFileSync(join(config.downloadDir, 'cv150_ubifs.img'))), sha256(firmware));
   });
 
+  test('a job cancelled (force) mid-download → the agent drops it, leaves no file, takes the next job', async () => {
+    const thing = 'Cam_cancel';
+    const proxy = await cuttingProxy(w.stack.endpoints.s3.endpoint, 0, 0, 10);
+    try {
+      const config = await agentConfig(w, thing, {
+        once: true,
+        s3Endpoint: proxy.url,
+        progressIntervalMs: 0,
+      });
+      await createJob(w, thing, 'cancel-me', firmwareDoc(w, SIZE));
+      await createJob(w, thing, 'after-cancel', firmwareDoc(w, SIZE, { version: '41811021' }));
+      let cancelled = false;
+      const run = runAgent(config, (e) => {
+        if (e.type === 'progress' && e.jobId === 'cancel-me' && e.bytes > 0 && !cancelled) {
+          cancelled = true;
+          void cancelJob(w, 'cancel-me');
+        }
+      });
+      const summary = await run.done;
+      assert.deepEqual(
+        summary.jobs.map((j) => [j.jobId, j.status]),
+        [
+          ['cancel-me', 'CANCELED'],
+          ['after-cancel', 'SUCCEEDED'],
+        ],
+      );
+      assert.equal((await describeExecution(w, thing, 'cancel-me'))?.status, 'CANCELED');
+    } finally {
+      await proxy.close();
+    }
+  });
+
   test('two jobs queued while idle → processed in order through notify-next', async () => {
     const thing = 'Cam_queue';
     const key2 = 'firmware/CV150-C3_0.6.7/cv150_ubifs.img';
@@ -242,20 +275,21 @@ describe('device agent against the local AWS IoT stack', () => {
 });
 
 describe('device agent: resume across a restart', () => {
-  let w: World;
+  let w: World | undefined;
   after(async () => {
-    await w.close();
+    await w?.close();
   });
   test('stopped mid-download → execution stays IN_PROGRESS, .part kept; a new agent resumes with Range', async () => {
-    w = await startWorld();
-    const big = await putFirmware(w, 'firmware/big_1.0/big.img', 24 * 1024 * 1024);
+    const world = await startWorld();
+    w = world;
+    const big = await putFirmware(world, 'firmware/big_1.0/big.img', 24 * 1024 * 1024);
     const thing = 'Cam_reboot';
-    const config = await agentConfig(w, thing, { once: true, progressIntervalMs: 0 });
+    const config = await agentConfig(world, thing, { once: true, progressIntervalMs: 0 });
     await createJob(
       w,
       thing,
       'big-job',
-      firmwareDoc(w, big.length, { sha256: sha256(big) }, 'firmware/big_1.0/big.img'),
+      firmwareDoc(world, big.length, { sha256: sha256(big) }, 'firmware/big_1.0/big.img'),
     );
     let stopRequested = false;
     const first = runAgent(config, (e) => {
@@ -266,7 +300,7 @@ describe('device agent: resume across a restart', () => {
     });
     const s1 = await first.done;
     assert.equal(s1.jobs[0]?.status, 'INTERRUPTED');
-    assert.equal((await describeExecution(w, thing, 'big-job'))?.status, 'IN_PROGRESS');
+    assert.equal((await describeExecution(world, thing, 'big-job'))?.status, 'IN_PROGRESS');
     const part = join(config.downloadDir, 'big.img.part');
     assert.ok(existsSync(part));
     assert.equal(existsSync(join(config.downloadDir, 'big.img')), false);
@@ -277,6 +311,6 @@ describe('device agent: resume across a restart', () => {
     assert.equal(job.status, 'SUCCEEDED', job.reason);
     assert.ok((job.resumedFrom ?? 0) > 0, 'resumed from the .part');
     assert.equal(sha256(readFileSync(join(config.downloadDir, 'big.img'))), sha256(big));
-    assert.equal((await describeExecution(w, thing, 'big-job'))?.status, 'SUCCEEDED');
+    assert.equal((await describeExecution(world, thing, 'big-job'))?.status, 'SUCCEEDED');
   });
 });

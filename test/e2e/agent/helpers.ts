@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
+  CancelJobCommand,
   CreateJobCommand,
   DescribeJobExecutionCommand,
   DescribeThingCommand,
@@ -85,6 +86,10 @@ export async function createJob(
       ...extra,
     }),
   );
+}
+
+export async function cancelJob(w: World, jobId: string) {
+  await w.iot.send(new CancelJobCommand({ jobId, force: true }));
 }
 
 export async function describeExecution(w: World, thing: string, jobId: string) {
@@ -184,7 +189,7 @@ export async function operatorSubscriber(
  * A loopback TCP proxy in front of the S3 store that cuts the first `cuts` upstream→client streams after
  * `cutAfter` bytes, and records each request's head (to see the Range headers).
  */
-export async function cuttingProxy(upstream: string, cutAfter: number, cuts: number) {
+export async function cuttingProxy(upstream: string, cutAfter: number, cuts: number, delayMs = 0) {
   const up = new URL(upstream);
   const heads: string[] = [];
   let remainingCuts = cuts;
@@ -208,6 +213,15 @@ export async function cuttingProxy(upstream: string, cutAfter: number, cuts: num
       upstreamSock.write(d);
     });
     upstreamSock.on('data', (d: Buffer) => {
+      if (delayMs > 0) {
+        // slow link: hold each chunk back (order kept: the upstream is paused meanwhile)
+        upstreamSock.pause();
+        setTimeout(() => {
+          if (!client.destroyed) client.write(d);
+          upstreamSock.resume();
+        }, delayMs);
+        return;
+      }
       if (cutThis && sent + d.length > cutAfter) {
         client.write(d.subarray(0, Math.max(0, cutAfter - sent)));
         client.destroy();
