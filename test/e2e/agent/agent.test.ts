@@ -245,6 +245,19 @@ describe('device agent against the local AWS IoT stack', () => {
     }
   });
 
+  test('roleAlias: S3 credentials from the IoT credentials provider on the mTLS port', async () => {
+    const thing = 'Cam_role';
+    const config = await agentConfig(w, thing, { once: true, roleAlias: 'ota-firmware-download' });
+    assert.equal(
+      config.credentialsEndpoint,
+      `https://${w.stack.endpoints.mqtt.host}:${w.stack.endpoints.mqtt.port}`,
+    );
+    await createJob(w, thing, 'role-job', firmwareDoc(w, SIZE, { sha256: sha256(firmware) }));
+    const summary = await runAgent(config).done;
+    assert.equal(summary.jobs[0]?.status, 'SUCCEEDED', summary.jobs[0]?.reason);
+    assert.equal(summary.jobs[0]?.sourceKind, 's3');
+  });
+
   test('two jobs queued while idle → processed in order through notify-next', async () => {
     const thing = 'Cam_queue';
     const key2 = 'firmware/CV150-C3_0.6.7/cv150_ubifs.img';
