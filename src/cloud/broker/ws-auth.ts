@@ -1,0 +1,116 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { IOT_WS_SERVICE, MAX_WS_PRESIGN_EXPIRES_SEC, SIGV4_QUERY_PARAMS } from '../../shared/ws-url.ts';
+
+/**
+ * Server side of AWS IoT's WebSocket authentication: the upgrade request's URL carries a SigV4
+ * query-string presign (service `iotdevicegateway`); we recompute it with the configured credentials and
+ * compare. Signing lives in src/shared/ws-url.ts (re-exported here for cloud-side callers).
+ */
+export { presignWebSocketUrl } from '../../shared/ws-url.ts';
+
+export interface WsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  region: string;
+}
+
+export type WsAuthResult = { ok: true; accessKeyId: string } | { ok: false; reason: string };
+
+/** Clock skew tolerated for a signature dated in the future (SigV4 services allow 5 minutes). */
+const DEFAULT_MAX_SKEW_SEC = 300;
+
+const fail = (reason: string): WsAuthResult => ({ ok: false, reason });
+
+function parseAmzDate(s: string): Date | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, se] = m.map(Number) as [number, number, number, number, number, number, number];
+  const date = new Date(Date.UTC(y, mo - 1, d, h, mi, se));
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+/**
+ * Verifies the SigV4 presign on a WebSocket upgrade request. Rejects a missing, malformed, wrongly-scoped
+ * (other key, region or service), expired, future-dated or wrong signature; never throws.
+ */
+export async function verifyPresignedWebSocketRequest(
+  req: { url?: string | undefined; headers: IncomingHttpHeaders },
+  creds: WsCredentials,
+  opts: { now?: Date; maxClockSkewSec?: number } = {},
+): Promise<WsAuthResult> {
+  try {
+    const host = req.headers.host;
+    if (!host) return fail('missing Host header');
+    const url = new URL(req.url ?? '/', `http://${host}`);
+    const p = url.searchParams;
+    const algorithm = p.get('X-Amz-Algorithm');
+    const credential = p.get('X-Amz-Credential');
+    const amzDate = p.get('X-Amz-Date');
+    const expires = p.get('X-Amz-Expires');
+    const signedHeaders = p.get('X-Amz-SignedHeaders');
+    const signature = p.get('X-Amz-Signature');
+    if (!algorithm || !credential || !amzDate || !expires || !signedHeaders || !signature) {
+      return fail('missing SigV4 query parameters');
+    }
+    if (algorithm !== 'AWS4-HMAC-SHA256') return fail('unsupported X-Amz-Algorithm');
+    const [akid, scopeDate, region, service, terminator, ...extra] = credential.split('/');
+    if (extra.length > 0 || terminator !== 'aws4_request') return fail('malformed X-Amz-Credential');
+    if (akid !== creds.accessKeyId) return fail('unknown access key');
+    if (region !== creds.region) return fail('wrong region in credential scope');
+    if (service !== IOT_WS_SERVICE) return fail('wrong service in credential scope');
+    const signingDate = parseAmzDate(amzDate);
+    if (!signingDate || scopeDate !== amzDate.slice(0, 8)) return fail('malformed X-Amz-Date');
+    if (!/^\d+$/.test(expires)) return fail('malformed X-Amz-Expires');
+    const expiresIn = Number(expires);
+    if (expiresIn < 1 || expiresIn > MAX_WS_PRESIGN_EXPIRES_SEC) return fail('X-Amz-Expires out of range');
+    if (!/^[0-9a-f]{64}$/.test(signature)) return fail('malformed X-Amz-Signature');
+
+    const now = (opts.now ?? new Date()).getTime();
+    const skewMs = (opts.maxClockSkewSec ?? DEFAULT_MAX_SKEW_SEC) * 1000;
+    if (now + skewMs < signingDate.getTime()) return fail('signature not yet valid');
+    if (now > signingDate.getTime() + expiresIn * 1000) return fail('signature expired');
+
+    const headerNames = signedHeaders.split(';');
+    if (!headerNames.includes('host')) return fail('host header must be signed');
+    const headers: Record<string, string> = {};
+    for (const name of headerNames) {
+      const v = req.headers[name];
+      if (v === undefined) return fail(`signed header ${name} missing`);
+      headers[name] = Array.isArray(v) ? v.join(',') : v;
+    }
+    const query: Record<string, string | string[]> = {};
+    const dropped = new Set<string>(SIGV4_QUERY_PARAMS);
+    for (const [k, v] of p) {
+      if (dropped.has(k)) continue;
+      const prev = query[k];
+      if (prev === undefined) query[k] = v;
+      else query[k] = Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    const request = new HttpRequest({
+      method: 'GET',
+      protocol: 'http:',
+      hostname: url.hostname,
+      path: url.pathname,
+      query,
+      headers,
+    });
+    const signer = new SignatureV4({
+      credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
+      region: creds.region,
+      service: IOT_WS_SERVICE,
+      sha256: Sha256,
+    });
+    const expected = (await signer.presign(request, { expiresIn, signingDate })).query?.['X-Amz-Signature'];
+    if (typeof expected !== 'string') return fail('could not compute signature');
+    const a = Buffer.from(expected, 'utf8');
+    const b = Buffer.from(signature, 'utf8');
+    if (a.length !== b.length || !timingSafeEqual(a, b)) return fail('signature mismatch');
+    return { ok: true, accessKeyId: akid };
+  } catch (err) {
+    return fail(`unverifiable request: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
