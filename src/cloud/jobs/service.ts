@@ -350,9 +350,18 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
   // ---------------------------------------------------------------- device side (Jobs MQTT API)
 
   const topicService: TopicService = {
+    /**
+     * Device → service request topics only. The service → device topics (`notify`, `notify-next`,
+     * `.../accepted`, `.../rejected`) are not claimed: the broker forwards claimed topics to the service
+     * instead of subscribers, and these must reach the device.
+     */
     claims(topic: string): boolean {
       const parts = topic.split('/');
-      return parts.length >= 5 && parts[0] === '$aws' && parts[1] === 'things' && parts[3] === 'jobs';
+      if (parts.length < 5 || parts[0] !== '$aws' || parts[1] !== 'things' || parts[3] !== 'jobs')
+        return false;
+      const last = parts[parts.length - 1];
+      if (last === 'accepted' || last === 'rejected') return false;
+      return !(parts.length === 5 && (last === 'notify' || last === 'notify-next'));
     },
     onPublish(from: ClientIdentity, topic: string, payload: Buffer): void {
       if (closed) return;

@@ -606,6 +606,17 @@ describe('jobs service: device flow', () => {
       only(await h.request('car-1', 'get', {}), T('car-1', 'get/accepted'));
       assert.equal(h.svc.topicService.claims('$aws/things/car-1/jobs/get'), true);
       assert.equal(h.svc.topicService.claims('$aws/things/car-1/jobs/j1/update'), true);
+      assert.equal(h.svc.topicService.claims('$aws/things/car-1/jobs/bogus'), true);
+      // Service → device topics are not claimed, so the broker delivers them to subscribers.
+      for (const t of [
+        'notify',
+        'notify-next',
+        'get/accepted',
+        'start-next/rejected',
+        'j1/update/accepted',
+      ]) {
+        assert.equal(h.svc.topicService.claims(`$aws/things/car-1/jobs/${t}`), false, t);
+      }
       assert.equal(h.svc.topicService.claims('$aws/things/car-1/shadow/get'), false);
       assert.equal(h.svc.topicService.claims('CarVi/test/firmware/car-1'), false);
     } finally {
