@@ -1,16 +1,16 @@
 import { Sha256 } from '@aws-crypto/sha256-js';
-import { HttpRequest } from '@smithy/protocol-http';
-import { SignatureV4 } from '@smithy/signature-v4';
 
 /**
  * SigV4 query-string presigning of an MQTT-over-WebSocket URL, the way AWS IoT Core authenticates
- * WebSocket clients ("MQTT over the WebSocket protocol" → "Signing AWS IoT requests with SigV4" in the
- * AWS IoT developer guide): the signature lives in the URL of the upgrade request, service
- * `iotdevicegateway`, only the `host` header signed, and a session token (if any) appended AFTER signing
- * as `X-Amz-Security-Token` (AWS IoT's documented quirk).
+ * WebSocket clients (AWS IoT developer guide, "MQTT over the WebSocket protocol" → "Signing AWS IoT
+ * requests with Signature Version 4"): the signature travels in the URL of the upgrade request, service
+ * `iotdevicegateway`, only the `host` header is signed, the payload hash is that of the empty string, and a
+ * session token (if any) is appended AFTER signing as `X-Amz-Security-Token` (AWS IoT's documented quirk).
  *
  * Lives in src/shared so the device/operator side (the `watch` command, the browser dashboard) can sign
- * without importing cloud code. Pure JS SHA-256 (@aws-crypto/sha256-js) keeps it usable in a browser bundle.
+ * without importing cloud code. It is synchronous (pure-JS SHA-256 from @aws-crypto/sha256-js, usable in a
+ * browser bundle) so it fits MQTT.js's synchronous `transformWsUrl` hook, which lets a client sign a fresh
+ * URL on every reconnect. The broker verifies with @smithy/signature-v4, an independent implementation.
  */
 
 export const IOT_WS_SERVICE = 'iotdevicegateway';
@@ -25,7 +25,7 @@ export interface WsSigningCredentials {
   sessionToken?: string;
 }
 
-/** The query parameters that SigV4 presigning adds (they are not part of the signed input themselves). */
+/** The query parameters SigV4 presigning adds (never part of the application's own query). */
 export const SIGV4_QUERY_PARAMS = [
   'X-Amz-Algorithm',
   'X-Amz-Credential',
@@ -36,45 +36,109 @@ export const SIGV4_QUERY_PARAMS = [
   'X-Amz-Security-Token',
 ] as const;
 
-/** Parses a `ws:`/`wss:` (or http/https) URL into the request shape SigV4 signs. */
-export function toSignableRequest(url: URL, headers: Record<string, string> = {}): HttpRequest {
-  const query: Record<string, string | string[]> = {};
-  for (const [k, v] of url.searchParams) {
-    const prev = query[k];
-    if (prev === undefined) query[k] = v;
-    else query[k] = Array.isArray(prev) ? [...prev, v] : [prev, v];
-  }
-  return new HttpRequest({
-    method: 'GET',
-    protocol: url.protocol,
-    hostname: url.hostname,
-    ...(url.port ? { port: Number(url.port) } : {}),
-    path: url.pathname || '/',
-    query,
-    headers: { host: url.host, ...headers },
-  });
+const ALGORITHM = 'AWS4-HMAC-SHA256';
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** RFC 3986 encoding as SigV4 wants it (encodeURIComponent leaves !'()* alone). */
+function escapeUri(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-/** Serialises a query record the way SigV4 canonicalises it (RFC 3986 encoding). */
-export function encodeQuery(query: Record<string, string | string[] | null>): string {
-  const enc = (s: string) =>
-    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  const parts: string[] = [];
-  for (const key of Object.keys(query).sort()) {
-    const value = query[key];
-    if (value === null || value === undefined) parts.push(enc(key));
-    else if (Array.isArray(value)) for (const v of [...value].sort()) parts.push(`${enc(key)}=${enc(v)}`);
-    else parts.push(`${enc(key)}=${enc(value)}`);
+const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+function sha256Hex(data: string): string {
+  const h = new Sha256();
+  h.update(utf8(data));
+  return hex(h.digestSync());
+}
+
+function hmac(key: Uint8Array, data: string): Uint8Array {
+  const h = new Sha256(key);
+  h.update(utf8(data));
+  return h.digestSync();
+}
+
+/** `20181025T223916Z` and `20181025` for a date. */
+function amzDates(d: Date): { amzDate: string; dateStamp: string } {
+  const amzDate = d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
+  return { amzDate, dateStamp: amzDate.slice(0, 8) };
+}
+
+/** SigV4 canonical URI for non-S3 services: dot segments resolved, each segment URI-encoded. */
+function canonicalPath(path: string): string {
+  const segments: string[] = [];
+  for (const seg of path.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') segments.pop();
+    else segments.push(seg);
   }
-  return parts.join('&');
+  const normalised = `${path.startsWith('/') ? '/' : ''}${segments.join('/')}${
+    segments.length > 0 && path.endsWith('/') ? '/' : ''
+  }`;
+  return escapeUri(normalised).replace(/%2F/g, '/');
+}
+
+/** SigV4 canonical query string: pairs sorted by encoded key, then by value. */
+function canonicalQuery(pairs: [string, string][]): string {
+  return pairs
+    .map(([k, v]) => [escapeUri(k), escapeUri(v)] as const)
+    .sort(([ak, av], [bk, bv]) => (ak < bk ? -1 : ak > bk ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
 }
 
 /**
- * Returns `url` with a SigV4 presign for AWS IoT's WebSocket endpoint. `url` is e.g.
- * `ws://127.0.0.1:8083/mqtt` (the local stack's `endpoints.json` `ws.url`) or
- * `wss://<prefix>-ats.iot.<region>.amazonaws.com/mqtt`. Sign a fresh URL for every (re)connection —
- * MQTT.js's `transformWsUrl` option is the hook for that.
+ * Returns `url` with a SigV4 presign for AWS IoT's WebSocket endpoint, synchronously. `url` is e.g. the
+ * local stack's `endpoints.json` `ws.url` (`ws://127.0.0.1:<port>/mqtt`) or
+ * `wss://<prefix>-ats.iot.<region>.amazonaws.com/mqtt`.
  */
+export function presignWebSocketUrlSync(
+  url: string,
+  creds: WsSigningCredentials,
+  region: string,
+  expiresInSec: number = DEFAULT_WS_PRESIGN_EXPIRES_SEC,
+  signingDate: Date = new Date(),
+): string {
+  const u = new URL(url);
+  const expires = Math.min(Math.max(1, Math.floor(expiresInSec)), MAX_WS_PRESIGN_EXPIRES_SEC);
+  const { amzDate, dateStamp } = amzDates(signingDate);
+  const scope = `${dateStamp}/${region}/${IOT_WS_SERVICE}/aws4_request`;
+  const reserved = new Set<string>(SIGV4_QUERY_PARAMS);
+  const pairs: [string, string][] = [...u.searchParams].filter(([k]) => !reserved.has(k));
+  pairs.push(
+    ['X-Amz-Algorithm', ALGORITHM],
+    ['X-Amz-Credential', `${creds.accessKeyId}/${scope}`],
+    ['X-Amz-Date', amzDate],
+    ['X-Amz-Expires', String(expires)],
+    ['X-Amz-SignedHeaders', 'host'],
+  );
+  const query = canonicalQuery(pairs);
+  const canonicalRequest = [
+    'GET',
+    canonicalPath(u.pathname || '/'),
+    query,
+    `host:${u.host}`,
+    '',
+    'host',
+    EMPTY_SHA256,
+  ].join('\n');
+  const stringToSign = [ALGORITHM, amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
+  let key = hmac(utf8(`AWS4${creds.secretAccessKey}`), dateStamp);
+  key = hmac(key, region);
+  key = hmac(key, IOT_WS_SERVICE);
+  key = hmac(key, 'aws4_request');
+  const signature = hex(hmac(key, stringToSign));
+  let qs = `${query}&X-Amz-Signature=${signature}`;
+  // AWS IoT: the security token is appended after the signature is computed, never signed.
+  if (creds.sessionToken) qs += `&X-Amz-Security-Token=${escapeUri(creds.sessionToken)}`;
+  return `${u.protocol}//${u.host}${u.pathname}?${qs}`;
+}
+
+/** Promise-returning form of {@link presignWebSocketUrlSync} (same arguments, same result). */
 export async function presignWebSocketUrl(
   url: string,
   creds: WsSigningCredentials,
@@ -82,20 +146,5 @@ export async function presignWebSocketUrl(
   expiresInSec: number = DEFAULT_WS_PRESIGN_EXPIRES_SEC,
   signingDate: Date = new Date(),
 ): Promise<string> {
-  const u = new URL(url);
-  const signer = new SignatureV4({
-    credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
-    region,
-    service: IOT_WS_SERVICE,
-    sha256: Sha256,
-  });
-  const signed = await signer.presign(toSignableRequest(u), {
-    expiresIn: Math.min(Math.max(1, Math.floor(expiresInSec)), MAX_WS_PRESIGN_EXPIRES_SEC),
-    signingDate,
-  });
-  const query: Record<string, string | string[] | null> = { ...signed.query };
-  let qs = encodeQuery(query);
-  // AWS IoT: the security token is appended after the signature is computed, never signed.
-  if (creds.sessionToken) qs += `&X-Amz-Security-Token=${encodeURIComponent(creds.sessionToken)}`;
-  return `${u.protocol}//${u.host}${u.pathname}?${qs}`;
+  return presignWebSocketUrlSync(url, creds, region, expiresInSec, signingDate);
 }

@@ -14,6 +14,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
 import mqtt, { type MqttClient } from 'mqtt';
 import { canPublish, canSubscribe } from '../../../src/cloud/broker/acl.ts';
 import { getRequestIdentity, startBroker } from '../../../src/cloud/broker/broker.ts';
@@ -21,7 +24,7 @@ import type { ClientIdentity, RunningBroker } from '../../../src/cloud/broker/ty
 import { verifyPresignedWebSocketRequest } from '../../../src/cloud/broker/ws-auth.ts';
 import { createCredentialsHandler } from '../../../src/cloud/credentials/provider.ts';
 import { createEphemeralCa, ensureLocalCa, type LocalCa } from '../../../src/cloud/pki/pki.ts';
-import { presignWebSocketUrl } from '../../../src/shared/ws-url.ts';
+import { presignWebSocketUrl, presignWebSocketUrlSync } from '../../../src/shared/ws-url.ts';
 
 const REGION = 'us-west-2';
 const WS_CREDS = { accessKeyId: 'AKIDBROKERTEST', secretAccessKey: 'broker-test-secret', region: REGION };
@@ -295,12 +298,18 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
   });
 
   test('WebSocket with a valid SigV4 presign connects as the operator', async () => {
-    const url = await presignWebSocketUrl(`ws://127.0.0.1:${broker.wsPort}/mqtt`, WS_CREDS, REGION);
-    const client = await mqtt.connectAsync(url, {
+    // transformWsUrl is MQTT.js's (synchronous) hook to sign a fresh URL on every (re)connection.
+    let signed = 0;
+    const client = await mqtt.connectAsync(`ws://127.0.0.1:${broker.wsPort}/mqtt`, {
       protocolVersion: 4,
       reconnectPeriod: 0,
       connectTimeout: 5000,
+      transformWsUrl: (url) => {
+        signed++;
+        return presignWebSocketUrlSync(url, WS_CREDS, REGION);
+      },
     });
+    assert.equal(signed, 1);
     const ws = wrap(client);
     open.push(ws);
     await ws.client.subscribeAsync(`${PREFIX}/+`, { qos: 1 });
@@ -355,6 +364,37 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
     assert.notEqual(tampered, good);
     assert.equal(await upgradeStatus(tampered), 403);
     assert.equal(await upgradeStatus(good), 101);
+  });
+
+  test('the synchronous signer agrees with @smithy/signature-v4', async () => {
+    const date = new Date('2026-01-02T03:04:05Z');
+    const ours = presignWebSocketUrlSync('ws://127.0.0.1:8083/mqtt?x=1&a=b c', WS_CREDS, REGION, 600, date);
+    const signer = new SignatureV4({
+      credentials: WS_CREDS,
+      region: REGION,
+      service: 'iotdevicegateway',
+      sha256: Sha256,
+    });
+    const reference = await signer.presign(
+      new HttpRequest({
+        method: 'GET',
+        protocol: 'ws:',
+        hostname: '127.0.0.1',
+        port: 8083,
+        path: '/mqtt',
+        query: { x: '1', a: 'b c' },
+        headers: { host: '127.0.0.1:8083' },
+      }),
+      { expiresIn: 600, signingDate: date },
+    );
+    const q = new URL(ours).searchParams;
+    assert.equal(q.get('X-Amz-Signature'), reference.query?.['X-Amz-Signature']);
+    assert.equal(
+      q.get('X-Amz-Credential'),
+      `${WS_CREDS.accessKeyId}/20260102/${REGION}/iotdevicegateway/aws4_request`,
+    );
+    assert.equal(q.get('X-Amz-Date'), '20260102T030405Z');
+    assert.equal(q.get('a'), 'b c');
   });
 
   test('presign verification: session token appended after signing is accepted; other hosts are not', async () => {
