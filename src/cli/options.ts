@@ -1,12 +1,13 @@
 import { InvalidArgumentError, Option } from 'commander';
+import type { Target } from '../operator/clients.ts';
 import type { Endpoints } from '../shared/endpoints.ts';
 import { readEndpoints, resolveDataDir } from '../shared/endpoints.ts';
-import type { Target } from '../operator/clients.ts';
 
 export function parsePort(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${flag}: must be 0-65535`);
+    if (!Number.isInteger(n) || n < 0 || n > 65535)
+      throw new InvalidArgumentError(`${flag}: must be 0-65535`);
     return n;
   };
 }
@@ -21,7 +22,6 @@ export function parsePositiveInt(flag: string) {
 
 export const dataDirOption = () =>
   new Option('--data-dir <dir>', 'local stack data dir (env OTA_DATA_DIR)').default(undefined, '.ota');
-
 
 /** `--aws` targets AWS itself (default credential chain, AWS_REGION / --region, AWS_PROFILE / --profile). */
 export const awsOptions = () => [

@@ -69,6 +69,13 @@ export class FleetProgressView {
     );
   }
 
+  /** Prints text above the bars (or plainly, off a terminal). */
+  log(text: string): void {
+    const t = text.endsWith('\n') ? text : `${text}\n`;
+    if (this.multibar) this.multibar.log(t);
+    else this.out.write(t);
+  }
+
   stop(): void {
     this.multibar?.stop();
   }

@@ -12,7 +12,7 @@ import type { RunningBroker } from './broker/types.ts';
 import { startControlPlane } from './control-plane/server.ts';
 import { createCredentialsHandler } from './credentials/provider.ts';
 import { createJobsService, type JobsService } from './jobs/service.ts';
-import { startObjectStore, type RunningObjectStore } from './object-store/store.ts';
+import { type RunningObjectStore, startObjectStore } from './object-store/store.ts';
 import { ensureLocalCa, type LocalCa } from './pki/pki.ts';
 
 /**
@@ -69,7 +69,10 @@ function loadOrCreateCredentials(dataDir: string): LocalCredentials {
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as LocalCredentials;
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
   const id = [...randomBytes(16)].map((b) => alphabet[b % 32]).join('');
-  const creds = { accessKeyId: `AKIALOCAL${id.slice(0, 11)}`, secretAccessKey: randomBytes(30).toString('base64') };
+  const creds = {
+    accessKeyId: `AKIALOCAL${id.slice(0, 11)}`,
+    secretAccessKey: randomBytes(30).toString('base64'),
+  };
   writeFileSync(file, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
   return creds;
 }
@@ -207,7 +210,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         throw new OtaError('OTA_VALIDATION', `thingName: must match ${THING_NAME_PATTERN.source}`);
       }
       if (thingName === OPERATOR_IDENTITY) {
-        throw new OtaError('OTA_VALIDATION', `thingName: "${OPERATOR_IDENTITY}" is reserved for the operator identity`);
+        throw new OtaError(
+          'OTA_VALIDATION',
+          `thingName: "${OPERATOR_IDENTITY}" is reserved for the operator identity`,
+        );
       }
       if (!isRegisteredThing(thingName)) jobs.controlPlane.createThing({ thingName });
       const issued = await ca.issueClientCert(thingName);
@@ -249,7 +255,10 @@ export async function createLocalThing(
     throw new OtaError('OTA_VALIDATION', `thingName: must match ${THING_NAME_PATTERN.source}`);
   }
   if (thingName === OPERATOR_IDENTITY) {
-    throw new OtaError('OTA_VALIDATION', `thingName: "${OPERATOR_IDENTITY}" is reserved for the operator identity`);
+    throw new OtaError(
+      'OTA_VALIDATION',
+      `thingName: "${OPERATOR_IDENTITY}" is reserved for the operator identity`,
+    );
   }
   await register(thingName);
   const ca = await ensureLocalCa(join(resolve(dataDir), 'certs'));

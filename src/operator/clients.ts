@@ -6,7 +6,9 @@ import type { Endpoints } from '../shared/endpoints.ts';
  * Where operator tools send their AWS calls: the local stack (endpoints.json) or AWS itself, where the
  * SDK's default credential chain and region settings (AWS_PROFILE, AWS_REGION, ~/.aws/config) apply.
  */
-export type Target = { kind: 'local'; endpoints: Endpoints } | { kind: 'aws'; region?: string; profile?: string };
+export type Target =
+  | { kind: 'local'; endpoints: Endpoints }
+  | { kind: 'aws'; region?: string; profile?: string };
 
 export function iotClientFor(target: Target): IoTClient {
   if (target.kind === 'local') {

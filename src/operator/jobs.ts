@@ -10,9 +10,9 @@ import {
   type IoTClient,
   type JobExecutionStatus,
   type JobExecutionSummaryForJob,
+  type JobSummary,
   ListJobExecutionsForJobCommand,
   ListJobsCommand,
-  type JobSummary,
 } from '@aws-sdk/client-iot';
 import { ValidationError } from '../shared/errors.ts';
 import { JOB_ID_PATTERN } from '../shared/topics.ts';
@@ -60,10 +60,14 @@ export async function createJob(iot: IoTClient, req: CreateJobRequest) {
     try {
       JSON.parse(document);
     } catch (err) {
-      throw new ValidationError('document', `${req.documentFile} is not valid JSON: ${(err as Error).message}`);
+      throw new ValidationError(
+        'document',
+        `${req.documentFile} is not valid JSON: ${(err as Error).message}`,
+      );
     }
   }
-  if (!document && !req.documentSource) throw new ValidationError('document', 'give --document FILE or --document-source URL');
+  if (!document && !req.documentSource)
+    throw new ValidationError('document', 'give --document FILE or --document-source URL');
 
   const input: CreateJobCommandInput = {
     jobId: req.jobId,
@@ -104,7 +108,11 @@ export async function listJobs(iot: IoTClient, opts: { status?: string } = {}): 
   return jobs;
 }
 
-export async function cancelJob(iot: IoTClient, jobId: string, opts: { force?: boolean; comment?: string } = {}) {
+export async function cancelJob(
+  iot: IoTClient,
+  jobId: string,
+  opts: { force?: boolean; comment?: string } = {},
+) {
   return iot.send(new CancelJobCommand({ jobId, force: opts.force, comment: opts.comment }));
 }
 

@@ -112,7 +112,9 @@ export function watchProgress(
       client.subscribe(topic, { qos: 1 }, (err, granted) => {
         if (err) return reject(err);
         if (granted?.some((g) => g.qos === 128)) {
-          return reject(new OtaError('OTA_SUBSCRIBE_DENIED', `subscription to ${topic} was refused by the broker`));
+          return reject(
+            new OtaError('OTA_SUBSCRIBE_DENIED', `subscription to ${topic} was refused by the broker`),
+          );
         }
         opts.onConnect?.();
         resolve();

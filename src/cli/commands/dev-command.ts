@@ -12,11 +12,24 @@ export function registerDevCommand(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--mqtt-port <port>', 'MQTT over TLS port', parsePort('--mqtt-port'), DEV_DEFAULT_PORTS.mqtt)
     .option('--ws-port <port>', 'MQTT over WebSocket port', parsePort('--ws-port'), DEV_DEFAULT_PORTS.ws)
-    .option('--iot-port <port>', 'IoT control-plane HTTP port', parsePort('--iot-port'), DEV_DEFAULT_PORTS.iot)
+    .option(
+      '--iot-port <port>',
+      'IoT control-plane HTTP port',
+      parsePort('--iot-port'),
+      DEV_DEFAULT_PORTS.iot,
+    )
     .option('--s3-port <port>', 'S3 API port', parsePort('--s3-port'), DEV_DEFAULT_PORTS.s3)
-    .option('--anonymous-port <port>', 'also open a plain-TCP MQTT listener without authentication (read-only)', parsePort('--anonymous-port'))
+    .option(
+      '--anonymous-port <port>',
+      'also open a plain-TCP MQTT listener without authentication (read-only)',
+      parsePort('--anonymous-port'),
+    )
     .option('--progress-prefix <prefix>', 'progress topic prefix', 'CarVi/test/firmware')
-    .option('--minute-ms <ms>', 'length of a Jobs "minute" for timeouts (testing)', parsePositiveInt('--minute-ms'))
+    .option(
+      '--minute-ms <ms>',
+      'length of a Jobs "minute" for timeouts (testing)',
+      parsePositiveInt('--minute-ms'),
+    )
     .option('--no-reject-in-progress', 'refuse IN_PROGRESS → REJECTED (AWS behaviour is unconfirmed)')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (flags) => {

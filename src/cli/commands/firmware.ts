@@ -1,15 +1,17 @@
 import { writeFile } from 'node:fs/promises';
-import { ValidationError } from '../../shared/errors.ts';
 import type { Command } from 'commander';
 import { s3ClientFor } from '../../operator/clients.ts';
 import { putFirmware } from '../../operator/firmware.ts';
+import { ValidationError } from '../../shared/errors.ts';
 import { awsOptions, dataDirOption, targetFrom } from '../options.ts';
 
 export function registerFirmwareCommands(program: Command): void {
   const firmware = program.command('firmware').description('firmware images in S3');
   const put = firmware
     .command('put <file>')
-    .description('upload an image and print a ready job document {"firmware":{version,size,region,url,sha256}}')
+    .description(
+      'upload an image and print a ready job document {"firmware":{version,size,region,url,sha256}}',
+    )
     .option('--key <key>', 'object key (default firmware/<name>/<file>)')
     .option('--version <version>', 'firmware version for the document', '1')
     .option('--name <name>', 'firmware name (the key folder; default: file name without extension)')
@@ -21,7 +23,10 @@ export function registerFirmwareCommands(program: Command): void {
     const target = targetFrom(flags);
     const bucket = flags.bucket ?? (target.kind === 'local' ? target.endpoints.s3.bucket : undefined);
     if (!bucket) throw new ValidationError('--bucket', 'required with --aws');
-    const region = target.kind === 'local' ? target.endpoints.region : (flags.region ?? process.env.AWS_REGION ?? 'us-east-1');
+    const region =
+      target.kind === 'local'
+        ? target.endpoints.region
+        : (flags.region ?? process.env.AWS_REGION ?? 'us-east-1');
     const out = await putFirmware({
       file,
       bucket,

@@ -26,9 +26,17 @@ export function registerJobCommands(program: Command): void {
       .option('--document-source <url>', 'S3 URL of the job document')
       .option('--continuous', 'CONTINUOUS target selection (things added to a group later get the job)')
       .option('--description <text>', 'description')
-      .option('--presigned-url-expires <sec>', 'presignedUrlConfig.expiresInSec (60-3600)', parsePositiveInt('--presigned-url-expires'))
+      .option(
+        '--presigned-url-expires <sec>',
+        'presignedUrlConfig.expiresInSec (60-3600)',
+        parsePositiveInt('--presigned-url-expires'),
+      )
       .option('--presigned-url-role-arn <arn>', 'presignedUrlConfig.roleArn (AWS)')
-      .option('--in-progress-timeout <min>', 'timeoutConfig.inProgressTimeoutInMinutes', parsePositiveInt('--in-progress-timeout')),
+      .option(
+        '--in-progress-timeout <min>',
+        'timeoutConfig.inProgressTimeoutInMinutes',
+        parsePositiveInt('--in-progress-timeout'),
+      ),
   ).action(async (flags) => {
     const out = await createJob(iotClientFor(targetFrom(flags)), {
       jobId: flags.jobId,
@@ -42,37 +50,46 @@ export function registerJobCommands(program: Command): void {
       presignedUrlRoleArn: flags.presignedUrlRoleArn,
       inProgressTimeoutInMinutes: flags.inProgressTimeout,
     });
-    process.stdout.write(flags.json ? `${json(out)}\n` : `created job ${out.jobId}\n  ${out.jobArn}\n  targets: ${out.targets.join(', ')}\n`);
-  });
-
-  withTarget(job.command('describe <jobId>').description('describe a job')).action(async (jobId: string, flags) => {
-    const out = await describeJob(iotClientFor(targetFrom(flags)), jobId);
-    if (flags.json) {
-      process.stdout.write(`${json(out)}\n`);
-      return;
-    }
-    const j = out.job;
-    const p = j?.jobProcessDetails;
     process.stdout.write(
-      [
-        `job ${j?.jobId}  ${j?.status}  ${j?.targetSelection}`,
-        `  arn        ${j?.jobArn}`,
-        `  targets    ${(j?.targets ?? []).join(', ')}`,
-        `  created    ${isoSeconds(j?.createdAt)}`,
-        `  updated    ${isoSeconds(j?.lastUpdatedAt)}`,
-        j?.completedAt ? `  completed  ${isoSeconds(j.completedAt)}` : undefined,
-        `  executions queued ${p?.numberOfQueuedThings ?? 0}, in progress ${p?.numberOfInProgressThings ?? 0}, ` +
-          `succeeded ${p?.numberOfSucceededThings ?? 0}, failed ${p?.numberOfFailedThings ?? 0}, ` +
-          `rejected ${p?.numberOfRejectedThings ?? 0}, canceled ${p?.numberOfCanceledThings ?? 0}, ` +
-          `timed out ${p?.numberOfTimedOutThings ?? 0}, removed ${p?.numberOfRemovedThings ?? 0}`,
-      ]
-        .filter((l) => l !== undefined)
-        .join('\n') + '\n',
+      flags.json
+        ? `${json(out)}\n`
+        : `created job ${out.jobId}\n  ${out.jobArn}\n  targets: ${out.targets.join(', ')}\n`,
     );
   });
 
+  withTarget(job.command('describe <jobId>').description('describe a job')).action(
+    async (jobId: string, flags) => {
+      const out = await describeJob(iotClientFor(targetFrom(flags)), jobId);
+      if (flags.json) {
+        process.stdout.write(`${json(out)}\n`);
+        return;
+      }
+      const j = out.job;
+      const p = j?.jobProcessDetails;
+      process.stdout.write(
+        `${[
+          `job ${j?.jobId}  ${j?.status}  ${j?.targetSelection}`,
+          `  arn        ${j?.jobArn}`,
+          `  targets    ${(j?.targets ?? []).join(', ')}`,
+          `  created    ${isoSeconds(j?.createdAt)}`,
+          `  updated    ${isoSeconds(j?.lastUpdatedAt)}`,
+          j?.completedAt ? `  completed  ${isoSeconds(j.completedAt)}` : undefined,
+          `  executions queued ${p?.numberOfQueuedThings ?? 0}, in progress ${p?.numberOfInProgressThings ?? 0}, ` +
+            `succeeded ${p?.numberOfSucceededThings ?? 0}, failed ${p?.numberOfFailedThings ?? 0}, ` +
+            `rejected ${p?.numberOfRejectedThings ?? 0}, canceled ${p?.numberOfCanceledThings ?? 0}, ` +
+            `timed out ${p?.numberOfTimedOutThings ?? 0}, removed ${p?.numberOfRemovedThings ?? 0}`,
+        ]
+          .filter((l) => l !== undefined)
+          .join('\n')}\n`,
+      );
+    },
+  );
+
   withTarget(
-    job.command('list').description('list jobs').option('--status <status>', 'IN_PROGRESS | CANCELED | COMPLETED'),
+    job
+      .command('list')
+      .description('list jobs')
+      .option('--status <status>', 'IN_PROGRESS | CANCELED | COMPLETED'),
   ).action(async (flags) => {
     const jobs = await listJobs(iotClientFor(targetFrom(flags)), { status: flags.status });
     process.stdout.write(
@@ -92,12 +109,20 @@ export function registerJobCommands(program: Command): void {
       .option('--force', 'also cancel IN_PROGRESS executions')
       .option('--comment <text>', 'comment'),
   ).action(async (jobId: string, flags) => {
-    const out = await cancelJob(iotClientFor(targetFrom(flags)), jobId, { force: flags.force, comment: flags.comment });
-    process.stdout.write(flags.json ? `${json({ jobId: out.jobId, jobArn: out.jobArn })}\n` : `canceled job ${out.jobId}\n`);
+    const out = await cancelJob(iotClientFor(targetFrom(flags)), jobId, {
+      force: flags.force,
+      comment: flags.comment,
+    });
+    process.stdout.write(
+      flags.json ? `${json({ jobId: out.jobId, jobArn: out.jobArn })}\n` : `canceled job ${out.jobId}\n`,
+    );
   });
 
   withTarget(
-    job.command('executions <jobId>').description("list a job's executions with their status details").option('--status <status>', 'filter by status'),
+    job
+      .command('executions <jobId>')
+      .description("list a job's executions with their status details")
+      .option('--status <status>', 'filter by status'),
   ).action(async (jobId: string, flags) => {
     const rows = await listExecutions(iotClientFor(targetFrom(flags)), jobId, { status: flags.status });
     process.stdout.write(

@@ -44,7 +44,10 @@ export function registerThingCommands(program: Command): void {
       process.stdout.write(
         flags.json
           ? `${json(things)}\n`
-          : `${table(['THING', 'ARN'], things.map((t) => [t.thingName, t.thingArn]))}\n`,
+          : `${table(
+              ['THING', 'ARN'],
+              things.map((t) => [t.thingName, t.thingArn]),
+            )}\n`,
       );
     });
 }

@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { isFinalState, operatorConnection, type WatchConnection, watchProgress } from '../../operator/watch.ts';
+import {
+  isFinalState,
+  operatorConnection,
+  type WatchConnection,
+  watchProgress,
+} from '../../operator/watch.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import { DEFAULT_PROGRESS_PREFIX } from '../../shared/topics.ts';
 import { dataDirOption, localEndpoints, parsePort, parsePositiveInt } from '../options.ts';
@@ -23,7 +28,8 @@ export function registerWatchCommand(program: Command): void {
       let conn: WatchConnection;
       if (flags.endpoint) {
         for (const f of ['rootCa', 'cert', 'key'] as const) {
-          if (!flags[f]) throw new ValidationError(`--${f === 'rootCa' ? 'root-ca' : f}`, 'required with --endpoint');
+          if (!flags[f])
+            throw new ValidationError(`--${f === 'rootCa' ? 'root-ca' : f}`, 'required with --endpoint');
         }
         conn = {
           host: flags.endpoint,
@@ -45,7 +51,9 @@ export function registerWatchCommand(program: Command): void {
         topic: flags.topic,
         onMessage: (topic, raw, parsed) => {
           if (flags.json) {
-            process.stdout.write(`${JSON.stringify({ topic, receivedAt: new Date().toISOString(), message: parsed ?? raw.toString('utf8') })}\n`);
+            process.stdout.write(
+              `${JSON.stringify({ topic, receivedAt: new Date().toISOString(), message: parsed ?? raw.toString('utf8') })}\n`,
+            );
           }
         },
         onDevice: (d) => {

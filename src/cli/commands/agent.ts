@@ -1,0 +1,73 @@
+import type { Command } from 'commander';
+import { resolveAgentConfig, startAgent } from '../../device/index.ts';
+import { createLogger } from '../../shared/log.ts';
+import { parsePort } from '../options.ts';
+
+/** Seconds (as the flag reads) → milliseconds (as the config keeps them). */
+const seconds = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag}: must be a number of seconds >= 0`);
+  return Math.round(n * 1000);
+};
+
+export function registerAgentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description(
+      'the device agent: take AWS IoT jobs, download firmware with live progress, report the result',
+    )
+    // The original JobProgress.py's flags, kept.
+    .option('-e, --endpoint <host>', 'AWS IoT endpoint (…-ats.iot.<region>.amazonaws.com)')
+    .option('-r, --root-ca <file>', 'root CA certificate')
+    .option('-c, --cert <file>', 'device certificate')
+    .option('-k, --key <file>', 'device private key')
+    .option('-n, --thing-name <name>', 'thing name (the IMEI)')
+    .option('-p, --port <port>', 'MQTT port (default 8883)', parsePort('--port'))
+    .option('-m, --mode <mode>', 'both | publish | subscribe (default both)')
+    .option('-t, --topic <topic>', 'progress topic (default CarVi/test/firmware/<thing>)')
+    .option('--current-version <v>', 'installed version, used when no state file exists yet')
+    .option('--download-dir <dir>', 'where images are downloaded (default ./firmware)')
+    .option('--state-dir <dir>', 'where the agent keeps its state (default <download-dir>/.ota-state)')
+    .option('--tz <zone>', 'time zone of OTA_start_time (default: the system zone)')
+    .option(
+      '--progress-interval <sec>',
+      'at most one progress message per interval (default 1)',
+      seconds('--progress-interval'),
+    )
+    .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent')
+    .option('--local <data-dir>', "use `ota dev`'s endpoints.json, certificates and S3 endpoint")
+    .option('--region <region>', 'S3 region (default: from the endpoint or the job document)')
+    .option(
+      '--role-alias <alias>',
+      'get S3 credentials from the AWS IoT credentials provider with this role alias',
+    )
+    .option(
+      '--credentials-endpoint <url>',
+      'credentials provider endpoint (https://<prefix>.credentials.iot.<region>.amazonaws.com)',
+    )
+    .option('--s3-endpoint <url>', 'S3 endpoint override')
+    .option('--config <file>', 'JSON config file (same keys as the flags, camelCase)')
+    .option('--once', 'exit when no job is pending')
+    .action(async (flags) => {
+      const config = resolveAgentConfig({
+        flags: { ...flags, progressIntervalMs: flags.progressInterval },
+        env: process.env,
+      });
+      const logger = createLogger({ level: config.logLevel, base: { thing: config.thingName } });
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      const agent = startAgent({ config, output: process.stdout, logger, signal: controller.signal });
+      const summary = await agent.done;
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      const failed = summary.jobs.filter((j) => j.status === 'FAILED' || j.status === 'INTERRUPTED');
+      process.stderr.write(
+        `ota agent: ${summary.jobsProcessed} job(s) processed` +
+          (summary.jobs.length ? `: ${summary.jobs.map((j) => `${j.jobId} ${j.status}`).join(', ')}` : '') +
+          `; current version ${summary.currentVersion}\n`,
+      );
+      if (config.once && failed.length > 0) process.exitCode = 1;
+    });
+}

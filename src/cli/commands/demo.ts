@@ -1,0 +1,167 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import {
+  DeleteJobCommand,
+  DescribeJobExecutionCommand,
+  ResourceNotFoundException,
+} from '@aws-sdk/client-iot';
+import type { Command } from 'commander';
+import { DEFAULT_THING, startLocalStack } from '../../cloud/stack.ts';
+import { resolveAgentConfig, startAgent } from '../../device/index.ts';
+import { iotClientFor, s3ClientFor } from '../../operator/clients.ts';
+import { putFirmware } from '../../operator/firmware.ts';
+import { writeDeterministicImage } from '../../operator/image.ts';
+import { createJob } from '../../operator/jobs.ts';
+import { operatorConnection, watchProgress } from '../../operator/watch.ts';
+import { OtaError } from '../../shared/errors.ts';
+import { createLogger } from '../../shared/log.ts';
+import { json } from '../format.ts';
+import { parsePositiveInt } from '../options.ts';
+import { FleetProgressView, formatBytes } from '../progress-view.ts';
+
+/** The original document's job (seed, sections 3-2 and 3-3). */
+export const DEMO = {
+  jobId: 'rasp-ota-test',
+  thing: DEFAULT_THING,
+  key: 'firmware/CV150-C3_0.6.6/cv150_ubifs.img',
+  size: 87_232_512,
+  newVersion: '41811020',
+  currentVersion: '41811019',
+} as const;
+
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description("the original's OTA end to end on the embedded local stack (what `npm start` runs)")
+    .option('--data-dir <dir>', 'data dir to use (default: a temporary one, removed afterwards)')
+    .option('--size <bytes>', 'image size', parsePositiveInt('--size'), DEMO.size)
+    .option('--log-level <level>', 'log level of the stack and agent', 'warn')
+    .action(async (flags) => {
+      const temporary = !flags.dataDir;
+      const dataDir = flags.dataDir ? resolve(flags.dataDir) : mkdtempSync(join(tmpdir(), 'ota-demo-'));
+      const out = process.stdout;
+      const logger = createLogger({ level: flags.logLevel });
+      const say = (s: string) => out.write(`${s}\n`);
+      say(`ota demo: the original JobProgress.py flow on the embedded local stack (data dir ${dataDir})`);
+
+      // Ports 0: the demo never collides with an `ota dev` already running on the default ports.
+      const stack = await startLocalStack({ dataDir, mqttPort: 0, wsPort: 0, iotPort: 0, s3Port: 0, logger });
+      const view = new FleetProgressView(out);
+      let watch: ReturnType<typeof watchProgress> | undefined;
+      try {
+        const { endpoints } = stack;
+        await stack.ensureThing(DEMO.thing);
+        say(
+          `[1/6] local stack up: mqtts://${endpoints.mqtt.host}:${endpoints.mqtt.port}, IoT ${endpoints.iot.endpoint}, S3 ${endpoints.s3.endpoint}`,
+        );
+
+        const work = join(dataDir, 'demo');
+        mkdirSync(work, { recursive: true });
+        const image = await writeDeterministicImage(join(work, 'cv150_ubifs.img'), flags.size);
+        const uploaded = await putFirmware({
+          file: image.path,
+          bucket: endpoints.s3.bucket,
+          key: DEMO.key,
+          version: DEMO.newVersion,
+          region: endpoints.region,
+          s3: s3ClientFor({ kind: 'local', endpoints }),
+        });
+        rmSync(image.path, { force: true });
+        say(
+          `[2/6] uploaded ${formatBytes(flags.size)} image to s3://${uploaded.bucket}/${uploaded.key} (sha256 ${uploaded.document.firmware.sha256.slice(0, 16)}…)`,
+        );
+
+        // The original's job document, exactly its four fields.
+        const { version, size, region, url } = uploaded.document.firmware;
+        const document = { firmware: { version, size, region, url } };
+        const documentFile = join(work, 'rasp-ota-job-docs.json');
+        writeFileSync(documentFile, `${JSON.stringify(document, null, 2)}\n`);
+        say(`[3/6] job document ${documentFile}:\n${JSON.stringify(document, null, 2)}`);
+
+        const iot = iotClientFor({ kind: 'local', endpoints });
+        try {
+          // A reused data dir still has the previous run's job: replace it, so running twice works.
+          await iot.send(new DeleteJobCommand({ jobId: DEMO.jobId, force: true }));
+        } catch (err) {
+          if (!(err instanceof ResourceNotFoundException)) throw err;
+        }
+        await createJob(iot, { jobId: DEMO.jobId, things: [DEMO.thing], documentFile, continuous: true });
+        say(`[4/6] created job ${DEMO.jobId} (CONTINUOUS) for ${DEMO.thing}`);
+
+        watch = watchProgress(operatorConnection(endpoints), { onDevice: (d) => view.update(d) });
+        await watch.ready;
+        say(
+          `[5/6] agent ${DEMO.thing} at version ${DEMO.currentVersion}; watcher on CarVi/test/firmware/+\n`,
+        );
+
+        // The device's own folders start empty on every run, so the installed version is 41811019 again.
+        const deviceDir = join(dataDir, 'device');
+        rmSync(deviceDir, { recursive: true, force: true });
+        const config = resolveAgentConfig({
+          flags: {
+            local: dataDir,
+            thingName: DEMO.thing,
+            currentVersion: DEMO.currentVersion,
+            downloadDir: join(deviceDir, 'firmware'),
+            stateDir: join(deviceDir, 'state'),
+            once: true,
+            logLevel: flags.logLevel,
+          },
+          env: {},
+        });
+        const agentOutput = new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            view.log(chunk.toString('utf8').replace(/\n$/, ''));
+            cb();
+          },
+        });
+        const agent = startAgent({
+          config,
+          output: agentOutput,
+          logger: logger.child({ thing: DEMO.thing }),
+        });
+        const summary = await agent.done;
+        // Let the last progress message reach the watcher before the bars stop.
+        await new Promise((r) => setTimeout(r, 300));
+        view.stop();
+
+        const execution = await iot.send(
+          new DescribeJobExecutionCommand({ jobId: DEMO.jobId, thingName: DEMO.thing }),
+        );
+        const e = execution.execution;
+        say(`\n[6/6] execution of ${DEMO.jobId} on ${DEMO.thing}:`);
+        say(
+          json({
+            status: e?.status,
+            statusDetails: e?.statusDetails?.detailsMap,
+            executionNumber: e?.executionNumber,
+            versionNumber: e?.versionNumber,
+            queuedAt: e?.queuedAt,
+            startedAt: e?.startedAt,
+            lastUpdatedAt: e?.lastUpdatedAt,
+          }),
+        );
+        const job = summary.jobs.find((j) => j.jobId === DEMO.jobId);
+        const seconds = job?.seconds ?? 0;
+        say(
+          `\nsummary: ${job?.bytes ?? 0} bytes in ${seconds.toFixed(2)} s ` +
+            `(${seconds > 0 ? ((job?.bytes ?? 0) / 1e6 / seconds).toFixed(1) : '-'} MB/s), ` +
+            `${summary.progressMessages} progress messages, ${summary.statusDetailsUpdates} status updates, ` +
+            `${summary.messagesPublished} MQTT messages published in all; installed version now ${summary.currentVersion}`,
+        );
+        if (e?.status !== 'SUCCEEDED') {
+          throw new OtaError(
+            'OTA_DEMO_FAILED',
+            `the job ended ${e?.status}: ${e?.statusDetails?.detailsMap?.reason ?? ''}`,
+          );
+        }
+      } finally {
+        view.stop();
+        await watch?.close();
+        await stack.close();
+        if (temporary) rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+}
