@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger };
 
@@ -6,7 +6,9 @@ export type { Logger };
  * Structured logs (pino) for library code. Library code takes a Logger as an option and falls back to a
  * silent one, so embedding a component never prints anything the host did not ask for.
  */
-export function createLogger(options: LoggerOptions & { destination?: NodeJS.WritableStream | number } = {}): Logger {
+export function createLogger(
+  options: LoggerOptions & { destination?: NodeJS.WritableStream | number } = {},
+): Logger {
   const { destination, ...rest } = options;
   const opts: LoggerOptions = { level: process.env.OTA_LOG_LEVEL ?? 'info', ...rest };
   if (destination === undefined) return pino(opts, pino.destination(2));
