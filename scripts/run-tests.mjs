@@ -23,9 +23,11 @@ if (files.length === 0) {
 const filter = process.env.TEST_FILTER;
 const selected = filter ? files.filter((f) => f.includes(filter)) : files;
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// The AWS SDK warns on every client that releases after January 2027 need Node 22; README says so.
+const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
 const r = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...passThrough, ...selected],
-  { stdio: 'inherit' },
+  { stdio: 'inherit', env },
 );
 process.exit(r.status ?? 1);

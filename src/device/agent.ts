@@ -390,7 +390,9 @@ class Agent {
     let downloadT0 = 0;
     const lastPublish: Promise<unknown>[] = [];
 
-    const publishProgress = (done: number, total: number, final: boolean) => {
+    let lastDone = 0;
+    const publishProgress = (done: number, total: number, final: boolean, outcome?: JobOutcome) => {
+      lastDone = done;
       const now = this.clock();
       const elapsed = (now - downloadT0) / 1000;
       const rate = elapsed > 0 ? Math.round((done - downloadBase) / elapsed) : 0;
@@ -407,7 +409,7 @@ class Agent {
         extra: {
           jobId: ctx.jobId,
           version: doc?.version ?? null,
-          state: final ? 'DOWNLOADED' : 'DOWNLOADING',
+          state: outcome ?? (final ? 'DOWNLOADED' : 'DOWNLOADING'),
           bytesPerSecond: rate,
           etaSeconds: rate > 0 ? Math.ceil((total - done) / rate) : null,
         },
@@ -415,10 +417,11 @@ class Agent {
       const json = pythonJsonDumps(msg);
       summary.progressMessages++;
       this.summary.progressMessages++;
-      const p = jobs.publish(cfg.topic, json, 1, { waitConnected: final });
+      const p = jobs.publish(cfg.topic, json, 1, { waitConnected: final || outcome !== undefined });
       if (final) lastPublish.push(p);
       if (cfg.mode === 'publish') this.write(publishedLine(cfg.topic, json));
       this.emit({ type: 'progress', jobId: ctx.jobId, bytes: done, total, final, message: json });
+      return p;
     };
 
     const publishStatus = (done: number, total: number) => {
@@ -513,6 +516,13 @@ class Agent {
     try {
       await this.report(jobs, ctx, summary, error, signal, ac.signal);
       this.emit({ type: 'step-end', jobId: ctx.jobId, step: 'report', ms: this.clock() - t0 });
+      // One last message on the progress topic with the job's outcome, so a watcher shows the final
+      // state (the original's keys stay as they were; `state` is one of our appended fields).
+      if (ctx.document && summary.status !== 'INTERRUPTED') {
+        const sent = publishProgress(ctx.download?.bytes ?? lastDone, ctx.document.size, true, summary.status);
+        // Bounded: a broken connection must not hold the next job back.
+        await Promise.race([sent, new Promise((r) => setTimeout(r, cfg.requestTimeoutMs).unref())]);
+      }
     } catch (err) {
       this.emit({
         type: 'step-end',

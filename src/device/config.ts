@@ -83,7 +83,8 @@ const RawSchema = z.object({
   clientId: z.string().min(1).max(128).optional(),
   mode: z
     .enum(['both', 'publish', 'subscribe'], { error: 'must be both, publish or subscribe' })
-    .default('publish'),
+    // The original's default (JobProgress.py `-m both`): run jobs, publish and print what the topic carries.
+    .default('both'),
   topic: z
     .string()
     .min(1)

@@ -1,5 +1,5 @@
-// Must come first: @peculiar/x509 loads tsyringe, which needs a Reflect metadata polyfill (see the shim).
-import './reflect-shim.ts';
+// @peculiar/x509 uses tsyringe, which needs a Reflect metadata polyfill loaded first.
+import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
