@@ -1,0 +1,97 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Endpoints } from '../../../src/shared/endpoints.ts';
+
+/** The `ota` command as a user runs it (bin/ota.js: the compiled CLI, or the sources through tsx). */
+export const OTA_BIN = resolve(import.meta.dirname, '../../../bin/ota.js');
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const quietEnv = () => ({ ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
+
+export function ota(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [OTA_BIN, ...args], {
+      env: { ...quietEnv(), ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ota ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+    }, opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface DevProcess {
+  child: ChildProcess;
+  endpoints: Endpoints;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `ota dev` on free ports and waits for its endpoints.json and banner. */
+export async function startDev(dataDir: string, extra: string[] = []): Promise<DevProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      OTA_BIN,
+      'dev',
+      '--data-dir',
+      dataDir,
+      '--mqtt-port',
+      '0',
+      '--ws-port',
+      '0',
+      '--iot-port',
+      '0',
+      '--s3-port',
+      '0',
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
+    { env: quietEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout?.on('data', (d) => {
+    out += d;
+  });
+  child.stderr?.on('data', (d) => {
+    out += d;
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('local AWS IoT stack is ready')) {
+    if (child.exitCode !== null) throw new Error(`ota dev exited early:\n${out}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`ota dev did not become ready:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const file = join(dataDir, 'endpoints.json');
+  if (!existsSync(file)) throw new Error('endpoints.json missing after the banner');
+  const endpoints = JSON.parse(readFileSync(file, 'utf8')) as Endpoints;
+  return { child, endpoints, output: () => out, exited };
+}
