@@ -432,7 +432,13 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
   const setupMs = { stack: 0, things: 0, image: 0, connect: 0 };
   const scratch = opts.scratchDir ? resolve(opts.scratchDir) : await mkdtemp(join(tmpdir(), 'ota-sim-'));
 
-  const prepared = await prepare(opts, names, groupName, limit, emit, setupMs);
+  let prepared: Prepared;
+  try {
+    prepared = await prepare(opts, names, groupName, limit, emit, setupMs);
+  } catch (err) {
+    await rm(scratch, { recursive: true, force: true });
+    throw err;
+  }
   const agents: AgentHandle[] = [];
   let scratchRemoved = false;
   try {
