@@ -4,33 +4,45 @@
  * elsewhere (src/operator, src/device, src/cloud) that return data or throw OtaError.
  */
 import { Command } from 'commander';
-import { registerAgentCommand } from './commands/agent.ts';
-import { registerDemoCommand } from './commands/demo.ts';
-import { registerDevCommand } from './commands/dev-command.ts';
-import { registerFirmwareCommands } from './commands/firmware.ts';
-import { registerJobCommands } from './commands/job.ts';
-import { registerThingCommands } from './commands/thing.ts';
-import { registerWatchCommand } from './commands/watch.ts';
 import { reportError } from './errors.ts';
 
 // The AWS SDK warns on every run that releases after January 2027 need Node 22; the README says so once.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const program = new Command('ota')
-  .description(
-    'OTA firmware updates over AWS IoT Jobs, with live progress, and an embedded local AWS IoT stack',
-  )
-  .showHelpAfterError()
-  .configureHelp({ sortSubcommands: false });
+type Register = (program: Command) => void;
 
-registerDevCommand(program);
-registerThingCommands(program);
-registerFirmwareCommands(program);
-registerJobCommands(program);
-registerAgentCommand(program);
-registerWatchCommand(program);
-registerDemoCommand(program);
+/**
+ * Each command's module is loaded only when that command runs: `ota agent` on a Raspberry Pi must not pay
+ * (in start-up time and resident memory) for the broker, SQLite and the IoT SDK it never uses.
+ * `ota --help` and unknown commands load them all, so help lists everything.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  dev: async () => (await import('./commands/dev-command.ts')).registerDevCommand,
+  thing: async () => (await import('./commands/thing.ts')).registerThingCommands,
+  firmware: async () => (await import('./commands/firmware.ts')).registerFirmwareCommands,
+  job: async () => (await import('./commands/job.ts')).registerJobCommands,
+  agent: async () => (await import('./commands/agent.ts')).registerAgentCommand,
+  watch: async () => (await import('./commands/watch.ts')).registerWatchCommand,
+  demo: async () => (await import('./commands/demo.ts')).registerDemoCommand,
+  sim: async () => (await import('./commands/sim.ts')).registerSimCommand,
+};
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+async function main(argv: string[]): Promise<void> {
+  const program = new Command('ota')
+    .description(
+      'OTA firmware updates over AWS IoT Jobs, with live progress, and an embedded local AWS IoT stack',
+    )
+    .showHelpAfterError()
+    .configureHelp({ sortSubcommands: false });
+  const name = argv[2];
+  const selected = name !== undefined && Object.hasOwn(COMMANDS, name) ? [name] : Object.keys(COMMANDS);
+  for (const n of selected) {
+    const load = COMMANDS[n];
+    if (load) (await load())(program);
+  }
+  await program.parseAsync(argv);
+}
+
+main(process.argv).catch((err: unknown) => {
   process.exitCode = reportError(err);
 });
