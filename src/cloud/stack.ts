@@ -32,7 +32,11 @@ export interface LocalStackOptions {
   region?: string;
   bucket?: string;
   progressPrefix?: string;
-  /** Length of a Jobs "minute" (timeouts), so tests need not wait minutes. */
+  /**
+   * Length of a Jobs "minute", so tests need not wait minutes. It scales every Jobs time alike: step and
+   * in-progress timeouts, and the lifetime of presigned URLs (`presignedUrlConfig.expiresInSec`, at
+   * least 1 s).
+   */
   minuteMs?: number;
   allowRejectFromInProgress?: boolean;
   /** Things to ensure at start; default ['RaspberryPi_2']. */
@@ -147,7 +151,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       presign: async (s3Url, expiresInSec) => {
         const loc = parseS3Url(s3Url);
         if (!loc) throw new OtaError('OTA_PRESIGN', `not an S3 URL: ${s3Url}`);
-        return objectStore.presignGetUrl(loc.bucket, loc.key, expiresInSec);
+        const scale = (options.minuteMs ?? 60_000) / 60_000;
+        return objectStore.presignGetUrl(loc.bucket, loc.key, Math.max(1, Math.round(expiresInSec * scale)));
       },
     });
     opened.push(() => jobs.close());

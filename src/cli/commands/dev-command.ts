@@ -27,7 +27,7 @@ export function registerDevCommand(program: Command): void {
     .option('--progress-prefix <prefix>', 'progress topic prefix', 'CarVi/test/firmware')
     .option(
       '--minute-ms <ms>',
-      'length of a Jobs "minute" for timeouts (testing)',
+      'length of a Jobs "minute": timeouts and presigned-URL lifetimes scale with it (testing)',
       parsePositiveInt('--minute-ms'),
     )
     .option('--no-reject-in-progress', 'refuse IN_PROGRESS → REJECTED (AWS behaviour is unconfirmed)')

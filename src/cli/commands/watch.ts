@@ -63,7 +63,7 @@ export function registerWatchCommand(program: Command): void {
         },
       });
       await handle.ready;
-      if (!flags.json) process.stderr.write(`watching ${flags.topic} (Ctrl-C to stop)\n`);
+      process.stderr.write(`watching ${flags.topic} (Ctrl-C to stop)\n`);
       process.once('SIGINT', resolveDone);
       process.once('SIGTERM', resolveDone);
       await done;
