@@ -519,7 +519,12 @@ class Agent {
       // One last message on the progress topic with the job's outcome, so a watcher shows the final
       // state (the original's keys stay as they were; `state` is one of our appended fields).
       if (ctx.document && summary.status !== 'INTERRUPTED') {
-        const sent = publishProgress(ctx.download?.bytes ?? lastDone, ctx.document.size, true, summary.status);
+        const sent = publishProgress(
+          ctx.download?.bytes ?? lastDone,
+          ctx.document.size,
+          true,
+          summary.status,
+        );
         // Bounded: a broken connection must not hold the next job back.
         await Promise.race([sent, new Promise((r) => setTimeout(r, cfg.requestTimeoutMs).unref())]);
       }

@@ -57,7 +57,13 @@ test('1 GiB image: SUCCEEDED, and progress messages are bounded by time, not by 
   const sub = await operatorSubscriber(w, config.topic);
   try {
     await createJob(w, 'Dashcam_1GiB', 'big-image', {
-      firmware: { version: '41811020', size: GIB, region: 'us-west-2', url: `s3://${w.bucket}/${KEY}`, sha256 },
+      firmware: {
+        version: '41811020',
+        size: GIB,
+        region: 'us-west-2',
+        url: `s3://${w.bucket}/${KEY}`,
+        sha256,
+      },
     });
     const { done } = runAgent(config);
     const summary = await done;
