@@ -229,7 +229,7 @@ export interface DownloadOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   random?: () => number;
-  /** Write buffer of the file stream (default 1 MiB). */
+  /** Size of each staging (write) buffer; up to 5 are in use (default 1 MiB, less for small images). */
   highWaterMark?: number;
   logger?: Logger;
 }
@@ -557,7 +557,9 @@ export async function downloadFirmware(opts: DownloadOptions): Promise<DownloadR
   const baseDelay = opts.baseDelayMs ?? 500;
   const maxDelay = opts.maxDelayMs ?? 30_000;
   const random = opts.random ?? Math.random;
-  const hwm = opts.highWaterMark ?? 1 << 20;
+  // Staging buffer size: 1 MiB writes for large images, but at most 1/16 of the image (≥ 64 KiB) so a
+  // fleet of small downloads in one process (ota sim) does not hold 5 MiB per device.
+  const hwm = opts.highWaterMark ?? Math.min(1 << 20, Math.max(64 * 1024, Math.ceil(expectedSize / 16)));
   const signal = opts.signal ?? new AbortController().signal;
   const paths = partPaths(dir, fileName);
   let source = opts.source;

@@ -22,7 +22,7 @@ export interface RawGetOptions {
   signal?: AbortSignal;
   /** Extra CA for https (the local stack's root). */
   ca?: string | Buffer;
-  /** Size of the reused socket read buffer (default 256 KiB). */
+  /** Size of the reused socket read buffer (default 128 KiB; loopback reads rarely exceed 64 KiB). */
   readBufferSize?: number;
   /** Idle socket timeout in ms (default 60 s): a stalled transfer fails as ETIMEDOUT and is resumed. */
   idleTimeoutMs?: number;
@@ -238,7 +238,7 @@ export function rawGet(url: URL, opts: RawGetOptions = {}): Promise<RawResponse>
           host,
           port,
           onread: {
-            buffer: Buffer.allocUnsafe(opts.readBufferSize ?? 256 * 1024),
+            buffer: Buffer.allocUnsafe(opts.readBufferSize ?? 128 * 1024),
             callback: (n: number, buf: Uint8Array) => onBytes(Buffer.from(buf.buffer, buf.byteOffset, n)),
           },
         });
