@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Endpoints } from '../shared/endpoints.ts';
 import { ENDPOINTS_FILE } from '../shared/endpoints.ts';
@@ -81,6 +89,44 @@ function loadOrCreateCredentials(dataDir: string): LocalCredentials {
   return creds;
 }
 
+/**
+ * One stack per data dir: two processes on the same SQLite file, CA and object directory would each
+ * believe they own the state. The lock file holds the owner's pid; a lock left by a process that is gone
+ * (kill -9) is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const file = join(dataDir, 'stack.lock');
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const owner = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
+      throw new OtaError(
+        'OTA_DATA_DIR_LOCKED',
+        `${dataDir} is in use by another local stack (pid ${owner}); stop it or use another --data-dir`,
+      );
+    }
+    writeFileSync(file, String(process.pid));
+  }
+  return () => {
+    try {
+      if (readFileSync(file, 'utf8').trim() === String(process.pid)) unlinkSync(file);
+    } catch {
+      // already gone
+    }
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function writeJsonAtomic(file: string, value: unknown): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
@@ -108,10 +154,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const bucket = options.bucket ?? DEFAULT_BUCKET;
   const logger = options.logger ?? silentLogger;
   mkdirSync(dataDir, { recursive: true });
-
-  const credentials = loadOrCreateCredentials(dataDir);
-  const ca = await ensureLocalCa(join(dataDir, 'certs'), { hosts: [host] });
-  const opened: Array<() => Promise<void> | void> = [];
+  const unlock = lockDataDir(dataDir);
+  const opened: Array<() => Promise<void> | void> = [unlock];
   const closeAll = async () => {
     for (const close of opened.reverse()) {
       try {
@@ -123,6 +167,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
 
   try {
+    const credentials = loadOrCreateCredentials(dataDir);
+    const ca = await ensureLocalCa(join(dataDir, 'certs'), { hosts: [host] });
     const objectStore = await startObjectStore({
       host,
       port: options.s3Port ?? 0,
