@@ -11,7 +11,7 @@ import {
 import { join, resolve } from 'node:path';
 import type { Endpoints } from '../shared/endpoints.ts';
 import { ENDPOINTS_FILE } from '../shared/endpoints.ts';
-import { OtaError } from '../shared/errors.ts';
+import { OtaError, ValidationError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { parseS3Url } from '../shared/s3-url.ts';
 import { DEFAULT_PROGRESS_PREFIX, THING_NAME_PATTERN } from '../shared/topics.ts';
@@ -124,6 +124,16 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** AWS's thing-name pattern (reference section 1); `operator` is the operator's certificate CN. */
+function assertThingName(thingName: string): void {
+  if (!THING_NAME_PATTERN.test(thingName)) {
+    throw new ValidationError('thingName', `must match ${THING_NAME_PATTERN.source}`);
+  }
+  if (thingName === OPERATOR_IDENTITY) {
+    throw new ValidationError('thingName', `"${OPERATOR_IDENTITY}" is reserved for the operator identity`);
   }
 }
 
@@ -257,15 +267,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     };
 
     const ensureThing = async (thingName: string) => {
-      if (!THING_NAME_PATTERN.test(thingName)) {
-        throw new OtaError('OTA_VALIDATION', `thingName: must match ${THING_NAME_PATTERN.source}`);
-      }
-      if (thingName === OPERATOR_IDENTITY) {
-        throw new OtaError(
-          'OTA_VALIDATION',
-          `thingName: "${OPERATOR_IDENTITY}" is reserved for the operator identity`,
-        );
-      }
+      assertThingName(thingName);
       if (!isRegisteredThing(thingName)) jobs.controlPlane.createThing({ thingName });
       const issued = await ca.issueClientCert(thingName);
       endpoints.things = listThingCertificates(ca);
@@ -302,15 +304,7 @@ export async function createLocalThing(
   thingName: string,
   register: (thingName: string) => Promise<void>,
 ): Promise<{ thingName: string; cert: string; key: string }> {
-  if (!THING_NAME_PATTERN.test(thingName)) {
-    throw new OtaError('OTA_VALIDATION', `thingName: must match ${THING_NAME_PATTERN.source}`);
-  }
-  if (thingName === OPERATOR_IDENTITY) {
-    throw new OtaError(
-      'OTA_VALIDATION',
-      `thingName: "${OPERATOR_IDENTITY}" is reserved for the operator identity`,
-    );
-  }
+  assertThingName(thingName);
   await register(thingName);
   const ca = await ensureLocalCa(join(resolve(dataDir), 'certs'));
   const issued = await ca.issueClientCert(thingName);

@@ -1,4 +1,5 @@
 import { OtaError } from '../shared/errors.ts';
+import type { JobsMqttErrorCode } from '../shared/jobs-protocol.ts';
 
 /**
  * Why a download attempt failed, as data. `retryable` decides whether the `.part` file is kept for a later
@@ -30,18 +31,8 @@ export class DownloadError extends OtaError {
   }
 }
 
-export type JobsErrorCode =
-  | 'InvalidTopic'
-  | 'InvalidJson'
-  | 'InvalidRequest'
-  | 'InvalidStateTransition'
-  | 'ResourceNotFound'
-  | 'VersionMismatch'
-  | 'InternalError'
-  | 'RequestThrottled'
-  | 'TerminalStateReached'
-  | 'Timeout'
-  | 'Disconnected';
+/** The Jobs service's error codes, plus the client's own: no reply in time, or no connection. */
+export type JobsErrorCode = JobsMqttErrorCode | 'Timeout' | 'Disconnected';
 
 /** A Jobs MQTT API request was rejected (reference section 1, error reply) or timed out. */
 export class JobsRequestError extends OtaError {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   ControlPlaneError,
+  EXECUTION_STATUSES,
   type ExecutionRecord,
   type JobRecord,
   type JobsControlPlane,
@@ -44,16 +45,6 @@ export interface Route {
 // ---------------------------------------------------------------------------------------------------
 // Input validation. Messages name the field (`targets[0]: ...`) and come back as InvalidRequestException.
 
-const EXECUTION_STATUSES = [
-  'QUEUED',
-  'IN_PROGRESS',
-  'SUCCEEDED',
-  'FAILED',
-  'TIMED_OUT',
-  'REJECTED',
-  'REMOVED',
-  'CANCELED',
-] as const;
 const JOB_STATUSES = ['IN_PROGRESS', 'CANCELED', 'COMPLETED', 'DELETION_IN_PROGRESS', 'SCHEDULED'] as const;
 const TARGET_SELECTIONS = ['SNAPSHOT', 'CONTINUOUS'] as const;
 

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../../shared/errors.ts';
+import type { JobsMqttErrorCode } from '../../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
 import { JOB_ID_PATTERN, THING_NAME_PATTERN } from '../../shared/topics.ts';
 import type { ClientIdentity, TopicService } from '../broker/types.ts';
@@ -62,16 +63,7 @@ export interface JobsService {
 }
 
 /** Error codes of the Jobs MQTT API ("Jobs device MQTT API operations", ErrorResponse). */
-export type JobsMqttErrorCode =
-  | 'InvalidTopic'
-  | 'InvalidJson'
-  | 'InvalidRequest'
-  | 'InvalidStateTransition'
-  | 'ResourceNotFound'
-  | 'VersionMismatch'
-  | 'InternalError'
-  | 'RequestThrottled'
-  | 'TerminalStateReached';
+export type { JobsMqttErrorCode };
 
 /** The document placeholder of reference section 4. */
 export const PRESIGNED_PLACEHOLDER = /\$\{aws:iot:s3-presigned-url:([^}]+)\}/g;

@@ -4,18 +4,9 @@
  * writing a status, so the rules live in exactly one place.
  */
 import { OtaError } from '../../shared/errors.ts';
-import { type ExecutionStatus, TERMINAL_EXECUTION_STATUSES } from './types.ts';
+import { EXECUTION_STATUSES, type ExecutionStatus, TERMINAL_EXECUTION_STATUSES } from './types.ts';
 
-export const EXECUTION_STATUSES: readonly ExecutionStatus[] = [
-  'QUEUED',
-  'IN_PROGRESS',
-  'SUCCEEDED',
-  'FAILED',
-  'TIMED_OUT',
-  'REJECTED',
-  'REMOVED',
-  'CANCELED',
-];
+export { EXECUTION_STATUSES };
 
 /** Statuses a device may write with UpdateJobExecution (AWS "UpdateJobExecution": IN_PROGRESS, FAILED, SUCCEEDED, REJECTED). */
 export const DEVICE_SETTABLE_STATUSES: readonly ExecutionStatus[] = [

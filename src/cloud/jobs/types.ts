@@ -16,6 +16,18 @@ export type ExecutionStatus =
   | 'REMOVED'
   | 'CANCELED';
 
+/** Every execution status, in AWS's documentation order. */
+export const EXECUTION_STATUSES = [
+  'QUEUED',
+  'IN_PROGRESS',
+  'SUCCEEDED',
+  'FAILED',
+  'TIMED_OUT',
+  'REJECTED',
+  'REMOVED',
+  'CANCELED',
+] as const satisfies readonly ExecutionStatus[];
+
 export const TERMINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
   'SUCCEEDED',
   'FAILED',
