@@ -34,6 +34,8 @@ export class FleetProgressView {
           clearOnComplete: false,
           stopOnComplete: false,
           fps: 10,
+          // log() lines (the agent's sections) keep their full width.
+          linewrap: true,
         },
         cliProgress.Presets.shades_classic,
       );

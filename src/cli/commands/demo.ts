@@ -7,13 +7,14 @@ import {
   DescribeJobExecutionCommand,
   ResourceNotFoundException,
 } from '@aws-sdk/client-iot';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_THING, startLocalStack } from '../../cloud/stack.ts';
 import { resolveAgentConfig, startAgent } from '../../device/index.ts';
 import { iotClientFor, s3ClientFor } from '../../operator/clients.ts';
 import { putFirmware } from '../../operator/firmware.ts';
 import { writeDeterministicImage } from '../../operator/image.ts';
 import { createJob } from '../../operator/jobs.ts';
+import { type PacedLink, startPacedLink } from '../../operator/paced-link.ts';
 import { operatorConnection, watchProgress } from '../../operator/watch.ts';
 import { OtaError } from '../../shared/errors.ts';
 import { createLogger } from '../../shared/log.ts';
@@ -37,6 +38,16 @@ export function registerDemoCommand(program: Command): void {
     .description("the original's OTA end to end on the embedded local stack (what `npm start` runs)")
     .option('--data-dir <dir>', 'data dir to use (default: a temporary one, removed afterwards)')
     .option('--size <bytes>', 'image size', parsePositiveInt('--size'), DEMO.size)
+    .option(
+      '--rate <MB/s>',
+      'pace the download over a simulated link of this many MB/s (0: loopback speed)',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--rate: must be a number >= 0');
+        return n;
+      },
+      25,
+    )
     .option('--log-level <level>', 'log level of the stack and agent', 'warn')
     .action(async (flags) => {
       const temporary = !flags.dataDir;
@@ -50,6 +61,7 @@ export function registerDemoCommand(program: Command): void {
       const stack = await startLocalStack({ dataDir, mqttPort: 0, wsPort: 0, iotPort: 0, s3Port: 0, logger });
       const view = new FleetProgressView(out);
       let watch: ReturnType<typeof watchProgress> | undefined;
+      let link: PacedLink | undefined;
       try {
         const { endpoints } = stack;
         await stack.ensureThing(DEMO.thing);
@@ -96,6 +108,14 @@ export function registerDemoCommand(program: Command): void {
           `[5/6] agent ${DEMO.thing} at version ${DEMO.currentVersion}; watcher on CarVi/test/firmware/+\n`,
         );
 
+        // On loopback the image arrives in a fraction of a second; a paced link makes the progress visible.
+        if (flags.rate > 0) {
+          link = await startPacedLink(endpoints.s3.endpoint, flags.rate * 1e6);
+          say(
+            `      the device reaches S3 over a simulated ${flags.rate} MB/s link (--rate 0 for loopback speed)\n`,
+          );
+        }
+
         // The device's own folders start empty on every run, so the installed version is 41811019 again.
         const deviceDir = join(dataDir, 'device');
         rmSync(deviceDir, { recursive: true, force: true });
@@ -108,6 +128,7 @@ export function registerDemoCommand(program: Command): void {
             stateDir: join(deviceDir, 'state'),
             once: true,
             logLevel: flags.logLevel,
+            ...(link ? { s3Endpoint: link.endpoint } : {}),
           },
           env: {},
         });
@@ -160,6 +181,7 @@ export function registerDemoCommand(program: Command): void {
       } finally {
         view.stop();
         await watch?.close();
+        await link?.close();
         await stack.close();
         if (temporary) rmSync(dataDir, { recursive: true, force: true });
       }
