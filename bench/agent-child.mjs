@@ -23,10 +23,25 @@ const config = resolveAgentConfig({
 let lastStartNextEnd = 0;
 let otaStart = 0;
 let otaEnd = 0;
+let startNextMs = 0;
+// Where the whole OTA's time goes (informational): each step's duration, and the gaps between steps.
+const steps = {};
+let lastMark = 0;
 const agent = startAgent({
   config,
   onEvent: (e) => {
-    if (e.type === 'step-end' && e.step === 'start-next' && !e.error) lastStartNextEnd = performance.now();
+    if (e.type === 'step-end' && e.step === 'start-next' && !e.error) {
+      lastStartNextEnd = performance.now();
+      if (otaStart === 0) startNextMs = e.ms;
+    }
+    if (e.jobId === args.jobId && (e.type === 'step-start' || e.type === 'step-end')) {
+      const now = performance.now();
+      if (e.type === 'step-start') {
+        const gap = now - (lastMark || lastStartNextEnd);
+        steps.gaps = (steps.gaps ?? 0) + gap;
+      } else steps[e.step] = e.ms;
+      lastMark = now;
+    }
     if (e.type === 'step-start' && e.jobId === args.jobId && otaStart === 0) otaStart = lastStartNextEnd;
     if (e.type === 'step-end' && e.step === 'report' && e.jobId === args.jobId && !e.error) {
       otaEnd = performance.now();
@@ -41,6 +56,7 @@ process.stdout.write(
   `${JSON.stringify({
     summary,
     otaSeconds: otaEnd > 0 && otaStart > 0 ? (otaEnd - otaStart) / 1000 : null,
+    steps: { 'start-next (not in the OTA time)': startNextMs, ...steps },
     vmHWMKiB: hwm ? Number(hwm[1]) : null,
     maxRssKiB: usage.maxRSS,
     userSec: usage.userCPUTime / 1e6,

@@ -33,6 +33,18 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const QUICK = process.argv.includes('--quick');
+/**
+ * `--only throughput,memory,fleet`: a subset, for profiling one figure (written to
+ * bench/results/partial.json; latest.json and the table are for complete runs only).
+ */
+const ONLY = (() => {
+  const i = process.argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (i < 0) return undefined;
+  const a = process.argv[i] as string;
+  const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : (process.argv[i + 1] ?? '');
+  return new Set(v.split(','));
+})();
+const want = (k: string) => !ONLY || ONLY.has(k);
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** The original's image size (seed, section 3-2-1). */
@@ -249,6 +261,7 @@ interface AgentRun extends Measured {
   progressMessages: number;
   jobUpdates: number;
   vmHWMKiB: number;
+  steps: Record<string, number>;
 }
 
 let jobCounter = 0;
@@ -281,6 +294,7 @@ async function runAgentOta(stack: Stack, thing: string, image: Image, scratch: s
     };
     otaSeconds: number | null;
     vmHWMKiB: number | null;
+    steps?: Record<string, number>;
   };
   const job = out.summary?.jobs.find((j) => j.jobId === jobId);
   if (job?.status !== 'SUCCEEDED') {
@@ -295,7 +309,19 @@ async function runAgentOta(stack: Stack, thing: string, image: Image, scratch: s
     progressMessages: job?.progressMessages ?? Number.NaN,
     jobUpdates: job?.statusDetailsUpdates ?? Number.NaN,
     vmHWMKiB: out.vmHWMKiB ?? Number.NaN,
+    steps: out.steps ?? {},
   };
+}
+
+/** Median ms of each agent step over the runs (where the whole OTA's time goes; informational). */
+function stepMedians(runs: AgentRun[]): Record<string, number> {
+  const names = new Set(runs.flatMap((r) => Object.keys(r.steps)));
+  const out: Record<string, number> = {};
+  for (const n of names) {
+    const v = runs.map((r) => r.steps[n]).filter((x): x is number => typeof x === 'number');
+    if (v.length > 0) out[n] = Math.round(dist(v).median * 10) / 10;
+  }
+  return out;
 }
 
 async function presignedUrl(stack: Stack, key: string): Promise<string> {
@@ -409,96 +435,103 @@ async function main() {
     await ensureThing(stack, thing);
 
     // 1. Throughput: agent vs curl, interleaved, alternating which goes first.
-    log(`throughput: ${P.throughputSize} bytes, ${P.runs} runs each, interleaved`);
-    const tImg = await uploadImage(stack, scratch, P.throughputSize);
-    await runCurl(stack, tImg, scratch); // warm the page cache for both sides
     const agentRuns: AgentRun[] = [];
-    const curlRuns: Measured[] = [];
-    const curlVerifiedRuns: Measured[] = [];
-    for (let i = 0; i < P.runs; i++) {
-      curlVerifiedRuns.push(await runCurlVerified(stack, tImg, scratch));
-      if (i % 2 === 0) {
-        agentRuns.push(await runAgentOta(stack, thing, tImg, scratch));
-        curlRuns.push(await runCurl(stack, tImg, scratch));
-      } else {
-        curlRuns.push(await runCurl(stack, tImg, scratch));
-        agentRuns.push(await runAgentOta(stack, thing, tImg, scratch));
+    if (want('throughput')) {
+      log(`throughput: ${P.throughputSize} bytes, ${P.runs} runs each, interleaved`);
+      const tImg = await uploadImage(stack, scratch, P.throughputSize);
+      await runCurl(stack, tImg, scratch); // warm the page cache for both sides
+      const curlRuns: Measured[] = [];
+      const curlVerifiedRuns: Measured[] = [];
+      for (let i = 0; i < P.runs; i++) {
+        curlVerifiedRuns.push(await runCurlVerified(stack, tImg, scratch));
+        if (i % 2 === 0) {
+          agentRuns.push(await runAgentOta(stack, thing, tImg, scratch));
+          curlRuns.push(await runCurl(stack, tImg, scratch));
+        } else {
+          curlRuns.push(await runCurl(stack, tImg, scratch));
+          agentRuns.push(await runAgentOta(stack, thing, tImg, scratch));
+        }
       }
+      const curlSec = dist(curlRuns.map((r) => r.wallSec));
+      const downloadSec = dist(agentRuns.map((r) => r.downloadSec));
+      const otaSec = dist(agentRuns.map((r) => r.otaSec));
+      // Ratios pair run i of the agent with run i of curl (adjacent in time).
+      const ratioDownload = dist(
+        agentRuns.map((r, i) => r.downloadSec / (curlRuns[i]?.wallSec ?? Number.NaN)),
+      );
+      const ratioOta = dist(agentRuns.map((r, i) => r.otaSec / (curlRuns[i]?.wallSec ?? Number.NaN)));
+      const curlVerifiedSec = dist(curlVerifiedRuns.map((r) => r.wallSec));
+      const ratioDownloadVerified = dist(
+        agentRuns.map((r, i) => r.downloadSec / (curlVerifiedRuns[i]?.wallSec ?? Number.NaN)),
+      );
+      const gib = P.throughputSize / GiB;
+      const agentCpuPerGiB = dist(agentRuns.map((r) => (r.userSec + r.sysSec) / gib));
+      const curlCpuPerGiB = dist(curlRuns.map((r) => (r.userSec + r.sysSec) / gib));
+      const ratioCpu = dist(
+        agentRuns.map(
+          (r, i) => (r.userSec + r.sysSec) / ((curlRuns[i]?.userSec ?? 0) + (curlRuns[i]?.sysSec ?? 0)),
+        ),
+      );
+      results.throughput = {
+        size: P.throughputSize,
+        curlSec,
+        agentDownloadSec: downloadSec,
+        agentOtaSec: otaSec,
+        curlMiBps: P.throughputSize / MiB / curlSec.median,
+        agentDownloadMiBps: P.throughputSize / MiB / downloadSec.median,
+        ratioDownload,
+        ratioOta,
+        curlVerifiedSec,
+        ratioDownloadVerified,
+      };
+      results.cpu = { agentCpuPerGiB, curlCpuPerGiB, ratio: ratioCpu };
+      results.agentSteps = stepMedians(agentRuns);
     }
-    const curlSec = dist(curlRuns.map((r) => r.wallSec));
-    const downloadSec = dist(agentRuns.map((r) => r.downloadSec));
-    const otaSec = dist(agentRuns.map((r) => r.otaSec));
-    // Ratios pair run i of the agent with run i of curl (adjacent in time).
-    const ratioDownload = dist(agentRuns.map((r, i) => r.downloadSec / (curlRuns[i]?.wallSec ?? Number.NaN)));
-    const ratioOta = dist(agentRuns.map((r, i) => r.otaSec / (curlRuns[i]?.wallSec ?? Number.NaN)));
-    const curlVerifiedSec = dist(curlVerifiedRuns.map((r) => r.wallSec));
-    const ratioDownloadVerified = dist(
-      agentRuns.map((r, i) => r.downloadSec / (curlVerifiedRuns[i]?.wallSec ?? Number.NaN)),
-    );
-    const gib = P.throughputSize / GiB;
-    const agentCpuPerGiB = dist(agentRuns.map((r) => (r.userSec + r.sysSec) / gib));
-    const curlCpuPerGiB = dist(curlRuns.map((r) => (r.userSec + r.sysSec) / gib));
-    const ratioCpu = dist(
-      agentRuns.map(
-        (r, i) => (r.userSec + r.sysSec) / ((curlRuns[i]?.userSec ?? 0) + (curlRuns[i]?.sysSec ?? 0)),
-      ),
-    );
-    results.throughput = {
-      size: P.throughputSize,
-      curlSec,
-      agentDownloadSec: downloadSec,
-      agentOtaSec: otaSec,
-      curlMiBps: P.throughputSize / MiB / curlSec.median,
-      agentDownloadMiBps: P.throughputSize / MiB / downloadSec.median,
-      ratioDownload,
-      ratioOta,
-      curlVerifiedSec,
-      ratioDownloadVerified,
-    };
-    results.cpu = { agentCpuPerGiB, curlCpuPerGiB, ratio: ratioCpu };
 
     // 2 + 4. Memory and message cost: one OTA each of the small and the large image.
-    log(`memory: ${P.memSmall} and ${P.memLarge} bytes`);
-    const smallImg = await uploadImage(stack, scratch, P.memSmall);
-    const small = await runAgentOta(stack, thing, smallImg, scratch);
-    const largeImg = await uploadImage(stack, scratch, P.memLarge);
-    const large = await runAgentOta(stack, thing, largeImg, scratch);
-    const largeCurl = await runCurl(stack, largeImg, scratch);
-    const cliPeakKiB = await runCliAgent(stack, thing, smallImg, scratch);
-    results.memory = {
-      smallSize: P.memSmall,
-      largeSize: P.memLarge,
-      smallPeakMiB: small.maxRssKiB / 1024,
-      largePeakMiB: large.maxRssKiB / 1024,
-      smallVmHWMMiB: small.vmHWMKiB / 1024,
-      largeVmHWMMiB: large.vmHWMKiB / 1024,
-      ratio: large.maxRssKiB / small.maxRssKiB,
-      cliAgentSmallPeakMiB: cliPeakKiB / 1024,
-      curlLargePeakMiB: largeCurl.maxRssKiB / 1024,
-      largeAgentCpuPerGiB: (large.userSec + large.sysSec) / (P.memLarge / GiB),
-      largeCurlCpuPerGiB: (largeCurl.userSec + largeCurl.sysSec) / (P.memLarge / GiB),
-      largeDownloadSec: large.downloadSec,
-      largeCurlSec: largeCurl.wallSec,
-    };
-    const tMsgs = agentRuns[0];
-    results.messages = {
-      throughputImage: {
-        size: P.throughputSize,
-        progressMessages: tMsgs?.progressMessages,
-        jobUpdates: tMsgs?.jobUpdates,
-        downloadSec: tMsgs?.downloadSec,
-      },
-      largeImage: {
-        size: P.memLarge,
-        progressMessages: large.progressMessages,
-        jobUpdates: large.jobUpdates,
-        downloadSec: large.downloadSec,
-      },
-    };
+    if (want('memory')) {
+      log(`memory: ${P.memSmall} and ${P.memLarge} bytes`);
+      const smallImg = await uploadImage(stack, scratch, P.memSmall);
+      const small = await runAgentOta(stack, thing, smallImg, scratch);
+      const largeImg = await uploadImage(stack, scratch, P.memLarge);
+      const large = await runAgentOta(stack, thing, largeImg, scratch);
+      const largeCurl = await runCurl(stack, largeImg, scratch);
+      const cliPeakKiB = await runCliAgent(stack, thing, smallImg, scratch);
+      results.memory = {
+        smallSize: P.memSmall,
+        largeSize: P.memLarge,
+        smallPeakMiB: small.maxRssKiB / 1024,
+        largePeakMiB: large.maxRssKiB / 1024,
+        smallVmHWMMiB: small.vmHWMKiB / 1024,
+        largeVmHWMMiB: large.vmHWMKiB / 1024,
+        ratio: large.maxRssKiB / small.maxRssKiB,
+        cliAgentSmallPeakMiB: cliPeakKiB / 1024,
+        curlLargePeakMiB: largeCurl.maxRssKiB / 1024,
+        largeAgentCpuPerGiB: (large.userSec + large.sysSec) / (P.memLarge / GiB),
+        largeCurlCpuPerGiB: (largeCurl.userSec + largeCurl.sysSec) / (P.memLarge / GiB),
+        largeDownloadSec: large.downloadSec,
+        largeCurlSec: largeCurl.wallSec,
+      };
+      const tMsgs = agentRuns[0];
+      results.messages = {
+        throughputImage: {
+          size: P.throughputSize,
+          progressMessages: tMsgs?.progressMessages,
+          jobUpdates: tMsgs?.jobUpdates,
+          downloadSec: tMsgs?.downloadSec,
+        },
+        largeImage: {
+          size: P.memLarge,
+          progressMessages: large.progressMessages,
+          jobUpdates: large.jobUpdates,
+          downloadSec: large.downloadSec,
+        },
+      };
+    }
 
     // 5. Fleet: N agents in this process against the stack process.
     const fleets: Array<FleetSummary & { stackPeakRssMiBAfter?: number }> = [];
-    for (const n of P.fleets) {
+    for (const n of want('fleet') ? P.fleets : []) {
       log(`fleet: ${n} devices, ${P.fleetImage} bytes each`);
       const s = await runFleet({
         devices: n,
@@ -515,7 +548,7 @@ async function main() {
       if (!s.stack) problems.push(`fleet ${n}: no stack process figures`);
       fleets.push(s);
     }
-    results.fleet = fleets;
+    if (want('fleet')) results.fleet = fleets;
     const stackNow = stack.proc.pid ? readProcStats(stack.proc.pid) : undefined;
     results.stackProcess = stackNow ? { peakRssMiB: stackNow.peakRssBytes / MiB } : undefined;
   } finally {
@@ -531,6 +564,12 @@ async function main() {
     else if (v === undefined || v === null) problems.push(`figure ${path} is missing`);
     else if (typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
   };
+  if (ONLY) {
+    mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench/results/partial.json'), `${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    return;
+  }
   for (const k of ['throughput', 'cpu', 'memory', 'messages', 'fleet']) walk(results[k], k);
 
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });

@@ -1,10 +1,17 @@
-import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { AbortedError, errorMessage } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { localS3ClientConfig } from '../shared/s3-client-config.ts';
 import { type AgentConfig, readPem } from './config.ts';
 import { iotCredentialsProvider } from './credentials.ts';
-import { backoffDelay, type DownloadSource, HttpSource, S3Source } from './download.ts';
+import {
+  backoffDelay,
+  type DownloadSource,
+  HttpSource,
+  type S3Presigner,
+  S3Source,
+  sdkPresigner,
+} from './download.ts';
 import { JobRejectedError, JobsRequestError } from './errors.ts';
 import type { ResolvedSource } from './job-document.ts';
 import { type ConnectionState, type JobExecution, JobsClient } from './jobs-client.ts';
@@ -18,6 +25,7 @@ import {
   sanitizeStatusDetails,
 } from './progress.ts';
 import { publishedLine, receivedSection } from './sections.ts';
+import { pathStyleObjectUrl, presignGet } from './sigv4.ts';
 import { readState, writeState } from './state.ts';
 
 export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'REJECTED' | 'CANCELED' | 'INTERRUPTED';
@@ -118,7 +126,8 @@ class Agent {
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly stopAc = new AbortController();
-  private readonly s3Clients = new Map<string, S3Client>();
+  private readonly s3Signers = new Map<string, S3Presigner>();
+  private readonly s3Clients: S3Client[] = [];
   private credentials:
     | (() => Promise<{
         accessKeyId: string;
@@ -247,8 +256,9 @@ class Agent {
     } finally {
       this.summary.messagesPublished = this.jobs?.published ?? 0;
       await this.jobs?.close().catch(() => {});
-      for (const s3 of this.s3Clients.values()) s3.destroy();
-      this.s3Clients.clear();
+      for (const s3 of this.s3Clients) s3.destroy();
+      this.s3Clients.length = 0;
+      this.s3Signers.clear();
       this.stopAc.abort();
     }
   }
@@ -323,12 +333,20 @@ class Agent {
     }
   }
 
-  private s3For(src: ResolvedSource): S3Client {
+  /**
+   * How GetObject URLs are presigned. With a custom S3 endpoint (the local stack, path-style like
+   * localS3ClientConfig) and explicit credentials (static keys or the IoT credentials provider), the agent
+   * signs itself (src/device/sigv4.ts, checked against the SDK's presigner by a unit test) and never loads
+   * @aws-sdk/client-s3 (~14 MiB RSS, ~0.1 s CPU at start-up). Against AWS, or with the default credential
+   * chain, the SDK's client does it (endpoint rules: virtual-hosted vs path-style, partitions, FIPS; the
+   * chain's providers), loaded on the first S3 job only.
+   */
+  private s3For(src: ResolvedSource): S3Presigner {
     const c = this.cfg;
     const region = (c.s3Endpoint ? c.region : undefined) ?? src.region;
-    let client = this.s3Clients.get(region);
-    if (client) return client;
-    let credentials: S3ClientConfig['credentials'];
+    let signer = this.s3Signers.get(region);
+    if (signer) return signer;
+    let credentials: (() => Promise<SigningCredentialsLike>) | SigningCredentialsLike | undefined;
     if (c.roleAlias && c.credentialsEndpoint && this.pems) {
       this.credentials ??= iotCredentialsProvider({
         endpoint: c.credentialsEndpoint,
@@ -340,21 +358,48 @@ class Agent {
     } else if (c.s3Credentials) {
       credentials = c.s3Credentials;
     }
-    let config: S3ClientConfig;
-    if (c.s3Endpoint) {
-      config = localS3ClientConfig(
-        c.s3Endpoint,
-        { accessKeyId: 'unused', secretAccessKey: 'unused' },
-        region,
-      );
-      if (credentials) config.credentials = credentials;
-      else delete config.credentials; // default chain
+    const endpoint = c.s3Endpoint;
+    if (endpoint && credentials) {
+      const creds = credentials;
+      signer = {
+        presignGetObject: async (bucket, key, expiresIn) =>
+          presignGet({
+            url: pathStyleObjectUrl(endpoint, bucket, key),
+            region,
+            credentials: typeof creds === 'function' ? await creds() : creds,
+            expiresIn,
+            query: { 'x-id': 'GetObject' },
+          }),
+      };
     } else {
-      config = { region, ...(credentials ? { credentials } : {}) };
+      let client: S3Client | undefined;
+      let inner: S3Presigner | undefined;
+      signer = {
+        presignGetObject: async (bucket, key, expiresIn) => {
+          if (!inner) {
+            const { S3Client } = await import('@aws-sdk/client-s3');
+            let config: S3ClientConfig;
+            if (endpoint) {
+              // Default chain against a custom endpoint.
+              config = localS3ClientConfig(
+                endpoint,
+                { accessKeyId: 'unused', secretAccessKey: 'unused' },
+                region,
+              );
+              delete config.credentials;
+            } else {
+              config = { region, ...(credentials ? { credentials } : {}) };
+            }
+            client ??= new S3Client(config);
+            this.s3Clients.push(client);
+            inner = sdkPresigner(client);
+          }
+          return inner.presignGetObject(bucket, key, expiresIn);
+        },
+      };
     }
-    client = new S3Client(config);
-    this.s3Clients.set(region, client);
-    return client;
+    this.s3Signers.set(region, signer);
+    return signer;
   }
 
   private openSource(src: ResolvedSource): DownloadSource {
@@ -644,6 +689,12 @@ class Agent {
     summary.status = 'FAILED';
     await ended('FAILED');
   }
+}
+
+interface SigningCredentialsLike {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { AbortedError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { DownloadError } from './errors.ts';
@@ -164,44 +164,61 @@ function rawToReadable(raw: RawBody): Readable {
   return r;
 }
 
-/** S3 GetObject through @aws-sdk/client-s3 (credentials: default chain, local stack, or IoT provider). */
+/** Presigns a GetObject URL (the agent's light SigV4 signer, or the SDK: see src/device/agent.ts). */
+export interface S3Presigner {
+  presignGetObject(bucket: string, key: string, expiresIn: number): Promise<URL>;
+}
+
+/** S3 GetObject: a presigned GET (credentials: default chain, local stack, or IoT provider). */
 export class S3Source implements DownloadSource {
   readonly identity: string;
   readonly presigned = false;
+  private readonly signer: S3Presigner;
   constructor(
-    private readonly client: S3Client,
+    client: S3Client | S3Presigner,
     readonly bucket: string,
     readonly key: string,
   ) {
     this.identity = `s3://${bucket}/${key}`;
+    this.signer = 'presignGetObject' in client ? client : sdkPresigner(client);
   }
 
   /**
-   * The SDK signs the request (its credential chain: local stack keys, default chain or the IoT
-   * credentials provider) as a short-lived presigned GetObject URL; the bytes then go through
+   * The request is signed as a short-lived presigned GetObject URL; the bytes then go through
    * http-body.ts instead of the SDK's node:http handler, which costs ~3× the CPU per byte (see
    * docs/benchmarks.md). Range and If-Match are sent as plain headers: SigV4 query authentication does not
    * need them signed, and S3 applies them as on a header-signed request (412 when the ETag changed).
    */
   async open(req: OpenRequest): Promise<OpenedBody> {
     const what = `GetObject ${this.identity}`;
-    const { getSignedUrl } = await import('@aws-sdk/s3-request-presigner');
-    const url = await getSignedUrl(
-      this.client,
-      new GetObjectCommand({ Bucket: this.bucket, Key: this.key }),
-      {
-        expiresIn: 900,
-      },
-    );
+    const url = await this.signer.presignGetObject(this.bucket, this.key, 900);
     const headers: Record<string, string> = {};
     if (req.offset > 0) {
       headers.range = `bytes=${req.offset}-`;
       // S3 answers 412 when the ETag no longer matches: the object changed, restart from 0.
       if (req.validator?.etag) headers['if-match'] = req.validator.etag;
     }
-    const res = await rawGet(new URL(url), { headers, signal: req.signal });
+    const res = await rawGet(url, { headers, signal: req.signal });
     return openedFrom(res, what, false);
   }
+}
+
+/**
+ * Presigning through an S3Client (its endpoint rules and credential chain). The SDK modules are loaded on
+ * first use only: @aws-sdk/client-s3 alone is ~14 MiB of RSS and ~0.1 s of CPU (docs/benchmarks.md).
+ */
+export function sdkPresigner(client: S3Client): S3Presigner {
+  return {
+    async presignGetObject(bucket, key, expiresIn) {
+      const [{ GetObjectCommand }, { getSignedUrl }] = await Promise.all([
+        import('@aws-sdk/client-s3'),
+        import('@aws-sdk/s3-request-presigner'),
+      ]);
+      return new URL(
+        await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn }),
+      );
+    },
+  };
 }
 
 function opt<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {
