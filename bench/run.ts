@@ -421,7 +421,9 @@ async function main() {
   const started = Date.now();
   log(`mode ${QUICK ? 'quick' : 'full'}; building dist/ (the stack and the agent run compiled)`);
   try {
-    execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+    // --no-build: profiling runs against a dist/ built (or instrumented) beforehand.
+    if (!process.argv.includes('--no-build'))
+      execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
   } catch {
     if (!existsSync(join(ROOT, 'dist/device/index.js')))
       throw new Error('npm run build failed and dist/ is missing');
