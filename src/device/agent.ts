@@ -372,29 +372,29 @@ class Agent {
           }),
       };
     } else {
-      let client: S3Client | undefined;
-      let inner: S3Presigner | undefined;
+      let inner: Promise<S3Presigner> | undefined;
+      const load = async (): Promise<S3Presigner> => {
+        const { S3Client } = await import('@aws-sdk/client-s3');
+        let config: S3ClientConfig;
+        if (endpoint) {
+          // Default chain against a custom endpoint.
+          config = localS3ClientConfig(
+            endpoint,
+            { accessKeyId: 'unused', secretAccessKey: 'unused' },
+            region,
+          );
+          delete config.credentials;
+        } else {
+          config = { region, ...(credentials ? { credentials } : {}) };
+        }
+        const client = new S3Client(config);
+        this.s3Clients.push(client);
+        return sdkPresigner(client);
+      };
       signer = {
         presignGetObject: async (bucket, key, expiresIn) => {
-          if (!inner) {
-            const { S3Client } = await import('@aws-sdk/client-s3');
-            let config: S3ClientConfig;
-            if (endpoint) {
-              // Default chain against a custom endpoint.
-              config = localS3ClientConfig(
-                endpoint,
-                { accessKeyId: 'unused', secretAccessKey: 'unused' },
-                region,
-              );
-              delete config.credentials;
-            } else {
-              config = { region, ...(credentials ? { credentials } : {}) };
-            }
-            client ??= new S3Client(config);
-            this.s3Clients.push(client);
-            inner = sdkPresigner(client);
-          }
-          return inner.presignGetObject(bucket, key, expiresIn);
+          inner ??= load();
+          return (await inner).presignGetObject(bucket, key, expiresIn);
         },
       };
     }
