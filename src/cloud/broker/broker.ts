@@ -251,6 +251,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
     ALPNProtocols: MTLS_ALPN_PROTOCOLS,
+    // MQTT is request/response in small packets: with Nagle's algorithm a reply waits for the peer's
+    // delayed ACK (40 ms on Linux), which doubled the time of an 83 MiB OTA on loopback.
+    noDelay: true,
   });
   tlsServer.on('connection', (raw: net.Socket) => {
     track(raw);
@@ -286,7 +289,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   // --- WebSocket listener (SigV4-presigned URL) -----------------------------------------------------------
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: WS_MAX_PAYLOAD });
   wss.on('error', (err) => log.error({ err }, 'WebSocket server error'));
-  const wsHttp = http.createServer((_req, res) => {
+  const wsHttp = http.createServer({ noDelay: true }, (_req, res) => {
     res
       .writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
       .end('WebSocket upgrade required\n');
@@ -329,7 +332,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   // --- optional anonymous plain-TCP listener --------------------------------------------------------------
   let anonServer: net.Server | undefined;
   if (options.anonymousPort !== undefined) {
-    anonServer = net.createServer((socket) => {
+    anonServer = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
       socket.on('error', (err) => log.debug({ err: errorMessage(err) }, 'anonymous socket error'));
       // Operator-like and read-only: operators have no publish rights at all (acl.ts).
