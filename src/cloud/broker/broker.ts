@@ -59,6 +59,10 @@ export function getRequestIdentity(req: IncomingMessage): ClientIdentity | undef
 
 /** ALPN protocols of the mTLS port: AWS IoT's MQTT ALPN id, plain `mqtt`, and HTTPS. */
 export const MTLS_ALPN_PROTOCOLS = ['x-amzn-mqtt-ca', 'mqtt', 'http/1.1'];
+/** AWS IoT Core: MQTT payload ≤ 128 KB, topic ≤ 256 bytes ("AWS IoT Core message broker limits"). */
+export const MAX_PAYLOAD_BYTES = 128 * 1024;
+export const MAX_TOPIC_BYTES = 256;
+
 export const WS_PATH = '/mqtt';
 /** AWS IoT allows client ids up to 128 bytes (reference section 3); aedes defaults to 23. */
 const MAX_CLIENT_ID_LENGTH = 128;
@@ -162,6 +166,20 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       if (!identity) return done(new BrokerError('publish without identity'));
       if (packet.qos === 2)
         return done(new BrokerError('QoS 2 is not supported (AWS IoT: QoS 0 and 1 only)'));
+      // AWS IoT Core message broker limits (reference section 3): payload ≤ 128 KB, topic ≤ 256 bytes.
+      const payloadBytes =
+        typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
+      if (payloadBytes > MAX_PAYLOAD_BYTES || Buffer.byteLength(packet.topic) > MAX_TOPIC_BYTES) {
+        log.info(
+          { identity, topic: packet.topic.slice(0, 300), payloadBytes },
+          'PUBLISH over AWS IoT limits; closing connection',
+        );
+        return done(
+          new BrokerError(
+            `publish over AWS IoT limits (payload ${payloadBytes} > ${MAX_PAYLOAD_BYTES} bytes or topic > ${MAX_TOPIC_BYTES} bytes)`,
+          ),
+        );
+      }
       if (!canPublish(identity, packet.topic, aclOpts)) {
         log.info({ identity, topic: packet.topic }, 'PUBLISH refused by policy; closing connection');
         return done(new BrokerError(`not authorized to publish to ${packet.topic}`));

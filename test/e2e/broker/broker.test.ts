@@ -204,6 +204,20 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
     await b.end();
   });
 
+  test('AWS IoT message limits: a 128 KB payload is delivered, a larger one closes the connection', async () => {
+    const watcher = await connect(A);
+    await watcher.client.subscribeAsync(`${PREFIX}/${A}`, { qos: 1 });
+    const a = await connect(A, { clientId: `${A}-publisher` });
+    a.client.publish(`${PREFIX}/${A}`, Buffer.alloc(128 * 1024, 1), { qos: 1 });
+    const ok = await watcher.next(`${PREFIX}/${A}`);
+    assert.equal(ok.payload.length, 128 * 1024);
+    a.client.publish(`${PREFIX}/${A}`, Buffer.alloc(128 * 1024 + 1, 2), { qos: 1 });
+    await a.closed;
+    await sleep(QUIET_MS);
+    assert.equal(watcher.messages.length, 1, 'the oversized message was not delivered');
+    await watcher.end();
+  });
+
   test('a thing may not publish on service-to-device topics (accepted/rejected/notify)', async () => {
     const a = await connect(A);
     await a.client.subscribeAsync(jobs(A, 'notify'), { qos: 1 });
