@@ -12,6 +12,12 @@ export function reportError(err: unknown): number {
     process.stderr.write(`ota: ${e.name}: ${e.message}\n`);
     return 1;
   }
+  const errno = err as NodeJS.ErrnoException;
+  if (errno?.code && errno.path) {
+    // A file the user named could not be read or written: one line, no stack.
+    process.stderr.write(`ota: ${errno.message}\n`);
+    return 2;
+  }
   if ((err as NodeJS.ErrnoException)?.code === 'ECONNREFUSED') {
     process.stderr.write(`ota: ${(err as Error).message}: is \`ota dev\` running for this data dir?\n`);
     return 1;

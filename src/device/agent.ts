@@ -210,9 +210,9 @@ class Agent {
     try {
       const c = this.cfg;
       this.pems = {
-        cert: readPem(c.cert),
-        key: readPem(c.key),
-        ...(c.rootCa ? { ca: readPem(c.rootCa) } : {}),
+        cert: readPem(c.cert, 'cert'),
+        key: readPem(c.key, 'key'),
+        ...(c.rootCa ? { ca: readPem(c.rootCa, 'rootCa') } : {}),
       };
       const state = await readState(c.stateDir);
       this.currentVersion = state.currentVersion ?? c.currentVersion ?? '0';

@@ -276,6 +276,14 @@ export function resolveAgentConfig(input: ResolveAgentConfigInput): AgentConfig 
 }
 
 /** Reads a PEM given as text or a path. */
-export function readPem(v: string): string {
-  return v.includes('-----BEGIN') ? v : readFileSync(v, 'utf8');
+export function readPem(v: string, field = 'pem'): string {
+  if (v.includes('-----BEGIN')) return v;
+  try {
+    return readFileSync(v, 'utf8');
+  } catch (err) {
+    // Name the flag, rather than a bare ENOENT from deep inside TLS setup.
+    throw new ValidationError(field, `cannot read ${v} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      cause: err,
+    });
+  }
 }

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { resolveAgentConfig, startAgent } from '../../device/index.ts';
 import { createLogger } from '../../shared/log.ts';
 import { parsePort } from '../options.ts';
@@ -6,7 +6,8 @@ import { parsePort } from '../options.ts';
 /** Seconds (as the flag reads) → milliseconds (as the config keeps them). */
 const seconds = (flag: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag}: must be a number of seconds >= 0`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError(`${flag}: must be a number of seconds >= 0`);
   return Math.round(n * 1000);
 };
 

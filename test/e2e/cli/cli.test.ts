@@ -211,6 +211,23 @@ describe('ota CLI against `ota dev`', () => {
     const noThing = await ota(['agent', '-e', '127.0.0.1', '-c', 'c.pem', '-k', 'k.pem']);
     assert.equal(noThing.code, 2);
     assert.match(noThing.stderr, /thingName: required/);
+    const noCert = await ota([
+      'agent',
+      '-e',
+      '127.0.0.1',
+      '-c',
+      join(dir, 'missing.pem'),
+      '-k',
+      'k.pem',
+      '-n',
+      'RaspberryPi_2',
+      '--once',
+    ]);
+    assert.equal(noCert.code, 2);
+    assert.match(noCert.stderr, /^ota: cert: cannot read .*missing\.pem \(ENOENT\)\n$/);
+    const badInterval = await ota(['agent', '--progress-interval', 'soon']);
+    assert.notEqual(badInterval.code, 0);
+    assert.match(badInterval.stderr, /--progress-interval: must be a number of seconds/);
     const noStack = await ota(['job', 'list', '--data-dir', join(dir, 'nowhere')]);
     assert.equal(noStack.code, 2);
     assert.match(noStack.stderr, /endpoints\.json not found: start the local stack first/);
