@@ -8,6 +8,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ValidationError } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
 import { localS3ClientConfig } from '../../shared/s3-client-config.ts';
+import { CONDITIONAL_HEADERS, evaluatePreconditions, ifRangeHolds } from './conditional.ts';
 import { SafeFilesystemStore } from './fs-store.ts';
 import { DUMMY_ACCOUNT, S3rver, type S3rverLogger } from './s3rver-internals.ts';
 import { verifySigV4 } from './sigv4-verify.ts';
@@ -131,6 +132,26 @@ function parseRange(value: string): RangeSpec | null {
   if (end < start) return null;
   return { kind: 'explicit', start, end };
 }
+
+/** AWS S3 API Reference, "Error responses": PreconditionFailed, 412. */
+const PRECONDITION_FAILED = 'At least one of the pre-conditions you specified did not hold';
+
+/**
+ * Query parameters that make a GET/HEAD on a key something other than GetObject/HeadObject (ACL,
+ * tagging, ListParts, ...); conditional headers and Range apply to the object read only.
+ */
+const OBJECT_SUBRESOURCES = [
+  'acl',
+  'tagging',
+  'uploadId',
+  'uploads',
+  'torrent',
+  'legal-hold',
+  'retention',
+  'attributes',
+  'restore',
+  'select',
+];
 
 const TARGET_ERRORS = {
   bucket: 'The specified bucket is not valid.',
@@ -292,23 +313,58 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
       return;
     }
 
-    if ((req.method === 'GET' || req.method === 'HEAD') && req.headers.range !== undefined) {
-      const range = parseRange(req.headers.range);
-      if (range === null) delete req.headers.range;
-      else if (range.kind === 'suffix') {
+    const objectRead =
+      (req.method === 'GET' || req.method === 'HEAD') &&
+      target.bucket !== undefined &&
+      target.key !== undefined &&
+      !OBJECT_SUBRESOURCES.some((q) => query.has(q));
+    let range = objectRead && req.headers.range !== undefined ? parseRange(req.headers.range) : null;
+    if (range === null && (req.method === 'GET' || req.method === 'HEAD')) delete req.headers.range;
+    if (objectRead) {
+      const conditional = CONDITIONAL_HEADERS.some((h) => req.headers[h] !== undefined);
+      // The object's current ETag / Last-Modified / size, read the way s3rver itself reads them. Missing
+      // object or bucket: null, and s3rver answers NoSuchKey / NoSuchBucket (S3 answers 404 to a
+      // conditional GET of a missing key too, whatever the conditions).
+      const metadata =
+        conditional || range?.kind === 'suffix'
+          ? await store.getMetadata(target.bucket ?? '', target.key ?? '').catch(() => null)
+          : null;
+      if (metadata !== null && conditional) {
+        const current = { etag: String(metadata.etag), lastModified: String(metadata['last-modified']) };
+        const outcome = evaluatePreconditions(req.headers, current);
+        if (outcome?.status === 412) {
+          sendS3Error(req, res, 412, 'PreconditionFailed', PRECONDITION_FAILED, {
+            Condition: outcome.condition,
+          });
+          return;
+        }
+        if (outcome?.status === 304) {
+          // RFC 9110 §15.4.5: a 304 carries the validators a 200 would have, and no body.
+          res.statusCode = 304;
+          res.setHeader('ETag', current.etag);
+          res.setHeader('Last-Modified', current.lastModified);
+          res.setHeader('x-amz-request-id', randomUUID());
+          res.end();
+          return;
+        }
+        // If-Range (RFC 9110 §13.1.5): a stale validator means "send the whole current object" (200).
+        const ifRange = req.headers['if-range'];
+        if (range !== null && ifRange !== undefined && !ifRangeHolds(String(ifRange), current)) {
+          range = null;
+          delete req.headers.range;
+        }
+      }
+      // s3rver would re-check If-None-Match / If-Modified-Since without the precedence rules above.
+      for (const h of CONDITIONAL_HEADERS) delete req.headers[h];
+
+      if (range?.kind === 'suffix') {
         // bytes=-N: the last N bytes (RFC 9110 §14.1.2). s3rver parses it as bytes=0-N.
-        const size =
-          target.key === undefined
-            ? null
-            : await store
-                .getMetadata(target.bucket ?? '', target.key)
-                .then((m) => Number(m['content-length']))
-                .catch(() => null);
+        const size = metadata === null ? null : Number(metadata['content-length']);
         if (size === null)
           delete req.headers.range; // let s3rver answer NoSuchKey / NoSuchBucket
         else if (range.length === 0 || size === 0) {
           sendS3Error(req, res, 416, 'InvalidRange', 'The requested range is not satisfiable', {
-            RangeRequested: req.headers.range,
+            RangeRequested: req.headers.range ?? '',
             ActualObjectSize: String(size),
           });
           return;
