@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+
 /**
  * Conditional GET/HEAD of an object (RFC 9110 §13; AWS S3 API Reference, GetObject / HeadObject,
  * "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"). s3rver 3.7.1 checks only
@@ -138,3 +140,22 @@ export const CONDITIONAL_HEADERS = [
   'if-unmodified-since',
   'if-range',
 ] as const;
+
+/**
+ * Makes `res` drop the connection instead of sending a 200/206 whose ETag is not `etag` (the front layer's
+ * guard against an object replaced between its precondition check and s3rver's read).
+ * Koa flushes headers through res.writeHead (ServerResponse._implicitHeader calls it too).
+ */
+export function guardServedEtag(res: ServerResponse, etag: string): void {
+  // writeHead is overloaded; the guard passes its arguments through untouched.
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.writeHead = ((...args: unknown[]) => {
+    const served = res.getHeader('etag');
+    const serving = res.statusCode === 200 || res.statusCode === 206;
+    if (serving && served !== undefined && String(served) !== etag) {
+      res.destroy();
+      return res;
+    }
+    return writeHead(...args);
+  }) as typeof res.writeHead;
+}

@@ -8,7 +8,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ValidationError } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
 import { localS3ClientConfig } from '../../shared/s3-client-config.ts';
-import { CONDITIONAL_HEADERS, evaluatePreconditions, ifRangeHolds } from './conditional.ts';
+import { CONDITIONAL_HEADERS, evaluatePreconditions, guardServedEtag, ifRangeHolds } from './conditional.ts';
 import { SafeFilesystemStore } from './fs-store.ts';
 import { DUMMY_ACCOUNT, S3rver, type S3rverLogger } from './s3rver-internals.ts';
 import { verifySigV4 } from './sigv4-verify.ts';
@@ -210,6 +210,9 @@ function pinoAdapter(logger: Logger): S3rverLogger {
  * - Suffix ranges (`bytes=-N`) were served as `bytes=0-N`; the front layer rewrites them to an explicit
  *   range. See SafeFilesystemStore for the storage-side fixes (flush-before-reply, `bytes=0-0`,
  *   aws-chunked bodies, atomic replace).
+ * - It ignores If-Match, If-Unmodified-Since and If-Range, and checks If-None-Match / If-Modified-Since
+ *   without RFC 9110 §13.2.2 precedence. The front layer evaluates all five for GetObject / HeadObject
+ *   against the stored ETag and Last-Modified (412 PreconditionFailed, 304; see conditional.ts).
  * - Not checked at all: Content-MD5 and x-amz-checksum-* / x-amz-content-sha256 payload hashes, bucket
  *   policies/ACLs, session tokens. Virtual-hosted addressing is off: clients must use path-style.
  */
@@ -353,6 +356,11 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
           range = null;
           delete req.headers.range;
         }
+        // s3rver reads the metadata again and opens the file after this point. If the object was replaced
+        // in between (uploads are renamed into place), the bytes it would send are not those of the object
+        // the conditions held for: drop the connection rather than, say, serve a 206 of a different object
+        // to an `If-Match` resume. The client retries and then gets 412 / 200 against the new object.
+        guardServedEtag(res, current.etag);
       }
       // s3rver would re-check If-None-Match / If-Modified-Since without the precedence rules above.
       for (const h of CONDITIONAL_HEADERS) delete req.headers[h];

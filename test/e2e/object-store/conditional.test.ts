@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,6 +13,7 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { guardServedEtag } from '../../../src/cloud/object-store/conditional.ts';
 import { type RunningObjectStore, startObjectStore } from '../../../src/cloud/object-store/store.ts';
 import { localS3ClientConfig } from '../../../src/shared/s3-client-config.ts';
 
@@ -230,5 +233,32 @@ describe('object store: conditional GetObject / HeadObject (RFC 9110 §13, S3 Ge
     );
     assert.equal(res.$metadata.httpStatusCode, 206);
     assert.equal(await res.Body!.transformToString(), 'sion two!');
+  });
+});
+
+describe('guardServedEtag (object replaced between the precondition check and the read)', () => {
+  test('a 200/206 with another ETag drops the connection; the checked ETag or a non-2xx passes', async () => {
+    const server = createServer((req, res) => {
+      const [status = '200', served = ''] = (req.url ?? '').slice(1).split('/');
+      guardServedEtag(res, '"checked"');
+      res.statusCode = Number(status);
+      res.setHeader('ETag', `"${served}"`);
+      res.end('body');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await assert.rejects(fetch(`${base}/206/replaced`), TypeError);
+      await assert.rejects(fetch(`${base}/200/replaced`), TypeError);
+      const same = await fetch(`${base}/206/checked`);
+      assert.equal(same.status, 206);
+      assert.equal(await same.text(), 'body');
+      const notFound = await fetch(`${base}/404/replaced`);
+      assert.equal(notFound.status, 404);
+      await notFound.text();
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
