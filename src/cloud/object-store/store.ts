@@ -228,7 +228,7 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
   await mkdir(opts.directory, { recursive: true });
   const app = new S3rver({
     directory: opts.directory,
-    // s3rver logs through a winston Console transport; `silent` mutes it (and Koa's own console.error).
+    // s3rver logs through a winston Console transport; `silent` mutes it (and Koa's own error printing).
     silent: true,
     // Path-style only: otherwise a Host that is neither an IP nor localhost is taken as a bucket name.
     vhostBuckets: false,
