@@ -1,12 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DescribeJobExecutionCommand, type IoTClient } from '@aws-sdk/client-iot';
-import { type LocalStack, startLocalStack } from '../../src/cloud/stack.ts';
+import type { LocalStack } from '../../src/cloud/stack.ts';
 import { iotClientFor } from '../../src/operator/clients.ts';
 import type { Endpoints } from '../../src/shared/endpoints.ts';
+import { startTestStack } from '../helpers/stack.ts';
 
 /**
  * Shared pieces of the interop tests: standard, non-Node MQTT clients (Mosquitto's command-line clients,
@@ -49,16 +47,7 @@ export interface InteropWorld {
 }
 
 export async function startInteropWorld(prefix: string): Promise<InteropWorld> {
-  const dir = await mkdtemp(join(tmpdir(), `ota-interop-${prefix}-`));
-  const stack = await startLocalStack({
-    dataDir: join(dir, 'data'),
-    host: '127.0.0.1',
-    mqttPort: 0,
-    wsPort: 0,
-    iotPort: 0,
-    s3Port: 0,
-    things: [],
-  });
+  const { dir, stack, close } = await startTestStack(`ota-interop-${prefix}`, { things: [] });
   const iot = iotClientFor({ kind: 'local', endpoints: stack.endpoints });
   return {
     dir,
@@ -70,8 +59,7 @@ export async function startInteropWorld(prefix: string): Promise<InteropWorld> {
     iot,
     close: async () => {
       iot.destroy();
-      await stack.close();
-      await rm(dir, { recursive: true, force: true });
+      await close();
     },
   };
 }

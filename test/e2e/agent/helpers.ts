@@ -1,9 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
@@ -15,10 +13,11 @@ import {
 } from '@aws-sdk/client-iot';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import mqtt, { type MqttClient } from 'mqtt';
-import { type LocalStack, startLocalStack } from '../../../src/cloud/stack.ts';
+import type { LocalStack } from '../../../src/cloud/stack.ts';
 import { type AgentEvent, type AgentSummary, startAgent } from '../../../src/device/agent.ts';
 import { type AgentConfig, resolveAgentConfig } from '../../../src/device/config.ts';
 import { localS3ClientConfig } from '../../../src/shared/s3-client-config.ts';
+import { startTestStack } from '../../helpers/stack.ts';
 
 export interface World {
   dir: string;
@@ -30,16 +29,7 @@ export interface World {
 }
 
 export async function startWorld(): Promise<World> {
-  const dir = await mkdtemp(join(tmpdir(), 'ota-e2e-agent-'));
-  const stack = await startLocalStack({
-    dataDir: join(dir, 'data'),
-    host: '127.0.0.1',
-    mqttPort: 0,
-    wsPort: 0,
-    iotPort: 0,
-    s3Port: 0,
-    things: [],
-  });
+  const { dir, stack, close } = await startTestStack('ota-e2e-agent', { things: [] });
   const ep = stack.endpoints;
   const iot = new IoTClient({
     endpoint: ep.iot.endpoint,
@@ -56,8 +46,7 @@ export async function startWorld(): Promise<World> {
     close: async () => {
       iot.destroy();
       s3.destroy();
-      await stack.close();
-      await rm(dir, { recursive: true, force: true });
+      await close();
     },
   };
 }
