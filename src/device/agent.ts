@@ -2,16 +2,9 @@ import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { AbortedError, errorMessage } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { localS3ClientConfig } from '../shared/s3-client-config.ts';
+import { backoffDelay, sleep } from '../shared/timers.ts';
 import { type AgentConfig, readPem } from './config.ts';
 import { iotCredentialsProvider } from './credentials.ts';
-import {
-  backoffDelay,
-  type DownloadSource,
-  HttpSource,
-  type S3Presigner,
-  S3Source,
-  sdkPresigner,
-} from './download.ts';
 import { JobRejectedError, JobsRequestError } from './errors.ts';
 import type { ResolvedSource } from './job-document.ts';
 import { type ConnectionState, type JobExecution, JobsClient } from './jobs-client.ts';
@@ -26,6 +19,7 @@ import {
 } from './progress.ts';
 import { publishedLine, receivedSection } from './sections.ts';
 import { pathStyleObjectUrl, presignGet } from './sigv4.ts';
+import { type DownloadSource, HttpSource, type S3Presigner, S3Source, sdkPresigner } from './sources.ts';
 import { readState, writeState } from './state.ts';
 
 export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'REJECTED' | 'CANCELED' | 'INTERRUPTED';
@@ -289,7 +283,7 @@ class Agent {
         const delay = backoffDelay(failures++, 1000, 60_000, this.random);
         this.log.warn({ err: errorMessage(err), delay }, 'start-next failed; retrying');
         this.emit({ type: 'error', error: errorMessage(err) });
-        await sleep(delay, this.stopAc.signal);
+        await sleep(delay, { signal: this.stopAc.signal, onAbort: 'resolve' });
         this.wakeFlag = true;
         continue;
       }
@@ -695,19 +689,4 @@ interface SigningCredentialsLike {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      resolve();
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -2,32 +2,32 @@ import { OtaError } from '../shared/errors.ts';
 import type { JobsMqttErrorCode } from '../shared/jobs-protocol.ts';
 
 /**
- * Why a download attempt failed, as data. `retryable` decides whether the `.part` file is kept for a later
- * Range resume (transient: network, 5xx, throttling) or deleted (the bytes are wrong: size or checksum).
+ * Why a download attempt failed, as data. What the download does about each kind (resume with Range,
+ * restart at 0, refresh a presigned URL, or give up and remove the `.part`) is one table in download.ts.
  */
 export type DownloadErrorKind =
-  | 'network' // connection reset, premature end, timeout: resume with Range
-  | 'http' // an HTTP status; `status` says which; 5xx/429 are retryable
+  | 'network' // connection refused/reset, DNS failure, premature end, timeout: resume with Range
+  | 'unavailable' // HTTP 5xx, 429, 408: the server says "later": resume with Range
+  | 'http' // any other HTTP status (`status` says which): the request can never succeed
   | 'changed' // the object changed under us (412, 200 to a ranged request, ETag differs): restart at 0
   | 'range' // 416: our offset is past the object's end: restart at 0
   | 'expired' // 403 on a presigned URL: fetch a fresh URL ({jobId}/get, reference section 4), then resume
   | 'size' // size differs from the job document / Content-Length / Content-Range
   | 'checksum' // sha256 differs from the job document
-  | 'exhausted'; // retries used up on transient errors
+  | 'disk' // the local file system refused: disk full, read-only, not writable (the path is named)
+  | 'exhausted'; // the retry budget (time without progress, or restarts) is used up
 
 export class DownloadError extends OtaError {
   readonly kind: DownloadErrorKind;
   readonly status: number | undefined;
-  readonly retryable: boolean;
-  constructor(
-    kind: DownloadErrorKind,
-    message: string,
-    options: { status?: number; retryable?: boolean; cause?: unknown } = {},
-  ) {
+  constructor(kind: DownloadErrorKind, message: string, options: { status?: number; cause?: unknown } = {}) {
     super(`OTA_DOWNLOAD_${kind.toUpperCase()}`, message, options);
     this.kind = kind;
     this.status = options.status;
-    this.retryable = options.retryable ?? (kind === 'network' || kind === 'exhausted');
+  }
+  /** Whether a later attempt may succeed (network, unavailable): the download loop resumes these. */
+  get retryable(): boolean {
+    return this.kind === 'network' || this.kind === 'unavailable';
   }
 }
 

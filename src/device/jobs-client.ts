@@ -3,8 +3,8 @@ import { isIP } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { AbortedError, OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
+import { backoffDelay } from '../shared/timers.ts';
 import { JOBS_PREFIX, jobsTopics } from '../shared/topics.ts';
-import { backoffDelay } from './download.ts';
 import { JobsRequestError } from './errors.ts';
 
 /** A job execution as the Jobs MQTT API sends it (reference section 1, JobExecution). */
