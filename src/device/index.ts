@@ -1,4 +1,6 @@
 /** Public API of the device agent (the `ota agent` CLI, `ota demo` and the fleet simulator build on it). */
+
+export { ManualTimers, sleep, systemTimers, type Timers } from '../shared/timers.ts';
 export {
   type AgentEvent,
   type AgentHandle,
@@ -40,7 +42,19 @@ export {
   JobsClient,
   type JobsClientOptions,
 } from './jobs-client.ts';
-export { type JobContext, OTA_STEPS, runSteps, type Step, type StepEnv, type StepName } from './pipeline.ts';
+export {
+  type JobContext,
+  newJobContext,
+  OTA_PIPELINE,
+  OTA_STEPS,
+  type Pipeline,
+  runPipeline,
+  runSteps,
+  type Step,
+  type StepEnv,
+  type StepName,
+  type StepResult,
+} from './pipeline.ts';
 export {
   buildProgressMessage,
   formatDuration,
@@ -51,5 +65,5 @@ export {
   pythonJsonDumps,
   serializeProgress,
 } from './progress.ts';
-export { type AgentState, readState, writeState } from './state.ts';
+export { type AgentState, readState, StateError, StateStore, writeState } from './state.ts';
 export { compareVersions, parseVersion } from './version.ts';

@@ -1,5 +1,7 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { OtaError } from '../shared/errors.ts';
+import { ensureDir, FsError, fsErrorMessage, fsyncDir } from './fs-safe.ts';
 
 /**
  * What survives a reboot, in `<stateDir>/state.json`:
@@ -18,6 +20,13 @@ export interface AgentState {
 
 export const STATE_FILE = 'state.json';
 
+/** The agent's state could not be written: the job must fail rather than act on a state it cannot keep. */
+export class StateError extends OtaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('OTA_STATE_WRITE', message, options);
+  }
+}
+
 export async function readState(stateDir: string): Promise<AgentState> {
   try {
     const v = JSON.parse(await readFile(join(stateDir, STATE_FILE), 'utf8')) as unknown;
@@ -27,27 +36,83 @@ export async function readState(stateDir: string): Promise<AgentState> {
   }
 }
 
-/** Atomic replace: write a temp file, fsync it, rename over state.json, fsync the directory. */
+let tmpSeq = 0;
+
+/**
+ * Atomic replace: write a temp file, fsync it, rename over state.json, fsync the directory. A failure
+ * removes the temp file (none piles up on a full disk) and throws StateError naming the path and cause.
+ */
 export async function writeState(stateDir: string, state: AgentState): Promise<void> {
-  await mkdir(stateDir, { recursive: true });
   const file = join(stateDir, STATE_FILE);
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  const fh = await open(tmp, 'w');
+  const tmp = `${file}.${process.pid}.${++tmpSeq}.tmp`;
   try {
-    await fh.writeFile(`${JSON.stringify(state, null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  try {
-    const d = await open(stateDir, 'r');
+    await ensureDir(stateDir);
+    const fh = await open(tmp, 'w');
     try {
-      await d.sync();
+      await fh.writeFile(`${JSON.stringify(state, null, 2)}\n`);
+      await fh.sync();
     } finally {
-      await d.close();
+      await fh.close();
     }
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {});
+    const msg = err instanceof FsError ? err.message : fsErrorMessage(err, 'cannot write', file);
+    throw new StateError(`the agent state could not be written: ${msg}`, { cause: err });
+  }
+  await fsyncDir(stateDir);
+}
+
+/** Temp files of writes that died with their process (a crash between open and rename). */
+async function sweepTemps(stateDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(stateDir);
   } catch {
-    // directories cannot be fsynced on every platform; the rename is atomic regardless
+    return;
+  }
+  const stale = names.filter((n) => n.startsWith(`${STATE_FILE}.`) && n.endsWith('.tmp'));
+  await Promise.all(stale.map((n) => rm(join(stateDir, n), { force: true }).catch(() => {})));
+}
+
+/**
+ * The agent's state, in memory and on disk, always in that order of truth: a change is written first and
+ * applied in memory only once it is on disk, so the agent never acts on a version it could not persist.
+ * Writes are serialised (no two renames race).
+ */
+export class StateStore {
+  private state: AgentState = {};
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly dir: string,
+    /** The installed version when state.json has none yet (`--current-version`). */
+    private readonly initialVersion = '0',
+  ) {}
+
+  get current(): Readonly<AgentState> {
+    return this.state;
+  }
+
+  get currentVersion(): string {
+    return this.state.currentVersion ?? this.initialVersion;
+  }
+
+  /** Reads state.json (a missing or unreadable one is an empty state) and removes stale temp files. */
+  async load(): Promise<Readonly<AgentState>> {
+    await sweepTemps(this.dir);
+    this.state = await readState(this.dir);
+    return this.state;
+  }
+
+  /** Writes `change(current)`; the in-memory state follows only once the file is written. */
+  update(change: (s: Readonly<AgentState>) => AgentState): Promise<void> {
+    const next = this.chain.then(async () => {
+      const s = change(this.state);
+      await writeState(this.dir, s);
+      this.state = s;
+    });
+    this.chain = next.catch(() => {});
+    return next;
   }
 }

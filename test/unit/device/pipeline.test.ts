@@ -5,6 +5,7 @@ import { JobRejectedError } from '../../../src/device/errors.ts';
 import {
   checkVersion,
   type JobContext,
+  newJobContext,
   printSections,
   resolveSourceStep,
   runSteps,
@@ -13,7 +14,9 @@ import {
   validateDocument,
 } from '../../../src/device/pipeline.ts';
 import { pythonBytesRepr, receivedSection } from '../../../src/device/sections.ts';
+import { StateStore } from '../../../src/device/state.ts';
 import { silentLogger } from '../../../src/shared/log.ts';
+import { ManualTimers } from '../../../src/shared/timers.ts';
 
 const DOC = {
   firmware: {
@@ -30,19 +33,25 @@ function env(out: string[]): StepEnv {
     logger: silentLogger,
     write: (t) => out.push(t),
     signal: new AbortController().signal,
+    stopSignal: new AbortController().signal,
+    jobs: {
+      startNext: async () => undefined,
+      describe: async () => undefined,
+      update: async () => undefined,
+    },
     openSource: () => {
       throw new Error('not used');
     },
-    describe: async () => undefined,
-    onProgress: () => {},
+    progress: undefined as unknown as StepEnv['progress'],
+    state: new StateStore('/nonexistent'),
+    timers: new ManualTimers(),
   };
 }
 
 const ctx = (jobDocument: unknown, currentVersion = '41811019'): JobContext => ({
+  ...newJobContext(currentVersion, 0),
   execution: { jobId: 'rasp-ota-test', status: 'IN_PROGRESS', jobDocument },
   jobId: 'rasp-ota-test',
-  currentVersion,
-  startedAt: 0,
 });
 
 describe('OTA steps, each alone', () => {

@@ -1,0 +1,123 @@
+import type { Logger } from '../shared/log.ts';
+import type { Timers } from '../shared/timers.ts';
+import type { AgentConfig } from './config.ts';
+import type { DownloadResult } from './download.ts';
+import type { FirmwareDocument, ResolvedSource } from './job-document.ts';
+import type { ExecutionState, JobExecution, UpdateStatus } from './jobs-client.ts';
+import type { JobProgress } from './progress-reporter.ts';
+import type { DownloadSource } from './sources.ts';
+import type { StateStore } from './state.ts';
+
+/**
+ * The types every OTA step shares: the job's context (filled in step by step), what steps get from the
+ * agent (StepEnv), and the step contract itself. The steps live in src/device/steps/, the pipeline that
+ * orders them in src/device/pipeline.ts.
+ */
+
+/** Every step of the OTA pipeline, in order; `report` runs last whatever happened. */
+export type StepName =
+  | 'start-next'
+  | 'validate-document'
+  | 'print-sections'
+  | 'check-version'
+  | 'resolve-source'
+  | 'download'
+  | 'verify'
+  | 'install'
+  | 'report';
+
+/** How a job ended, as the agent saw it. INTERRUPTED: the agent stopped; the job resumes after a restart. */
+export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'REJECTED' | 'CANCELED' | 'INTERRUPTED';
+
+export interface JobSummary {
+  jobId: string;
+  status: JobOutcome;
+  reason?: string;
+  version?: string;
+  fileName?: string;
+  /** How the firmware was fetched: S3 GetObject or a plain HTTP(S) GET (presigned URL). */
+  sourceKind?: 's3' | 'http';
+  path?: string;
+  bytes: number;
+  sha256?: string;
+  /** Download seconds: first byte requested → file renamed. */
+  seconds?: number;
+  /** Epoch ms: first request of the download, and the atomic rename. */
+  downloadStartedAt?: number;
+  renamedAt?: number;
+  resumedFrom?: number;
+  requests?: number;
+  progressMessages: number;
+  statusDetailsUpdates: number;
+}
+
+export interface JobContext {
+  /** '' until start-next returned an execution. */
+  jobId: string;
+  execution?: JobExecution;
+  /** The installed version when the job started (check-version compares against it). */
+  currentVersion: string;
+  /** Epoch ms the OTA started (OTA_start_time; re-stamped when the download starts, as the original did). */
+  startedAt: number;
+  document?: FirmwareDocument;
+  source?: ResolvedSource;
+  download?: DownloadResult;
+  /** Set when the pipeline ended early without a failure: no job pending. */
+  end?: 'idle';
+  /** The error that stopped the pipeline, for `report`. */
+  error?: unknown;
+  summary: JobSummary;
+}
+
+export function newJobContext(currentVersion: string, now: number): JobContext {
+  return {
+    jobId: '',
+    currentVersion,
+    startedAt: now,
+    summary: { jobId: '', status: 'FAILED', bytes: 0, progressMessages: 0, statusDetailsUpdates: 0 },
+  };
+}
+
+/** The Jobs MQTT API as the steps use it (JobsClient in the agent). */
+export interface JobsApi {
+  startNext(statusDetails?: Record<string, string>): Promise<JobExecution | undefined>;
+  describe(jobId: string): Promise<JobExecution | undefined>;
+  update(
+    jobId: string,
+    status: UpdateStatus,
+    statusDetails?: Record<string, string>,
+  ): Promise<ExecutionState | undefined>;
+}
+
+/** What steps need from the agent. Everything is injected: no globals, so many agents share a process. */
+export interface StepEnv {
+  config: AgentConfig;
+  logger: Logger;
+  /** Where the original's console sections go. */
+  write: (text: string) => void;
+  /** Aborted when the agent stops or the job is cancelled. */
+  signal: AbortSignal;
+  /** Aborted only when the agent stops (the job then stays IN_PROGRESS, to resume). */
+  stopSignal: AbortSignal;
+  jobs: JobsApi;
+  /** Builds the S3 / HTTP source of a resolved location. */
+  openSource: (src: ResolvedSource) => DownloadSource;
+  progress: JobProgress;
+  state: StateStore;
+  timers: Timers;
+  /** A later install/rollback step plugs in here; the default does nothing. */
+  install?: (ctx: JobContext & { path: string }) => Promise<void>;
+}
+
+/** A step may jump (the resume entry), or end the pipeline early without an error. */
+export type StepResult = undefined | { goto: StepName } | { end: 'idle' };
+
+export interface Step {
+  name: StepName;
+  run(ctx: JobContext, env: StepEnv): Promise<StepResult | undefined>;
+}
+
+export function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined) throw new Error(`pipeline bug: ${what} not set by an earlier step`);
+  return v;
+}

@@ -1,0 +1,135 @@
+import { AbortedError, errorMessage } from '../../shared/errors.ts';
+import { JobRejectedError, JobsRequestError } from '../errors.ts';
+import type { JobContext, JobOutcome, Step, StepEnv } from '../job-context.ts';
+import { sanitizeStatusDetails } from '../progress.ts';
+
+/** The two steps that talk to the Jobs service: the first (take a job) and the last (say how it ended). */
+
+/**
+ * `start-next`: StartNextPendingJobExecution (reference section 1). The service hands back an
+ * IN_PROGRESS execution first, so a job interrupted by a stop or a crash is resumed here.
+ */
+export const startNextStep: Step = {
+  name: 'start-next',
+  async run(ctx, env) {
+    const exec = await env.jobs.startNext();
+    if (!exec) return { end: 'idle' };
+    let execution = exec;
+    if (execution.jobDocument === undefined)
+      execution = (await env.jobs.describe(exec.jobId).catch(() => undefined)) ?? exec;
+    ctx.execution = execution;
+    ctx.jobId = exec.jobId;
+    ctx.summary.jobId = exec.jobId;
+    return undefined;
+  },
+};
+
+/** Copies what the steps learned into the job's summary. */
+function summarise(ctx: JobContext): void {
+  const s = ctx.summary;
+  const doc = ctx.document;
+  if (doc) s.version = doc.version;
+  if (ctx.source) {
+    s.fileName = ctx.source.fileName;
+    s.sourceKind = ctx.source.kind;
+  }
+  const d = ctx.download;
+  if (d) {
+    Object.assign(s, {
+      path: d.path,
+      bytes: d.bytes,
+      sha256: d.sha256,
+      seconds: (d.renamedAt - d.startedAt) / 1000,
+      renamedAt: d.renamedAt,
+      resumedFrom: d.resumedFrom,
+      requests: d.requests,
+    });
+  }
+}
+
+/**
+ * `report`: SUCCEEDED (after storing the new version), REJECTED for an unacceptable job, FAILED for
+ * anything else, with a reason ≤ 1024 chars. A stop of the agent leaves the execution IN_PROGRESS on
+ * purpose: the `.part` is kept and start-next returns this execution first after a restart. Then one
+ * last progress message carrying the outcome.
+ */
+export const reportStep: Step = {
+  name: 'report',
+  async run(ctx, env) {
+    summarise(ctx);
+    await env.progress.settled();
+    const status = await settle(ctx, env);
+    ctx.summary.status = status;
+    ctx.summary.progressMessages = env.progress.messages;
+    ctx.summary.statusDetailsUpdates = env.progress.statusUpdates;
+    if (ctx.document && status !== 'INTERRUPTED') {
+      await env.progress.outcome(status, ctx.document.size, ctx.download?.bytes);
+      ctx.summary.progressMessages = env.progress.messages;
+    }
+    return undefined;
+  },
+};
+
+async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
+  const { error } = ctx;
+  const doc = ctx.document;
+  const d = ctx.download;
+  if (error === undefined && doc && d) {
+    await env.state.update((s) => ({
+      currentVersion: doc.version,
+      updatedAt: new Date().toISOString(),
+      lastJob: { jobId: ctx.jobId, status: 'SUCCEEDED', version: doc.version, at: new Date().toISOString() },
+      ...(s.inFlight && s.inFlight.jobId !== ctx.jobId ? { inFlight: s.inFlight } : {}),
+    }));
+    await env.jobs.update(
+      ctx.jobId,
+      'SUCCEEDED',
+      sanitizeStatusDetails({
+        version: doc.version,
+        bytes: d.bytes,
+        sha256: d.sha256,
+        seconds: ((d.renamedAt - d.startedAt) / 1000).toFixed(3),
+      }),
+    );
+    return 'SUCCEEDED';
+  }
+  if (env.signal.aborted || error instanceof AbortedError) {
+    if (env.stopSignal.aborted || !env.signal.aborted) {
+      ctx.summary.reason = 'agent stopped; the execution stays IN_PROGRESS and resumes after a restart';
+      return 'INTERRUPTED';
+    }
+    ctx.summary.reason = errorMessage(env.signal.reason ?? error);
+    return 'CANCELED';
+  }
+  const reason = errorMessage(error);
+  ctx.summary.reason = reason;
+  // The job ends here (FAILED/REJECTED): nothing is in flight any more.
+  const ended = (status: 'FAILED' | 'REJECTED') =>
+    env.state
+      .update((s) => ({
+        currentVersion: env.state.currentVersion,
+        ...(s.updatedAt ? { updatedAt: s.updatedAt } : {}),
+        lastJob: { jobId: ctx.jobId, status, at: new Date().toISOString() },
+      }))
+      .catch(() => {});
+  if (error instanceof JobRejectedError) {
+    try {
+      await env.jobs.update(
+        ctx.jobId,
+        'REJECTED',
+        sanitizeStatusDetails({
+          reason,
+          ...(doc ? { version: doc.version, currentVersion: ctx.currentVersion } : {}),
+        }),
+      );
+      await ended('REJECTED');
+      return 'REJECTED';
+    } catch (err) {
+      // IN_PROGRESS → REJECTED is UNCONFIRMED on AWS (reference section 2): fall back to FAILED.
+      if (!(err instanceof JobsRequestError) || err.jobsCode !== 'InvalidStateTransition') throw err;
+    }
+  }
+  await env.jobs.update(ctx.jobId, 'FAILED', sanitizeStatusDetails({ reason }));
+  await ended('FAILED');
+  return 'FAILED';
+}
