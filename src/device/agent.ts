@@ -103,6 +103,7 @@ class Agent {
   private wakeFlag = true;
   private wakeResolve: (() => void) | undefined;
   private current: { ctx: JobContext; ac: AbortController } | undefined;
+  private readonly invalidJobIds = new Set<string>();
   private readonly summary: AgentSummary;
 
   constructor(private readonly opts: AgentOptions) {
@@ -321,6 +322,7 @@ class Agent {
       progress,
       state: this.state,
       timers: this.timers,
+      invalidJobIds: this.invalidJobIds,
       ...(this.opts.install ? { install: this.opts.install } : {}),
     };
   }

@@ -56,8 +56,11 @@ export interface AgentConfig {
   keepaliveSec: number;
   /** Timeout of one Jobs request before it is retried with a fresh clientToken. */
   requestTimeoutMs: number;
-  /** Download retries without progress before the job fails. */
-  downloadRetries: number;
+  /**
+   * The download's retry budget, in time: transient failures are retried while the last progress is at
+   * most this old (default 5 min: longer than a broker or stack restart).
+   */
+  downloadRetryWindowMs: number;
 }
 
 const positiveInt = (field: string, min: number, max: number) =>
@@ -122,7 +125,7 @@ const RawSchema = z.object({
   once: bool.default(false),
   keepaliveSec: positiveInt('keepaliveSec', 30, 1200).default(60),
   requestTimeoutMs: positiveInt('requestTimeoutMs', 100, 600_000).default(10_000),
-  downloadRetries: positiveInt('downloadRetries', 0, 100).default(5),
+  downloadRetryWindowMs: positiveInt('downloadRetryWindowMs', 0, 86_400_000).default(300_000),
 });
 
 type RawKey = keyof typeof RawSchema.shape;
@@ -259,7 +262,7 @@ export function resolveAgentConfig(input: ResolveAgentConfigInput): AgentConfig 
     once: c.once,
     keepaliveSec: c.keepaliveSec,
     requestTimeoutMs: c.requestTimeoutMs,
-    downloadRetries: c.downloadRetries,
+    downloadRetryWindowMs: c.downloadRetryWindowMs,
   };
   if (c.rootCa) out.rootCa = pemOrPath(c.rootCa);
   if (c.currentVersion) out.currentVersion = c.currentVersion;

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addAbortSignal } from 'node:stream';
 import { AbortedError } from '../shared/errors.ts';
@@ -86,6 +86,24 @@ interface Sidecar {
 export function partPaths(dir: string, fileName: string): { final: string; part: string; sidecar: string } {
   const final = join(dir, fileName);
   return { final, part: `${final}.part`, sidecar: `${final}.part.json` };
+}
+
+/**
+ * Removes every download's `.part` and sidecar in `dir` except `keep`'s: the debris of jobs that ended
+ * (cancelled, failed, timed out while the agent was down). Only these two suffixes are touched: the
+ * download dir may hold other files.
+ */
+export async function sweepPartials(dir: string, keep?: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const kept = keep ? new Set([`${keep}.part`, `${keep}.part.json`]) : new Set<string>();
+  const debris = names.filter((n) => (n.endsWith('.part') || n.endsWith('.part.json')) && !kept.has(n));
+  await Promise.all(debris.map((n) => rm(join(dir, n), { force: true }).catch(() => {})));
+  return debris;
 }
 
 /** Removes a download's `.part` and its sidecar (never the final file). */

@@ -24,6 +24,7 @@ export type StepName =
   | 'download'
   | 'verify'
   | 'install'
+  | 'commit'
   | 'report';
 
 /** How a job ended, as the agent saw it. INTERRUPTED: the agent stopped; the job resumes after a restart. */
@@ -64,14 +65,33 @@ export interface JobContext {
   download?: DownloadResult;
   /** Set when the pipeline ended early without a failure: no job pending. */
   end?: 'idle';
+  /**
+   * The job cannot be reported over MQTT (its jobId is not a valid topic level): it is refused locally
+   * and nothing is published about it.
+   */
+  unreportable?: boolean;
+  /**
+   * What to undo if a later step fails (remove the downloaded image, roll back an install), pushed by
+   * the steps as they succeed and run in reverse order before `report`. Not run when the agent stops:
+   * the job then resumes where it was.
+   */
+  undo: Compensation[];
   /** The error that stopped the pipeline, for `report`. */
   error?: unknown;
   summary: JobSummary;
 }
 
+export interface Compensation {
+  /** Named for the logs; a compensation with a `step` name is also reported as that step's events. */
+  what: string;
+  step?: StepName;
+  run(cause: unknown): Promise<void>;
+}
+
 export function newJobContext(currentVersion: string, now: number): JobContext {
   return {
     jobId: '',
+    undo: [],
     currentVersion,
     startedAt: now,
     summary: { jobId: '', status: 'FAILED', bytes: 0, progressMessages: 0, statusDetailsUpdates: 0 },
@@ -105,6 +125,8 @@ export interface StepEnv {
   progress: JobProgress;
   state: StateStore;
   timers: Timers;
+  /** jobIds already refused as invalid, so a service that keeps handing one back is not a busy loop. */
+  invalidJobIds: Set<string>;
   /** A later install/rollback step plugs in here; the default does nothing. */
   install?: (ctx: JobContext & { path: string }) => Promise<void>;
 }

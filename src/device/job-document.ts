@@ -12,6 +12,9 @@ export const MAX_FIRMWARE_SIZE = 64 * 1024 ** 3;
  * after download) and `name` (shown as "Firmware version" in progress messages). Unknown fields are
  * ignored so an operator can add metadata without breaking older agents.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 /** zod v4 error map: a missing field says `required`, a wrong one says what it must be. */
 const must = (text: string) => (iss: { input?: unknown }) => (iss.input === undefined ? 'required' : text);
 
@@ -30,7 +33,9 @@ const FirmwareSchema = z.object({
   url: z
     .string({ error: must('must be a string') })
     .min(1, { error: 'must not be empty' })
-    .max(4096, { error: 'too long' }),
+    .max(4096, { error: 'too long (more than 4096 characters)' })
+    .refine((u) => !CONTROL.test(u), { error: 'must not contain control characters' })
+    .refine((u) => URL.canParse(u.trim()), { error: 'not a valid URL' }),
   sha256: z
     .string({ error: must('must be a string') })
     .regex(/^[0-9a-fA-F]{64}$/, { error: 'must be 64 hex characters' })
@@ -49,10 +54,38 @@ const DocumentSchema = z.object({
 
 export type FirmwareDocument = z.infer<typeof FirmwareSchema>;
 
+/**
+ * Deeper than any real document (the original's is 2 levels); a bound so that nothing downstream (the
+ * printed sections, the redaction of presigned URLs) recurses without limit on a hostile document.
+ */
+export const MAX_DOCUMENT_DEPTH = 32;
+
+/**
+ * The dotted path (first 3 levels) of a value nested deeper than `max`, or undefined. Iterative: a
+ * document 100,000 levels deep must not overflow the stack while being measured.
+ */
+export function deeperThan(root: unknown, max: number): string | undefined {
+  const stack: { v: unknown; depth: number; path: string }[] = [{ v: root, depth: 0, path: '' }];
+  while (stack.length > 0) {
+    const { v, depth, path } = stack.pop() as { v: unknown; depth: number; path: string };
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= max) return path;
+    for (const [k, child] of Object.entries(v as Record<string, unknown>)) {
+      const p = depth < 3 ? (path ? `${path}.${k}` : k) : path;
+      stack.push({ v: child, depth: depth + 1, path: p.slice(0, 200) });
+    }
+  }
+  return undefined;
+}
+
 /** Validates a job document; throws ValidationError whose field is the path (`firmware.size`). */
 export function parseJobDocument(doc: unknown): FirmwareDocument {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ValidationError('jobDocument', 'must be a JSON object');
+  }
+  const deep = deeperThan(doc, MAX_DOCUMENT_DEPTH);
+  if (deep !== undefined) {
+    throw new ValidationError(deep || 'jobDocument', `nested deeper than ${MAX_DOCUMENT_DEPTH} levels`);
   }
   const r = DocumentSchema.safeParse(doc);
   if (!r.success) {
@@ -99,24 +132,53 @@ export function isLoopbackHost(hostname: string): boolean {
 
 /**
  * Raw path segments before the WHATWG parser normalises them: `new URL('https://h/b/../etc')` silently
- * becomes `/etc`, which would change the bucket, so `..` must be caught on the raw text.
+ * becomes `/etc`, which would change the bucket, so `..` must be caught on the raw text. Each segment is
+ * percent-decoded strictly: a malformed escape (`%ff`, `%zz`) is refused, not passed on.
  */
 function rawPathSegments(input: string): string[] {
   const afterScheme = input.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
   const path = afterScheme.split(/[?#]/)[0] ?? '';
-  return path.split('/').map((s) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      return s;
+  return path.split('/').map(strictDecode);
+}
+
+function strictDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    const bad = /%(?![0-9a-f]{2})..?|%[0-9a-f]{2}/i.exec(s)?.[0] ?? '%';
+    throw new ValidationError('firmware.url', `malformed percent-encoding (${bad.slice(0, 3)})`);
+  }
+}
+
+/**
+ * Whether a decoded path escapes: any segment, split on either separator (`/` or `\`, which some servers
+ * and file systems treat alike), that is `.` or `..`, also after decoding once or twice more (a
+ * double-encoded `%252e%252e` is `..` to a server that decodes again).
+ */
+function hasDotSegment(decoded: string): boolean {
+  for (const seg of decoded.split(/[/\\]/)) {
+    let s = seg;
+    for (let i = 0; i < 3; i++) {
+      if (s === '.' || s === '..') return true;
+      let next: string;
+      try {
+        next = decodeURIComponent(s);
+      } catch {
+        break;
+      }
+      if (next === s) break;
+      s = next;
     }
-  });
+  }
+  return false;
 }
 
 function checkKey(key: string): void {
-  if (key.startsWith('/'))
+  if (CONTROL.test(key))
+    throw new ValidationError('firmware.url', 'object key must not contain control characters');
+  if (key.startsWith('/') || key.startsWith('\\'))
     throw new ValidationError('firmware.url', 'object key must not be absolute (leading "/")');
-  if (key.split('/').some((s) => s === '..' || s === '.')) {
+  if (hasDotSegment(key)) {
     throw new ValidationError('firmware.url', 'object key must not contain "." or ".." segments');
   }
   if (key.length === 0 || key.endsWith('/'))
@@ -171,7 +233,7 @@ export function resolveSource(doc: FirmwareDocument, opts: ResolveOptions): Reso
   }
   if (url.username || url.password) throw new ValidationError('firmware.url', 'must not carry credentials');
   const segs = rawPathSegments(raw);
-  if (segs.some((s) => s === '..' || s === '.')) {
+  if (segs.some((s) => hasDotSegment(s))) {
     throw new ValidationError('firmware.url', 'must not contain "." or ".." path segments');
   }
 
@@ -184,8 +246,12 @@ export function resolveSource(doc: FirmwareDocument, opts: ResolveOptions): Reso
       const slash = path.indexOf('/');
       if (slash > 0) {
         loc = {
-          bucket: decodeURIComponent(path.slice(0, slash)),
-          key: decodeURIComponent(path.slice(slash + 1)),
+          bucket: strictDecode(path.slice(0, slash)),
+          key: path
+            .slice(slash + 1)
+            .split('/')
+            .map(strictDecode)
+            .join('/'),
         };
       }
     }

@@ -1,7 +1,7 @@
 import { errorMessage } from '../shared/errors.ts';
-import type { JobContext, Step, StepEnv, StepName } from './job-context.ts';
+import type { Compensation, JobContext, Step, StepEnv, StepName } from './job-context.ts';
 import { checkVersion, printSections, resolveSourceStep, validateDocument } from './steps/document.ts';
-import { downloadStep, installStep, verifyStep } from './steps/image.ts';
+import { commitStep, downloadStep, installStep, verifyStep } from './steps/image.ts';
 import { reportStep, startNextStep } from './steps/jobs.ts';
 
 export type {
@@ -15,7 +15,7 @@ export type {
 } from './job-context.ts';
 export { newJobContext } from './job-context.ts';
 export { checkVersion, printSections, resolveSourceStep, validateDocument } from './steps/document.ts';
-export { downloadStep, installStep, verifyStep } from './steps/image.ts';
+export { commitStep, downloadStep, installStep, verifyStep } from './steps/image.ts';
 export { reportStep, startNextStep } from './steps/jobs.ts';
 
 /**
@@ -32,6 +32,7 @@ export const OTA_STEPS: readonly Step[] = [
   downloadStep,
   verifyStep,
   installStep,
+  commitStep,
 ];
 
 export interface Pipeline {
@@ -111,5 +112,26 @@ export async function runPipeline(
     ctx.error = err;
   }
   if (!ctx.execution || ctx.end) return;
+  if (ctx.error !== undefined && !env.stopSignal.aborted) await compensate(ctx, env, hooks);
   await timed(pipeline.final, ctx, env, hooks);
+}
+
+/** Runs the registered compensations in reverse; a failing one is logged and noted in the reason. */
+async function compensate(ctx: JobContext, env: StepEnv, hooks: StepHooks): Promise<void> {
+  while (ctx.undo.length > 0) {
+    const c = ctx.undo.pop() as Compensation;
+    const step: Step = {
+      name: c.step ?? 'report',
+      run: async () => {
+        await c.run(ctx.error);
+        return undefined;
+      },
+    };
+    try {
+      if (c.step) await timed(step, ctx, env, hooks);
+      else await c.run(ctx.error);
+    } catch (err) {
+      env.logger.error({ what: c.what, err: errorMessage(err) }, 'could not undo');
+    }
+  }
 }

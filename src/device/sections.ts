@@ -7,20 +7,24 @@ import type { FirmwareDocument, ResolvedSource } from './job-document.ts';
  */
 
 /** Python's repr() of a JSON value: the original printed the document as a dict (`{'firmware': {...}}`). */
-export function pythonRepr(v: unknown): string {
+export function pythonRepr(v: unknown, depth = 0): string {
+  // Bounded, as Python's reprlib is: a hostile document must not overflow the stack here.
+  if (depth > MAX_REPR_DEPTH) return '...';
   if (v === null || v === undefined) return 'None';
   if (v === true) return 'True';
   if (v === false) return 'False';
   if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(v);
   if (typeof v === 'string') return pyStr(v);
-  if (Array.isArray(v)) return `[${v.map(pythonRepr).join(', ')}]`;
+  if (Array.isArray(v)) return `[${v.map((x) => pythonRepr(x, depth + 1)).join(', ')}]`;
   if (typeof v === 'object') {
     return `{${Object.entries(v as Record<string, unknown>)
-      .map(([k, x]) => `${pyStr(k)}: ${pythonRepr(x)}`)
+      .map(([k, x]) => `${pyStr(k)}: ${pythonRepr(x, depth + 1)}`)
       .join(', ')}}`;
   }
   return String(v);
 }
+
+const MAX_REPR_DEPTH = 64;
 
 function pyStr(s: string): string {
   const q = s.includes("'") && !s.includes('"') ? '"' : "'";
@@ -57,16 +61,17 @@ export function pythonBytesRepr(buf: Buffer): string {
 }
 
 /** The document as printed: presigned URLs lose their query (a bearer credential until it expires). */
-export function redactDocument(v: unknown): unknown {
+export function redactDocument(v: unknown, depth = 0): unknown {
+  if (depth > MAX_REPR_DEPTH) return '...';
   if (typeof v === 'string') {
     if (!/[?&]X-Amz-Signature=/i.test(v)) return v;
     const q = v.indexOf('?');
     return `${v.slice(0, q)}?<presigned>`;
   }
-  if (Array.isArray(v)) return v.map(redactDocument);
+  if (Array.isArray(v)) return v.map((x) => redactDocument(x, depth + 1));
   if (v !== null && typeof v === 'object') {
     return Object.fromEntries(
-      Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, redactDocument(x)]),
+      Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, redactDocument(x, depth + 1)]),
     );
   }
   return v;
@@ -88,6 +93,10 @@ export function jobInfoSection(info: {
 
 /** Strips a presigned URL's query string: signatures never go to logs or consoles. */
 export function displayUrl(url: URL | string): string {
+  if (!URL.canParse(String(url))) {
+    // Not a URL (validation refuses the job anyway): show it without a possible query, never throw.
+    return JSON.stringify(String(url).split('?')[0]?.slice(0, 200));
+  }
   const u = new URL(String(url));
   return `${u.origin}${u.pathname}`;
 }

@@ -35,6 +35,11 @@ export function registerAgentCommand(program: Command): void {
       'at most one progress message per interval (default 1)',
       seconds('--progress-interval'),
     )
+    .option(
+      '--download-retry-window <sec>',
+      'keep retrying a download while it made progress within this many seconds (default 300)',
+      seconds('--download-retry-window'),
+    )
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent')
     .option('--local <data-dir>', "use `ota dev`'s endpoints.json, certificates and S3 endpoint")
     .option('--region <region>', 'S3 region (default: from the endpoint or the job document)')
@@ -51,7 +56,11 @@ export function registerAgentCommand(program: Command): void {
     .option('--once', 'exit when no job is pending')
     .action(async (flags) => {
       const config = resolveAgentConfig({
-        flags: { ...flags, progressIntervalMs: flags.progressInterval },
+        flags: {
+          ...flags,
+          progressIntervalMs: flags.progressInterval,
+          downloadRetryWindowMs: flags.downloadRetryWindow,
+        },
         env: process.env,
       });
       const logger = createLogger({ level: config.logLevel, base: { thing: config.thingName } });

@@ -1,8 +1,10 @@
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { downloadFirmware } from '../download.ts';
 import { DownloadError } from '../errors.ts';
-import { need, type Step } from '../job-context.ts';
+import { ensureDir, FsError } from '../fs-safe.ts';
+import { type JobContext, need, type Step, type StepEnv } from '../job-context.ts';
 import { parseJobDocument, resolveSource } from '../job-document.ts';
+import type { DownloadSource } from '../sources.ts';
 import { s3Opt } from './document.ts';
 
 /** The steps that bring the image onto the device and check it. */
@@ -12,15 +14,33 @@ export const downloadStep: Step = {
   async run(ctx, env) {
     const doc = need(ctx.document, 'document');
     const src = need(ctx.source, 'source');
+    const dir = env.config.downloadDir;
+    // Fail fast, before a byte is fetched: an unwritable download dir or state dir is named with its cause.
+    try {
+      await ensureDir(dir);
+    } catch (err) {
+      if (err instanceof FsError)
+        throw new DownloadError('disk', `download dir: ${err.message}`, { cause: err });
+      throw err;
+    }
+    await env.state.update((s) => ({
+      ...s,
+      inFlight: {
+        jobId: ctx.jobId,
+        fileName: src.fileName,
+        version: doc.version,
+        startedAt: new Date().toISOString(),
+      },
+    }));
     let first = true;
     ctx.download = await downloadFirmware({
       source: env.openSource(src),
-      dir: env.config.downloadDir,
+      dir,
       fileName: src.fileName,
       expectedSize: doc.size,
       ...(doc.sha256 ? { sha256: doc.sha256 } : {}),
       signal: env.signal,
-      retries: env.config.downloadRetries,
+      retryWindowMs: env.config.downloadRetryWindowMs,
       logger: env.logger,
       timers: env.timers,
       onRequest: (offset) => {
@@ -28,39 +48,33 @@ export const downloadStep: Step = {
         first = false;
         ctx.startedAt = env.timers.now(); // OTA_start_time: the original stamped it right before the download
         ctx.summary.downloadStartedAt = Date.now();
-        void env.state
-          .update((s) => ({
-            ...s,
-            currentVersion: env.state.currentVersion,
-            inFlight: {
-              jobId: ctx.jobId,
-              fileName: src.fileName,
-              version: doc.version,
-              startedAt: new Date().toISOString(),
-            },
-          }))
-          .catch(() => {});
         env.progress.start(offset, doc.size);
       },
       onProgress: (done, total) => env.progress.update(done, total),
-      refreshSource: async () => {
-        const exec = await env.jobs.describe(ctx.jobId);
-        if (!exec)
-          throw new DownloadError('http', 'job execution no longer exists; cannot refresh the URL', {
-            status: 403,
-          });
-        const fresh = resolveSource(parseJobDocument(exec.jobDocument), {
-          downloadDir: env.config.downloadDir,
-          ...s3Opt(env.config),
-        });
-        if (fresh.fileName !== src.fileName)
-          throw new DownloadError('changed', 'refreshed document names another file');
-        return env.openSource(fresh);
-      },
+      refreshSource: () => refreshSource(ctx, env),
     });
+    const path = ctx.download.path;
+    ctx.undo.push({ what: `remove ${path}`, run: () => rm(path, { force: true }) });
     env.progress.finish(ctx.download.bytes);
   },
 };
+
+/** A 403 on a presigned URL: `{jobId}/get` returns the document with fresh URLs (reference section 4). */
+async function refreshSource(ctx: JobContext, env: StepEnv): Promise<DownloadSource> {
+  const src = need(ctx.source, 'source');
+  const exec = await env.jobs.describe(ctx.jobId);
+  if (!exec)
+    throw new DownloadError('http', 'job execution no longer exists; cannot refresh the URL', {
+      status: 403,
+    });
+  const fresh = resolveSource(parseJobDocument(exec.jobDocument), {
+    downloadDir: env.config.downloadDir,
+    ...s3Opt(env.config),
+  });
+  if (fresh.fileName !== src.fileName)
+    throw new DownloadError('changed', 'refreshed document names another file');
+  return env.openSource(fresh);
+}
 
 export const verifyStep: Step = {
   name: 'verify',
@@ -81,5 +95,27 @@ export const installStep: Step = {
   async run(ctx, env) {
     const d = need(ctx.download, 'download');
     await env.install?.({ ...ctx, path: d.path });
+  },
+};
+
+/**
+ * `commit`: the new version becomes the current one, on disk first. A state that cannot be written fails
+ * the job (naming the path and cause) instead of bumping the version in memory only, which made the
+ * same job come back as "not newer" after a restart.
+ */
+export const commitStep: Step = {
+  name: 'commit',
+  async run(ctx, env) {
+    const doc = need(ctx.document, 'document');
+    const at = new Date().toISOString();
+    await env.state.update((s) => {
+      const { inFlight: _done, ...rest } = s;
+      return {
+        ...rest,
+        currentVersion: doc.version,
+        updatedAt: at,
+        lastJob: { jobId: ctx.jobId, status: 'SUCCEEDED', version: doc.version, at },
+      };
+    });
   },
 };

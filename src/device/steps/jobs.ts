@@ -1,6 +1,9 @@
 import { AbortedError, errorMessage } from '../../shared/errors.ts';
+import { JOB_ID_PATTERN } from '../../shared/topics.ts';
+import { sweepPartials } from '../download.ts';
 import { JobRejectedError, JobsRequestError } from '../errors.ts';
-import type { JobContext, JobOutcome, Step, StepEnv } from '../job-context.ts';
+import type { JobContext, JobOutcome, Step, StepEnv, StepResult } from '../job-context.ts';
+import type { JobExecution } from '../jobs-client.ts';
 import { sanitizeStatusDetails } from '../progress.ts';
 
 /** The two steps that talk to the Jobs service: the first (take a job) and the last (say how it ended). */
@@ -13,7 +16,14 @@ export const startNextStep: Step = {
   name: 'start-next',
   async run(ctx, env) {
     const exec = await env.jobs.startNext();
-    if (!exec) return { end: 'idle' };
+    if (!exec) {
+      // Nothing pending: whatever partial download is still on disk belongs to a job that is over.
+      await sweepPartials(env.config.downloadDir);
+      return { end: 'idle' };
+    }
+    if (typeof exec.jobId !== 'string' || !JOB_ID_PATTERN.test(exec.jobId)) {
+      return refuseJobId(ctx, env, exec);
+    }
     let execution = exec;
     if (execution.jobDocument === undefined)
       execution = (await env.jobs.describe(exec.jobId).catch(() => undefined)) ?? exec;
@@ -23,6 +33,27 @@ export const startNextStep: Step = {
     return undefined;
   },
 };
+
+/**
+ * AWS allows jobIds of `[a-zA-Z0-9_-]{1,64}` only (reference section 1). Anything else (70,000
+ * characters, `#` or `+`) cannot be a topic level of `$aws/things/<thing>/jobs/<jobId>/update`, so the
+ * job cannot be reported: it is refused here, nothing is published, and the agent keeps serving. A
+ * service that hands the same execution back again gets "nothing to do" until notify-next moves on.
+ */
+function refuseJobId(ctx: JobContext, env: StepEnv, exec: { jobId?: unknown }): StepResult {
+  const raw = String(exec.jobId);
+  const shown = raw.length > 64 ? `${raw.slice(0, 64)}… (${raw.length} characters)` : raw;
+  if (env.invalidJobIds.has(raw)) return { end: 'idle' };
+  if (env.invalidJobIds.size >= 100) env.invalidJobIds.clear();
+  env.invalidJobIds.add(raw);
+  ctx.execution = exec as JobExecution;
+  ctx.jobId = shown;
+  ctx.summary.jobId = shown;
+  ctx.unreportable = true;
+  throw new JobRejectedError(
+    `jobId: must match ${JOB_ID_PATTERN.source} (got ${JSON.stringify(shown)}); refused locally, not reported`,
+  );
+}
 
 /** Copies what the steps learned into the job's summary. */
 function summarise(ctx: JobContext): void {
@@ -62,7 +93,10 @@ export const reportStep: Step = {
     ctx.summary.status = status;
     ctx.summary.progressMessages = env.progress.messages;
     ctx.summary.statusDetailsUpdates = env.progress.statusUpdates;
-    if (ctx.document && status !== 'INTERRUPTED') {
+    if (status === 'INTERRUPTED') return undefined;
+    // Terminal: nothing of this job may stay behind but a committed image.
+    await sweepPartials(env.config.downloadDir);
+    if (ctx.document && !ctx.unreportable) {
       await env.progress.outcome(status, ctx.document.size, ctx.download?.bytes);
       ctx.summary.progressMessages = env.progress.messages;
     }
@@ -75,12 +109,6 @@ async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
   const doc = ctx.document;
   const d = ctx.download;
   if (error === undefined && doc && d) {
-    await env.state.update((s) => ({
-      currentVersion: doc.version,
-      updatedAt: new Date().toISOString(),
-      lastJob: { jobId: ctx.jobId, status: 'SUCCEEDED', version: doc.version, at: new Date().toISOString() },
-      ...(s.inFlight && s.inFlight.jobId !== ctx.jobId ? { inFlight: s.inFlight } : {}),
-    }));
     await env.jobs.update(
       ctx.jobId,
       'SUCCEEDED',
@@ -103,15 +131,7 @@ async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
   }
   const reason = errorMessage(error);
   ctx.summary.reason = reason;
-  // The job ends here (FAILED/REJECTED): nothing is in flight any more.
-  const ended = (status: 'FAILED' | 'REJECTED') =>
-    env.state
-      .update((s) => ({
-        currentVersion: env.state.currentVersion,
-        ...(s.updatedAt ? { updatedAt: s.updatedAt } : {}),
-        lastJob: { jobId: ctx.jobId, status, at: new Date().toISOString() },
-      }))
-      .catch(() => {});
+  if (ctx.unreportable) return 'REJECTED';
   if (error instanceof JobRejectedError) {
     try {
       await env.jobs.update(
@@ -122,7 +142,7 @@ async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
           ...(doc ? { version: doc.version, currentVersion: ctx.currentVersion } : {}),
         }),
       );
-      await ended('REJECTED');
+      await ended(ctx, env, 'REJECTED');
       return 'REJECTED';
     } catch (err) {
       // IN_PROGRESS → REJECTED is UNCONFIRMED on AWS (reference section 2): fall back to FAILED.
@@ -130,6 +150,16 @@ async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
     }
   }
   await env.jobs.update(ctx.jobId, 'FAILED', sanitizeStatusDetails({ reason }));
-  await ended('FAILED');
+  await ended(ctx, env, 'FAILED');
   return 'FAILED';
+}
+
+/** The job ended FAILED/REJECTED: nothing is in flight any more (best effort: the job is reported). */
+async function ended(ctx: JobContext, env: StepEnv, status: 'FAILED' | 'REJECTED'): Promise<void> {
+  await env.state
+    .update((s) => {
+      const { inFlight: _done, ...rest } = s;
+      return { ...rest, lastJob: { jobId: ctx.jobId, status, at: new Date().toISOString() } };
+    })
+    .catch(() => {});
 }

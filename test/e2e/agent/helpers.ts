@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { LocalStack } from '../../../src/cloud/stack.ts';
+import { type LocalStack, startLocalStack } from '../../../src/cloud/stack.ts';
 import { type AgentEvent, type AgentSummary, startAgent } from '../../../src/device/agent.ts';
 import { type AgentConfig, resolveAgentConfig } from '../../../src/device/config.ts';
 import { localS3ClientConfig } from '../../../src/shared/s3-client-config.ts';
@@ -22,6 +23,8 @@ import { startTestStack } from '../../helpers/stack.ts';
 export interface World {
   dir: string;
   stack: LocalStack;
+  /** Closes the stack, waits `downMs`, starts it again on the same ports and data dir. */
+  restart(downMs: number): Promise<void>;
   iot: IoTClient;
   s3: S3Client;
   bucket: string;
@@ -37,18 +40,60 @@ export async function startWorld(): Promise<World> {
     credentials: { accessKeyId: ep.iot.accessKeyId, secretAccessKey: ep.iot.secretAccessKey },
   });
   const s3 = new S3Client(localS3ClientConfig(ep.s3.endpoint, ep.s3, ep.region));
-  return {
+  let current = stack;
+  let restarted: LocalStack | undefined;
+  const world: World = {
     dir,
     stack,
     iot,
     s3,
     bucket: ep.s3.bucket,
+    restart: async (downMs) => {
+      const port = (u: string) => Number(new URL(u).port);
+      await current.close();
+      await new Promise((r) => setTimeout(r, downMs));
+      current = await startLocalStack({
+        dataDir: stack.dataDir,
+        host: ep.mqtt.host,
+        mqttPort: ep.mqtt.port,
+        wsPort: port(ep.ws.url),
+        iotPort: port(ep.iot.endpoint),
+        s3Port: port(ep.s3.endpoint),
+        things: [],
+      });
+      restarted = current;
+      world.stack = current;
+    },
     close: async () => {
       iot.destroy();
       s3.destroy();
-      await close();
+      if (!restarted) return close();
+      await restarted.close();
+      await rm(dir, { recursive: true, force: true });
     },
   };
+  return world;
+}
+
+/** Files a terminal outcome must not leave in a download dir: partials, sidecars, temp files. */
+export function debris(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((n) => /\.(part|part\.json|tmp)$/.test(n));
+}
+
+/**
+ * A directory nothing can be created in, also for root (which ignores mode bits): a read-only dir for
+ * other users; for root, a sysfs directory, which refuses new entries to everyone.
+ */
+export function unwritableDir(path: string): string {
+  if (process.getuid?.() !== 0) {
+    mkdirSync(path, { recursive: true });
+    chmodSync(path, 0o555);
+    return path;
+  }
+  return '/sys/kernel';
 }
 
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');

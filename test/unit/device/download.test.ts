@@ -2,92 +2,13 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { downloadFirmware, HttpSource } from '../../../src/device/download.ts';
 import { DownloadError } from '../../../src/device/errors.ts';
 import { AbortedError } from '../../../src/shared/errors.ts';
-
-interface FileServer {
-  url: string;
-  /** What the server serves now (replace to simulate an object change). */
-  content: Buffer;
-  etag: string;
-  requests: { range?: string; ifRange?: string; sent: number }[];
-  /** Destroy the socket after this many body bytes, for the next `cuts` requests. */
-  cutAfter: number;
-  cuts: number;
-  /** Destroy the socket right after queueing the bytes (they may arrive partly, mid-write). */
-  cutHard?: boolean;
-  /** Serve this many bytes while claiming Content-Length = content.length (premature end). */
-  onRequest?: (req: IncomingMessage, res: ServerResponse) => boolean;
-  close(): Promise<void>;
-}
-
-async function startFileServer(content: Buffer): Promise<FileServer> {
-  const fsrv = {
-    url: '',
-    content,
-    etag: `"${createHash('md5').update(content).digest('hex')}"`,
-    requests: [] as FileServer['requests'],
-    cutAfter: 0,
-    cuts: 0,
-  } as FileServer;
-  const server: Server = createServer((req, res) => {
-    const rec = { range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined, sent: 0 };
-    fsrv.requests.push(rec);
-    if (fsrv.onRequest?.(req, res)) return;
-    const body = fsrv.content;
-    let start = 0;
-    let status = 200;
-    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    if (m && (!rec.ifRange || rec.ifRange === fsrv.etag)) {
-      start = Number(m[1]);
-      if (start >= body.length) {
-        res.writeHead(416, { 'content-range': `bytes */${body.length}` });
-        res.end();
-        return;
-      }
-      status = 206;
-    }
-    const headers: Record<string, string | number> = {
-      etag: fsrv.etag,
-      'content-length': body.length - start,
-      'accept-ranges': 'bytes',
-    };
-    if (status === 206) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
-    res.writeHead(status, headers);
-    const slice = body.subarray(start);
-    if (fsrv.cuts > 0) {
-      fsrv.cuts--;
-      const n = Math.min(fsrv.cutAfter, slice.length);
-      rec.sent = n;
-      if (fsrv.cutHard) {
-        res.write(slice.subarray(0, n));
-        setImmediate(() => res.socket?.destroy());
-        return;
-      }
-      res.write(slice.subarray(0, n), () => {
-        // give the bytes time to reach the client, then cut the connection mid-body
-        setTimeout(() => res.socket?.destroy(), 20);
-      });
-      return;
-    }
-    rec.sent = slice.length;
-    res.end(slice);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  fsrv.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bucket/firmware/fw_1.0/fw.img`;
-  fsrv.close = () =>
-    new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    });
-  return fsrv;
-}
+import { type FileServer, startFileServer } from './file-server.ts';
 
 const SIZE = 3 * 1024 * 1024 + 123;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

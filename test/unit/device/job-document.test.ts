@@ -56,6 +56,19 @@ describe('parseJobDocument', () => {
     rejects(withFw({ sha256: 'abc' }), 'firmware.sha256', /64 hex/);
     rejects(withFw({ name: 5 }), 'firmware.name');
   });
+  test('issue 7: a url that is not a URL, or carries a control character, is refused at validation', () => {
+    rejects(withFw({ url: '::::' }), 'firmware.url', /not a valid URL/);
+    rejects(withFw({ url: 'https://s3.amazonaws.com/b/fw\u0000.img' }), 'firmware.url', /control/);
+    rejects(withFw({ url: 'https://s3.amazonaws.com/b/fw.img\n' }), 'firmware.url', /control/);
+  });
+  test('issue 7: a document nested 2,000 levels deep is refused naming the depth, without recursion', () => {
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 2000; i++) deep = { x: deep };
+    rejects({ ...withFw({}), extra: deep }, 'extra.x.x', /nested deeper than 32 levels/);
+    let deeper: unknown = [];
+    for (let i = 0; i < 100_000; i++) deeper = [deeper];
+    rejects({ ...withFw({}), a: deeper }, 'a.0.0', /nested deeper/);
+  });
   test('sha256 is normalised to lower case', () => {
     assert.equal(parseJobDocument(withFw({ sha256: 'A'.repeat(64) })).sha256, 'a'.repeat(64));
   });
@@ -115,6 +128,22 @@ describe('resolveSource', () => {
     bad('https://s3.amazonaws.com/bucket/dir/', /object/);
     bad('https://user:pw@example.com/fw.bin', /credentials/);
     bad('not a url', /valid URL/);
+  });
+  test('issue 7: malformed escapes, NUL, backslash and encoded traversal are refused after decoding', () => {
+    bad('https://s3.amazonaws.com/bucket/fw%ff.img', /malformed percent-encoding \(%ff\)/);
+    bad('https://s3.amazonaws.com/bucket/fw%zz.img', /malformed percent-encoding/);
+    bad('http://127.0.0.1:4567/bucket/fw%ff.img', /malformed percent-encoding/);
+    bad('https://s3.amazonaws.com/bucket/fw%00.img', /control characters/);
+    bad('http://127.0.0.1:4567/bucket/a%00b/fw.img', /control characters/);
+    bad('https://s3.amazonaws.com/bucket/a/..\\..\\other/fw.img', /\.\./);
+    bad('https://s3.amazonaws.com/bucket/a/..%5c..%5cother/fw.img', /\.\./);
+    bad('https://s3.amazonaws.com/bucket/a/%2e%2e%2fother/fw.img', /\.\./);
+    bad('https://s3.amazonaws.com/bucket/a/%252e%252e/fw.img', /\.\./);
+    bad('http://127.0.0.1:4567/bucket/a/..%5Cb/fw.img', /\.\./);
+    bad('https://cdn.example.com/a/..%5c..%5cetc/passwd', /\.\./);
+    bad('s3://bucket/a/..\\..\\b/fw.img', /\.\./);
+    // a dot inside a name is fine
+    assert.equal(resolve('https://s3.amazonaws.com/b/fw..1/x.img').fileName, 'x.img');
   });
   test('file name sanitised and kept inside downloadDir', () => {
     const s = resolve('https://s3.amazonaws.com/b/dir/f%20w%3B%24(x).img');

@@ -45,6 +45,7 @@ function env(out: string[]): StepEnv {
     progress: undefined as unknown as StepEnv['progress'],
     state: new StateStore('/nonexistent'),
     timers: new ManualTimers(),
+    invalidJobIds: new Set(),
   };
 }
 
