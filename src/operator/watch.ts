@@ -56,6 +56,8 @@ export interface DeviceProgress {
   etaSeconds?: number;
   state: string;
   firmware?: string;
+  /** The job the message is about (the agent's `jobId` extra field), when it says. */
+  jobId?: string;
   messages: number;
   firstSeenAt: number;
   lastSeenAt: number;
@@ -174,6 +176,7 @@ export function watchProgress(
       etaSeconds: msg.etaSeconds ?? (bytesPerSecond > 0 ? (total - bytes) / bytesPerSecond : undefined),
       state,
       firmware: msg['Firmware version'],
+      jobId: typeof msg.jobId === 'string' ? msg.jobId : prev?.jobId,
       messages: (prev?.messages ?? 0) + 1,
       firstSeenAt: startedAt,
       lastSeenAt: now,
