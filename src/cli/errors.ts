@@ -14,8 +14,25 @@ export function noteLocalStack(dataDir: string): void {
   context.dataDir = dataDir;
 }
 
-/** Packages only the cloud side (`ota dev`, `demo`, `sim`) loads; an agent-only install leaves them out. */
-const CLOUD_ONLY_PACKAGES = ['better-sqlite3', 'aedes', 's3rver'];
+/**
+ * package.json's optionalDependencies: what the local stack (`ota dev`, `demo`, `sim`) and the operator's
+ * IoT calls (`ota job`, `thing`) load, and the agent never does. An agent-only install leaves them out.
+ */
+const NOT_FOR_THE_AGENT = [
+  'better-sqlite3',
+  'aedes',
+  's3rver',
+  '@peculiar/x509',
+  'reflect-metadata',
+  '@aws-sdk/client-iot',
+];
+
+/** The name of the package an agent-only install (`npm install --omit=optional`) left out, if that is why. */
+export function missingOptionalPackage(err: unknown): string | undefined {
+  const e = err as { code?: string; message?: string } | undefined;
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' && e?.code !== 'MODULE_NOT_FOUND') return undefined;
+  return NOT_FOR_THE_AGENT.find((p) => e.message?.includes(`'${p}'`) === true);
+}
 
 export interface Explained {
   line: string;
@@ -69,11 +86,13 @@ export function explainError(err: unknown, ctx: ErrorContext = context): Explain
       exitCode: 2,
     };
   }
-  if (e?.code === 'ERR_MODULE_NOT_FOUND' && CLOUD_ONLY_PACKAGES.some((p) => e.message?.includes(`'${p}'`))) {
+  const missing = missingOptionalPackage(err);
+  if (missing) {
     return {
       line:
-        'this command needs the cloud-side packages (better-sqlite3, aedes, s3rver), which this agent-only ' +
-        'install left out: reinstall without --omit=optional to run `ota dev`, `ota demo` or `ota sim` (docs/install.md)',
+        `this command needs ${missing}, which an agent-only install (npm install --omit=optional) leaves ` +
+        'out: install the package with its optional dependencies to run `ota dev`, `demo`, `sim`, `job` or `thing` ' +
+        '(docs/install.md)',
       exitCode: 2,
     };
   }

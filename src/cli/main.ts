@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { reportError } from './errors.ts';
+import { missingOptionalPackage, reportError } from './errors.ts';
 
 // The AWS SDK warns on every run that releases after January 2027 need Node 22; the README says so once.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -51,6 +51,8 @@ async function main(argv: string[]): Promise<void> {
       'OTA firmware updates over AWS IoT Jobs, with live progress, and an embedded local AWS IoT stack',
     )
     .version(packageVersion(), '-V, --version', 'print the version')
+    // `ota --version` only before a command: `ota firmware put --version 41811020` is the firmware's.
+    .enablePositionalOptions()
     .configureHelp({ sortSubcommands: false });
   const name = argv[2];
   const versionOnly = name === '-V' || name === '--version';
@@ -61,7 +63,23 @@ async function main(argv: string[]): Promise<void> {
       : Object.keys(COMMANDS);
   for (const n of selected) {
     const load = COMMANDS[n];
-    if (load) (await load())(program);
+    if (!load) continue;
+    try {
+      (await load())(program);
+    } catch (err) {
+      if (selected.length === 1 || missingOptionalPackage(err) === undefined) throw err;
+      // `ota --help` on an agent-only install (docs/install.md): list the command and what it needs.
+      program
+        .command(n)
+        .description(
+          `(not in this agent-only install: needs ${missingOptionalPackage(err)}, see docs/install.md)`,
+        )
+        .allowUnknownOption()
+        .allowExcessArguments()
+        .action(() => {
+          throw err;
+        });
+    }
   }
   hintOnError(program, 'ota');
   await program.parseAsync(argv);
