@@ -38,8 +38,9 @@ before(async () => {
       },
     }),
   });
-  // 16 MiB at 1 MB/s: the download lasts ~17 s, long enough to ask in the middle of it.
-  link = await startPacedLink(e.s3.endpoint, 1_000_000);
+  // 16 MiB at 250 kB/s: the download lasts over a minute, so it is still running when the tests ask,
+  // however loaded the machine is. after() stops the agent mid-download.
+  link = await startPacedLink(e.s3.endpoint, 250_000);
   const config = resolveAgentConfig({
     flags: {
       local: t.stack.dataDir,

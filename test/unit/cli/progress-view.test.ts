@@ -2,6 +2,11 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { stripVTControlCharacters } from 'node:util';
+
+/** Cursor moves and line clears (CSI … A/B/C/D/G/H/J/K) start a new piece of the screen: split there. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal escape sequences
+const CURSOR_MOVES = /\x1b\[[0-9;]*[ABCDGHJK]/g;
+
 import { deviceFields, FleetProgressView, fitLine, formatEta } from '../../../src/cli/progress-view.ts';
 import type { DeviceProgress } from '../../../src/operator/watch.ts';
 
@@ -39,7 +44,7 @@ function terminal(columns: number) {
 
 /** The lines as they stand on the screen: control sequences removed, split at newlines and carriage returns. */
 const screenLines = (raw: string) =>
-  stripVTControlCharacters(raw)
+  stripVTControlCharacters(raw.replace(CURSOR_MOVES, '\n'))
     .split(/[\r\n]/)
     .filter((l) => l.trim() !== '');
 
