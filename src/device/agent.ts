@@ -1,8 +1,11 @@
+import type { KeyObject } from 'node:crypto';
 import { AbortedError, errorMessage } from '../shared/errors.ts';
+import { publicKeyFromPem } from '../shared/firmware-signature.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type Timers } from '../shared/timers.ts';
 import { type AgentConfig, readPem } from './config.ts';
 import { JobsRequestError } from './errors.ts';
+import { commandHooks, type DeviceHooks, type HookName } from './hooks.ts';
 import {
   type JobContext,
   type JobSummary,
@@ -14,8 +17,9 @@ import { type ConnectionState, type JobExecution, JobsClient } from './jobs-clie
 import { OTA_PIPELINE, runPipeline, type StepHooks } from './pipeline.ts';
 import { JobProgress } from './progress-reporter.ts';
 import { publishedLine, receivedSection } from './sections.ts';
+import { slotHooks } from './slots.ts';
 import { SourceFactory } from './source-factory.ts';
-import { StateStore } from './state.ts';
+import { type AgentState, StateStore } from './state.ts';
 
 export type { JobOutcome, JobSummary } from './job-context.ts';
 
@@ -41,6 +45,8 @@ export type AgentEvent =
   | { type: 'job-result'; job: JobSummary }
   | { type: 'idle' }
   | { type: 'message'; topic: string; payload: string }
+  /** A line an install / reboot / health / rollback command wrote (also in the log). */
+  | { type: 'hook-output'; jobId: string; hook: HookName; stream: 'stdout' | 'stderr'; line: string }
   | { type: 'error'; error: string };
 
 export interface AgentOptions {
@@ -50,8 +56,11 @@ export interface AgentOptions {
   logger?: Logger;
   signal?: AbortSignal;
   onEvent?: (e: AgentEvent) => void;
-  /** Install hook, after verify (default: none). Throwing fails the job. */
-  install?: (ctx: JobContext & { path: string }) => Promise<void>;
+  /**
+   * Device hooks as functions, over those the config names (`installCmd`, …, `slots`): the demo, the
+   * fleet simulator and tests plug in here. A hook that throws fails its step.
+   */
+  hooks?: DeviceHooks;
   /** The clock and timers (default: the system's); tests pass a ManualTimers. */
   timers?: Timers;
   random?: () => number;
@@ -104,6 +113,8 @@ class Agent {
   private wakeResolve: (() => void) | undefined;
   private current: { ctx: JobContext; ac: AbortController } | undefined;
   private readonly invalidJobIds = new Set<string>();
+  private readonly hooks: DeviceHooks;
+  private readonly trustedKeys: readonly KeyObject[];
   private readonly summary: AgentSummary;
 
   constructor(private readonly opts: AgentOptions) {
@@ -112,6 +123,12 @@ class Agent {
     this.timers = opts.timers ?? systemTimers;
     this.random = opts.random ?? Math.random;
     this.state = new StateStore(this.cfg.stateDir, this.cfg.currentVersion ?? '0');
+    this.hooks = {
+      ...commandHooks(this.cfg, this.timers),
+      ...(this.cfg.slots ? slotHooks(this.cfg.slots) : {}),
+      ...opts.hooks,
+    };
+    this.trustedKeys = this.cfg.trustedKeys.map(publicKeyFromPem);
     this.summary = {
       thingName: this.cfg.thingName,
       jobs: [],
@@ -178,7 +195,7 @@ class Agent {
         ...(c.rootCa ? { ca: readPem(c.rootCa, 'rootCa') } : {}),
       };
       this.sources = new SourceFactory(c, pems);
-      const state = await this.state.load();
+      const state = await this.countBoot(await this.state.load());
       this.summary.currentVersion = this.state.currentVersion;
       if (state.inFlight) {
         this.log.info(
@@ -202,6 +219,27 @@ class Agent {
       this.sources?.close();
       this.stopAc.abort();
     }
+  }
+
+  /**
+   * With an install waiting for its commit, this start is one more boot attempt: counted on disk before
+   * anything else, so a crash loop in the new image ends in a rollback (`--max-boot-attempts`).
+   */
+  private async countBoot(state: Readonly<AgentState>): Promise<Readonly<AgentState>> {
+    const p = state.pending;
+    if (!p) return state;
+    try {
+      await this.state.update((s) =>
+        s.pending ? { ...s, pending: { ...s.pending, bootAttempts: s.pending.bootAttempts + 1 } } : s,
+      );
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'could not count the boot attempt');
+    }
+    this.log.info(
+      { jobId: p.jobId, version: p.toVersion, bootAttempts: this.state.current.pending?.bootAttempts },
+      'an install is waiting for its self-test and commit',
+    );
+    return this.state.current;
   }
 
   private connect(pems: { ca?: string; cert: string; key: string }): JobsClient {
@@ -264,6 +302,11 @@ class Agent {
         continue; // wait for notify-next
       }
       this.record(ctx.summary);
+      if (ctx.end === 'rebooting') {
+        // The device is going down; the agent that starts after it finishes the job.
+        this.requestStop();
+        break;
+      }
       this.wakeFlag = true; // go on to the next job
     }
   }
@@ -323,7 +366,10 @@ class Agent {
       state: this.state,
       timers: this.timers,
       invalidJobIds: this.invalidJobIds,
-      ...(this.opts.install ? { install: this.opts.install } : {}),
+      hooks: this.hooks,
+      trustedKeys: this.trustedKeys,
+      onHookOutput: (hook, line, stream) =>
+        this.emit({ type: 'hook-output', jobId: ctx.jobId, hook, stream, line }),
     };
   }
 

@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { type Endpoints, readEndpoints } from '../shared/endpoints.ts';
-import { ConfigError, ValidationError } from '../shared/errors.ts';
+import { ConfigError, errorMessage, ValidationError } from '../shared/errors.ts';
+import { DEVICE_TYPE } from '../shared/firmware-document.ts';
+import { publicKeyFromPem } from '../shared/firmware-signature.ts';
 import { progressTopic, THING_NAME_PATTERN } from '../shared/topics.ts';
 import { isValidTimeZone } from './progress.ts';
 import { isValidVersion } from './version.ts';
@@ -61,6 +63,24 @@ export interface AgentConfig {
    * most this old (default 5 min: longer than a broker or stack restart).
    */
   downloadRetryWindowMs: number;
+  /** Writes the verified image into the device (`/bin/sh -c`, OTA_* variables; docs/agent.md). */
+  installCmd?: string;
+  /** Runs after a successful install; the agent resumes at the self-test when it starts again. */
+  rebootCmd?: string;
+  /** The self-test of the new version: exit 0 commits, anything else rolls back. */
+  healthCmd?: string;
+  /** Puts the previous version back (after a failed self-test, reboot or too many boot attempts). */
+  rollbackCmd?: string;
+  /** Each command's time limit (default 300 s). */
+  hookTimeoutMs: number;
+  /** Restarts without a commit after which the agent rolls back (default 3). */
+  maxBootAttempts: number;
+  /** The built-in A/B installer's directory (`<dir>/a`, `<dir>/b`, `<dir>/current`). */
+  slots?: string;
+  /** PEM public keys (text); with at least one, every image must carry a signature one of them verifies. */
+  trustedKeys: string[];
+  /** This device's type; a document whose `firmware.deviceType` differs is REJECTED. */
+  deviceType?: string;
 }
 
 const positiveInt = (field: string, min: number, max: number) =>
@@ -72,6 +92,14 @@ const positiveInt = (field: string, min: number, max: number) =>
 const bool = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
   .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+
+/** A shell command line: one line, no NUL (it goes to `/bin/sh -c`). */
+const command = z
+  .string()
+  .min(1)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL and newlines are what it refuses
+  .refine((c) => !/[\u0000\r\n]/.test(c), { error: 'must be one line without NUL' })
+  .optional();
 
 const RawSchema = z.object({
   endpoint: z.string().min(1, { error: 'required' }),
@@ -126,6 +154,22 @@ const RawSchema = z.object({
   keepaliveSec: positiveInt('keepaliveSec', 30, 1200).default(60),
   requestTimeoutMs: positiveInt('requestTimeoutMs', 100, 600_000).default(10_000),
   downloadRetryWindowMs: positiveInt('downloadRetryWindowMs', 0, 86_400_000).default(300_000),
+  installCmd: command,
+  rebootCmd: command,
+  healthCmd: command,
+  rollbackCmd: command,
+  hookTimeoutMs: positiveInt('hookTimeoutMs', 1, 86_400_000).default(300_000),
+  maxBootAttempts: positiveInt('maxBootAttempts', 1, 100).default(3),
+  slots: z.string().min(1).optional(),
+  trustedKeys: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
+      error: 'must be a PEM file path (or PEM text), or a list of them',
+    })
+    .optional(),
+  deviceType: z
+    .string()
+    .regex(DEVICE_TYPE, { error: `must match ${DEVICE_TYPE.source}` })
+    .optional(),
 });
 
 type RawKey = keyof typeof RawSchema.shape;
@@ -263,7 +307,22 @@ export function resolveAgentConfig(input: ResolveAgentConfigInput): AgentConfig 
     keepaliveSec: c.keepaliveSec,
     requestTimeoutMs: c.requestTimeoutMs,
     downloadRetryWindowMs: c.downloadRetryWindowMs,
+    hookTimeoutMs: c.hookTimeoutMs,
+    maxBootAttempts: c.maxBootAttempts,
+    trustedKeys: trustedKeyPems(c.trustedKeys, abs),
   };
+  if (c.slots && (c.installCmd || c.rollbackCmd)) {
+    throw new ValidationError(
+      'slots',
+      `the built-in A/B installer cannot be combined with ${c.installCmd ? 'installCmd' : 'rollbackCmd'}`,
+    );
+  }
+  for (const k of ['installCmd', 'rebootCmd', 'healthCmd', 'rollbackCmd'] as const) {
+    const v = c[k];
+    if (v !== undefined) out[k] = v;
+  }
+  if (c.slots) out.slots = abs(c.slots);
+  if (c.deviceType) out.deviceType = c.deviceType;
   if (c.rootCa) out.rootCa = pemOrPath(c.rootCa);
   if (c.currentVersion) out.currentVersion = c.currentVersion;
   if (c.local) out.local = abs(c.local);
@@ -276,6 +335,40 @@ export function resolveAgentConfig(input: ResolveAgentConfigInput): AgentConfig 
     out.s3Credentials = { accessKeyId: c.s3AccessKeyId, secretAccessKey: c.s3SecretAccessKey };
   }
   return out;
+}
+
+/**
+ * `trustedKeys` as PEM texts: from a list (config file, repeated flag) or one string (environment) that
+ * is PEM text (one or more keys) or comma-separated paths. Each key is parsed here, so a bad one is
+ * refused at start-up with its name, never at the first signed job.
+ */
+function trustedKeyPems(v: string | string[] | undefined, abs: (p: string) => string): string[] {
+  if (v === undefined) return [];
+  const items = Array.isArray(v) ? v : v.includes('-----BEGIN') ? [v] : v.split(',');
+  const pems: string[] = [];
+  for (const item of items.map((x) => x.trim()).filter(Boolean)) {
+    const text = item.includes('-----BEGIN') ? item : readPem(abs(item), 'trustedKeys');
+    const blocks = text.match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g) ?? [];
+    if (blocks.length === 0) {
+      throw new ValidationError(
+        'trustedKeys',
+        `${item.includes('-----BEGIN') ? 'PEM text' : item}: no PEM block`,
+      );
+    }
+    for (const pem of blocks) {
+      try {
+        publicKeyFromPem(pem);
+      } catch (err) {
+        throw new ValidationError(
+          'trustedKeys',
+          `${item.includes('-----BEGIN') ? 'PEM text' : item}: ${errorMessage(err)}`,
+          { cause: err },
+        );
+      }
+      pems.push(pem);
+    }
+  }
+  return pems;
 }
 
 /** Reads a PEM given as text or a path. */

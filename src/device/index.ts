@@ -29,6 +29,15 @@ export {
 } from './download.ts';
 export { DownloadError, type DownloadErrorKind, JobRejectedError, JobsRequestError } from './errors.ts';
 export {
+  commandHooks,
+  type DeviceHooks,
+  type Hook,
+  type HookCall,
+  HookError,
+  type HookName,
+  shellHook,
+} from './hooks.ts';
+export {
   type FirmwareDocument,
   MAX_FIRMWARE_SIZE,
   parseJobDocument,
@@ -65,5 +74,15 @@ export {
   pythonJsonDumps,
   serializeProgress,
 } from './progress.ts';
-export { type AgentState, readState, StateError, StateStore, writeState } from './state.ts';
+export { readSlots, type Slot, type SlotState, slotHooks } from './slots.ts';
+export {
+  type AgentState,
+  type PendingCommit,
+  readState,
+  StateError,
+  StateStore,
+  writeState,
+} from './state.ts';
+export { SelfTestError } from './steps/device.ts';
+export { SignatureError } from './steps/trust.ts';
 export { compareVersions, parseVersion } from './version.ts';

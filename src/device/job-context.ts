@@ -1,12 +1,14 @@
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from '../shared/log.ts';
 import type { Timers } from '../shared/timers.ts';
 import type { AgentConfig } from './config.ts';
 import type { DownloadResult } from './download.ts';
+import type { DeviceHooks, HookName } from './hooks.ts';
 import type { FirmwareDocument, ResolvedSource } from './job-document.ts';
 import type { ExecutionState, JobExecution, UpdateStatus } from './jobs-client.ts';
 import type { JobProgress } from './progress-reporter.ts';
 import type { DownloadSource } from './sources.ts';
-import type { StateStore } from './state.ts';
+import type { PendingCommit, StateStore } from './state.ts';
 
 /**
  * The types every OTA step shares: the job's context (filled in step by step), what steps get from the
@@ -20,15 +22,23 @@ export type StepName =
   | 'validate-document'
   | 'print-sections'
   | 'check-version'
+  | 'check-device'
+  | 'check-signature'
   | 'resolve-source'
   | 'download'
   | 'verify'
   | 'install'
+  | 'reboot'
+  | 'health'
   | 'commit'
+  | 'rollback'
   | 'report';
 
-/** How a job ended, as the agent saw it. INTERRUPTED: the agent stopped; the job resumes after a restart. */
-export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'REJECTED' | 'CANCELED' | 'INTERRUPTED';
+/**
+ * How a job ended, as the agent saw it. INTERRUPTED: the agent stopped; the job resumes after a restart.
+ * REBOOTING: the reboot command ran; the job stays IN_PROGRESS and finishes after the restart.
+ */
+export type JobOutcome = 'SUCCEEDED' | 'FAILED' | 'REJECTED' | 'CANCELED' | 'INTERRUPTED' | 'REBOOTING';
 
 export interface JobSummary {
   jobId: string;
@@ -63,8 +73,12 @@ export interface JobContext {
   document?: FirmwareDocument;
   source?: ResolvedSource;
   download?: DownloadResult;
-  /** Set when the pipeline ended early without a failure: no job pending. */
-  end?: 'idle';
+  /** Set when the pipeline ended early without a failure: no job pending, or the device reboots. */
+  end?: 'idle' | 'rebooting';
+  /** Entered after a restart with an install waiting for its commit (the resume entry point). */
+  resumed?: PendingCommit;
+  /** The rollback ran (successfully or not): the reason says so. */
+  rollback?: { ok: boolean; error?: string };
   /**
    * The job cannot be reported over MQTT (its jobId is not a valid topic level): it is refused locally
    * and nothing is published about it.
@@ -127,12 +141,16 @@ export interface StepEnv {
   timers: Timers;
   /** jobIds already refused as invalid, so a service that keeps handing one back is not a busy loop. */
   invalidJobIds: Set<string>;
-  /** A later install/rollback step plugs in here; the default does nothing. */
-  install?: (ctx: JobContext & { path: string }) => Promise<void>;
+  /** install / reboot / health / rollback / commit; none set: download and verify only. */
+  hooks: DeviceHooks;
+  /** `--trusted-key`s, parsed; empty: signatures are not required. */
+  trustedKeys: readonly KeyObject[];
+  /** Each line a hook command writes (the log has them too). */
+  onHookOutput?: (hook: HookName, line: string, stream: 'stdout' | 'stderr') => void;
 }
 
 /** A step may jump (the resume entry), or end the pipeline early without an error. */
-export type StepResult = undefined | { goto: StepName } | { end: 'idle' };
+export type StepResult = undefined | { goto: StepName } | { end: 'idle' | 'rebooting' };
 
 export interface Step {
   name: StepName;

@@ -1,6 +1,8 @@
 import { basename, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { ValidationError } from '../shared/errors.ts';
+import { DEVICE_TYPE } from '../shared/firmware-document.ts';
+import { SIGNATURE_ALG } from '../shared/firmware-signature.ts';
 import { isPresignedUrl, parseS3Url } from '../shared/s3-url.ts';
 import { isValidVersion } from './version.ts';
 
@@ -45,6 +47,26 @@ const FirmwareSchema = z.object({
     .string({ error: must('must be a string') })
     .min(1)
     .max(256)
+    .optional(),
+  /** The device type this image is for (checked against `--device-type`). */
+  deviceType: z
+    .string({ error: must('must be a string') })
+    .regex(DEVICE_TYPE, { error: `must match ${DEVICE_TYPE.source}` })
+    .optional(),
+  /** `ota firmware put --sign-key`: ECDSA P-256 over the image's SHA-256 (src/shared/firmware-signature.ts). */
+  signature: z
+    .object(
+      {
+        alg: z.literal(SIGNATURE_ALG, { error: `must be ${SIGNATURE_ALG}` }),
+        value: z
+          .string({ error: must('must be a string') })
+          .regex(/^[A-Za-z0-9+/]{8,200}={0,2}$/, { error: 'must be a base64 DER signature' }),
+        keyId: z
+          .string({ error: must('must be a string') })
+          .regex(/^[0-9a-f]{64}$/, { error: 'must be 64 lowercase hex characters (the key fingerprint)' }),
+      },
+      { error: must('must be an object {alg, value, keyId}') },
+    )
     .optional(),
 });
 

@@ -1,8 +1,10 @@
 import { errorMessage } from '../shared/errors.ts';
 import type { Compensation, JobContext, Step, StepEnv, StepName } from './job-context.ts';
+import { commitStep, healthStep, installStep, rebootStep } from './steps/device.ts';
 import { checkVersion, printSections, resolveSourceStep, validateDocument } from './steps/document.ts';
-import { commitStep, downloadStep, installStep, verifyStep } from './steps/image.ts';
+import { downloadStep, verifyStep } from './steps/image.ts';
 import { reportStep, startNextStep } from './steps/jobs.ts';
+import { checkDevice, checkSignature } from './steps/trust.ts';
 
 export type {
   JobContext,
@@ -14,24 +16,34 @@ export type {
   StepResult,
 } from './job-context.ts';
 export { newJobContext } from './job-context.ts';
+export { commitStep, healthStep, installStep, rebootStep } from './steps/device.ts';
 export { checkVersion, printSections, resolveSourceStep, validateDocument } from './steps/document.ts';
-export { commitStep, downloadStep, installStep, verifyStep } from './steps/image.ts';
+export { downloadStep, verifyStep } from './steps/image.ts';
 export { reportStep, startNextStep } from './steps/jobs.ts';
+export { checkDevice, checkSignature } from './steps/trust.ts';
 
 /**
  * The OTA of one job as one array of small named steps (aedes-style): each is logged by name, reported
  * as an event and testable alone with a hand-built context. `start-next` takes the job; `report` runs
- * after the array whatever happened, with the error that stopped it.
+ * after the array whatever happened, with the error that stopped it. Two entry points into the same
+ * array: a fresh job starts at `start-next` and runs through; a job found in the pending-commit record
+ * after a restart jumps from `start-next` to `reboot` (its resumed half) and on to `health` and `commit`.
+ * When a step fails, the compensations earlier steps registered run first (remove the image, roll back
+ * the install), then `report`.
  */
 export const OTA_STEPS: readonly Step[] = [
   startNextStep,
   validateDocument,
   printSections,
   checkVersion,
+  checkDevice,
+  checkSignature,
   resolveSourceStep,
   downloadStep,
   verifyStep,
   installStep,
+  rebootStep,
+  healthStep,
   commitStep,
 ];
 
@@ -111,7 +123,7 @@ export async function runPipeline(
     if (!ctx.execution) throw err;
     ctx.error = err;
   }
-  if (!ctx.execution || ctx.end) return;
+  if (!ctx.execution || ctx.end === 'idle') return;
   if (ctx.error !== undefined && !env.stopSignal.aborted) await compensate(ctx, env, hooks);
   await timed(pipeline.final, ctx, env, hooks);
 }

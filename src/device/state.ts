@@ -6,6 +6,7 @@ import { ensureDir, FsError, fsErrorMessage, fsyncDir } from './fs-safe.ts';
 /**
  * What survives a reboot, in `<stateDir>/state.json`:
  * - `currentVersion`: the firmware now installed (the original hard-coded 41811019, seed 3-1);
+ * - `pending`: an installed image waiting for its self-test and commit (PendingCommit below);
  * - `inFlight`: the job being downloaded. With the `.part` file and its sidecar (`<file>.part.json`:
  *   object identity, size, ETag/Last-Modified) it lets a restarted agent resume with Range: the Jobs
  *   service hands the IN_PROGRESS execution back first on start-next (reference section 1), the agent
@@ -16,6 +17,30 @@ export interface AgentState {
   updatedAt?: string;
   lastJob?: { jobId: string; status: string; version?: string; at: string };
   inFlight?: { jobId: string; fileName: string; version: string; startedAt: string };
+  /** An installed image not yet committed: the job resumes at the self-test after a (re)start. */
+  pending?: PendingCommit;
+}
+
+/**
+ * The pending-commit record, written right after a successful install (before the reboot): with it, the
+ * agent that starts after the reboot knows which job to finish, what it installed, and how many times it
+ * has started since without a commit (the boot-loop guard, `--max-boot-attempts`).
+ */
+export interface PendingCommit {
+  jobId: string;
+  executionNumber?: number;
+  fromVersion: string;
+  toVersion: string;
+  /** The installed image file and what it is. */
+  file: string;
+  fileName: string;
+  sha256: string;
+  bytes: number;
+  /** Download seconds, for the SUCCEEDED statusDetails after the restart. */
+  downloadSeconds: number;
+  /** Agent starts since the install; each start adds one before anything else happens. */
+  bootAttempts: number;
+  installedAt: string;
 }
 
 export const STATE_FILE = 'state.json';
@@ -108,7 +133,8 @@ export class StateStore {
   /** Writes `change(current)`; the in-memory state follows only once the file is written. */
   update(change: (s: Readonly<AgentState>) => AgentState): Promise<void> {
     const next = this.chain.then(async () => {
-      const s = change(this.state);
+      // state.json always says which version is installed, also before the first commit.
+      const s = { currentVersion: this.currentVersion, ...change(this.state) };
       await writeState(this.dir, s);
       this.state = s;
     });

@@ -1,10 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { Transform } from 'node:stream';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ValidationError } from '../shared/errors.ts';
+import { errorMessage, ValidationError } from '../shared/errors.ts';
+import { DEVICE_TYPE } from '../shared/firmware-document.ts';
+import { type FirmwareSignature, privateKeyFromPem, signDigest } from '../shared/firmware-signature.ts';
 import { formatS3HttpsUrl } from '../shared/s3-url.ts';
 
 /**
@@ -12,7 +14,15 @@ import { formatS3HttpsUrl } from '../shared/s3-url.ts';
  * downloaded. Key order is part of the contract: version, size, region, url, sha256.
  */
 export interface FirmwareJobDocument {
-  firmware: { version: string; size: number; region: string; url: string; sha256: string };
+  firmware: {
+    version: string;
+    size: number;
+    region: string;
+    url: string;
+    sha256: string;
+    deviceType?: string;
+    signature?: FirmwareSignature;
+  };
 }
 
 export interface PutFirmwareOptions {
@@ -28,6 +38,10 @@ export interface PutFirmwareOptions {
   s3: S3Client;
   /** Folder name for the default key, e.g. `CV150-C3_0.6.6` in the original document's URL. */
   name?: string;
+  /** EC P-256 private key (PKCS#8 or SEC1 PEM text): adds `firmware.signature` over the sha256. */
+  signKey?: string;
+  /** Written as `firmware.deviceType`; agents with another `--device-type` refuse the image. */
+  deviceType?: string;
 }
 
 export interface PutFirmwareResult {
@@ -70,6 +84,18 @@ export async function putFirmware(opts: PutFirmwareOptions): Promise<PutFirmware
   if (!opts.region) throw new ValidationError('region', 'must not be empty');
   if (opts.name !== undefined && (opts.name === '' || opts.name.includes('/'))) {
     throw new ValidationError('name', 'must be a non-empty folder name without "/"');
+  }
+  if (opts.deviceType !== undefined && !DEVICE_TYPE.test(opts.deviceType)) {
+    throw new ValidationError('device-type', `must match ${DEVICE_TYPE.source}`);
+  }
+  // The key is checked before the upload: a bad key must not leave an unsigned image behind.
+  let signer: KeyObject | undefined;
+  if (opts.signKey !== undefined) {
+    try {
+      signer = privateKeyFromPem(opts.signKey);
+    } catch (err) {
+      throw new ValidationError('sign-key', errorMessage(err), { cause: err });
+    }
   }
   const key = opts.key ?? defaultFirmwareKey(opts.file, opts.name);
   if (key === '' || key.startsWith('/'))
@@ -114,13 +140,16 @@ export async function putFirmware(opts: PutFirmwareOptions): Promise<PutFirmware
     );
   }
 
+  const sha256 = hash.digest('hex');
   const document: FirmwareJobDocument = {
     firmware: {
       version: opts.version,
       size,
       region: opts.region,
       url: formatS3HttpsUrl(opts.bucket, key),
-      sha256: hash.digest('hex'),
+      sha256,
+      ...(opts.deviceType !== undefined ? { deviceType: opts.deviceType } : {}),
+      ...(signer ? { signature: signDigest(sha256, signer) } : {}),
     },
   };
   return { document, bucket: opts.bucket, key, ...(out.ETag !== undefined ? { etag: out.ETag } : {}) };

@@ -52,6 +52,26 @@ export function registerAgentCommand(program: Command): void {
       'credentials provider endpoint (https://<prefix>.credentials.iot.<region>.amazonaws.com)',
     )
     .option('--s3-endpoint <url>', 'S3 endpoint override')
+    .option(
+      '--install-cmd <cmd>',
+      'write the verified image into the device (/bin/sh -c; OTA_FILE, OTA_VERSION, …)',
+    )
+    .option('--reboot-cmd <cmd>', 'reboot after a successful install; the job finishes after the restart')
+    .option('--health-cmd <cmd>', 'self-test of the new version: exit 0 commits, anything else rolls back')
+    .option('--rollback-cmd <cmd>', 'put the previous version back after a failed self-test or reboot')
+    .option(
+      '--hook-timeout <sec>',
+      'time limit of each of those commands (default 300)',
+      seconds('--hook-timeout'),
+    )
+    .option('--max-boot-attempts <n>', 'restarts without a commit before rolling back (default 3)')
+    .option('--slots <dir>', 'the built-in A/B installer: <dir>/a, <dir>/b and the <dir>/current switch')
+    .option(
+      '--trusted-key <pem>',
+      'public key (PEM file) that signs images; repeatable; with one, unsigned images are refused',
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
+    .option('--device-type <type>', "this device's type; images for another firmware.deviceType are refused")
     .option('--config <file>', 'JSON config file (same keys as the flags, camelCase)')
     .option('--once', 'exit when no job is pending')
     .action(async (flags) => {
@@ -60,6 +80,8 @@ export function registerAgentCommand(program: Command): void {
           ...flags,
           progressIntervalMs: flags.progressInterval,
           downloadRetryWindowMs: flags.downloadRetryWindow,
+          hookTimeoutMs: flags.hookTimeout,
+          trustedKeys: flags.trustedKey,
         },
         env: process.env,
       });
@@ -73,6 +95,12 @@ export function registerAgentCommand(program: Command): void {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       const failed = summary.jobs.filter((j) => j.status === 'FAILED' || j.status === 'INTERRUPTED');
+      const rebooting = summary.jobs.find((j) => j.status === 'REBOOTING');
+      if (rebooting) {
+        process.stderr.write(
+          `ota agent: ${rebooting.jobId}: the reboot command ran; the job finishes when the agent starts again\n`,
+        );
+      }
       process.stderr.write(
         `ota agent: ${summary.jobsProcessed} job(s) processed` +
           (summary.jobs.length ? `: ${summary.jobs.map((j) => `${j.jobId} ${j.status}`).join(', ')}` : '') +

@@ -6,6 +6,7 @@ import { type JobContext, need, type Step, type StepEnv } from '../job-context.t
 import { parseJobDocument, resolveSource } from '../job-document.ts';
 import type { DownloadSource } from '../sources.ts';
 import { s3Opt } from './document.ts';
+import { verifySignature } from './trust.ts';
 
 /** The steps that bring the image onto the device and check it. */
 
@@ -78,7 +79,7 @@ async function refreshSource(ctx: JobContext, env: StepEnv): Promise<DownloadSou
 
 export const verifyStep: Step = {
   name: 'verify',
-  async run(ctx) {
+  async run(ctx, env) {
     const doc = need(ctx.document, 'document');
     const d = need(ctx.download, 'download');
     const st = await stat(d.path);
@@ -87,35 +88,8 @@ export const verifyStep: Step = {
     if (doc.sha256 && d.sha256 !== doc.sha256) {
       throw new DownloadError('checksum', `sha256 ${d.sha256} does not match firmware.sha256 ${doc.sha256}`);
     }
-  },
-};
-
-export const installStep: Step = {
-  name: 'install',
-  async run(ctx, env) {
-    const d = need(ctx.download, 'download');
-    await env.install?.({ ...ctx, path: d.path });
-  },
-};
-
-/**
- * `commit`: the new version becomes the current one, on disk first. A state that cannot be written fails
- * the job (naming the path and cause) instead of bumping the version in memory only, which made the
- * same job come back as "not newer" after a restart.
- */
-export const commitStep: Step = {
-  name: 'commit',
-  async run(ctx, env) {
-    const doc = need(ctx.document, 'document');
-    const at = new Date().toISOString();
-    await env.state.update((s) => {
-      const { inFlight: _done, ...rest } = s;
-      return {
-        ...rest,
-        currentVersion: doc.version,
-        updatedAt: at,
-        lastJob: { jobId: ctx.jobId, status: 'SUCCEEDED', version: doc.version, at },
-      };
-    });
+    // Over the digest of the bytes on disk: a failure removes the file (the download's compensation).
+    verifySignature(ctx, env, d.sha256);
+    return undefined;
   },
 };

@@ -3,8 +3,11 @@ import { JOB_ID_PATTERN } from '../../shared/topics.ts';
 import { sweepPartials } from '../download.ts';
 import { JobRejectedError, JobsRequestError } from '../errors.ts';
 import type { JobContext, JobOutcome, Step, StepEnv, StepResult } from '../job-context.ts';
+import { parseJobDocument } from '../job-document.ts';
 import type { JobExecution } from '../jobs-client.ts';
 import { sanitizeStatusDetails } from '../progress.ts';
+import type { PendingCommit } from '../state.ts';
+import { abandonPending, resumeFrom } from './device.ts';
 
 /** The two steps that talk to the Jobs service: the first (take a job) and the last (say how it ended). */
 
@@ -16,6 +19,8 @@ export const startNextStep: Step = {
   name: 'start-next',
   async run(ctx, env) {
     const exec = await env.jobs.startNext();
+    const pending = env.state.current.pending;
+    if (pending && !(exec && isPendingJob(exec, pending))) await abandonPending(env, pending);
     if (!exec) {
       // Nothing pending: whatever partial download is still on disk belongs to a job that is over.
       await sweepPartials(env.config.downloadDir);
@@ -30,9 +35,28 @@ export const startNextStep: Step = {
     ctx.execution = execution;
     ctx.jobId = exec.jobId;
     ctx.summary.jobId = exec.jobId;
+    if (pending && isPendingJob(exec, pending)) {
+      // Back after the reboot (or a crash after the install): the resume entry point.
+      try {
+        ctx.document = parseJobDocument(execution.jobDocument);
+      } catch {
+        // The record says what was installed; the document is only needed for the version.
+      }
+      resumeFrom(ctx, env, pending);
+      return { goto: 'reboot' };
+    }
     return undefined;
   },
 };
+
+function isPendingJob(exec: JobExecution, pending: PendingCommit): boolean {
+  return (
+    exec.jobId === pending.jobId &&
+    (pending.executionNumber === undefined ||
+      exec.executionNumber === undefined ||
+      exec.executionNumber === pending.executionNumber)
+  );
+}
 
 /**
  * AWS allows jobIds of `[a-zA-Z0-9_-]{1,64}` only (reference section 1). Anything else (70,000
@@ -96,27 +120,43 @@ export const reportStep: Step = {
     if (status === 'INTERRUPTED') return undefined;
     // Terminal: nothing of this job may stay behind but a committed image.
     await sweepPartials(env.config.downloadDir);
-    if (ctx.document && !ctx.unreportable) {
-      await env.progress.outcome(status, ctx.document.size, ctx.download?.bytes);
+    const size = ctx.document?.size ?? ctx.resumed?.bytes;
+    if (size !== undefined && !ctx.unreportable) {
+      await env.progress.outcome(status, size, ctx.download?.bytes);
       ctx.summary.progressMessages = env.progress.messages;
     }
     return undefined;
   },
 };
 
+/** The reason of a failure; after an install, it says whether the old version was put back. */
+function reasonOf(ctx: JobContext): string {
+  const reason = errorMessage(ctx.error);
+  const rb = ctx.rollback;
+  if (!rb) return reason;
+  if (rb.ok) return `rolled back to ${ctx.currentVersion}: ${reason}`;
+  return `rollback FAILED (${rb.error}) after: ${reason}`;
+}
+
 async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
   const { error } = ctx;
   const doc = ctx.document;
   const d = ctx.download;
-  if (error === undefined && doc && d) {
+  if (ctx.end === 'rebooting') {
+    ctx.summary.reason = 'rebooting into the new image; the job finishes after the restart';
+    return 'REBOOTING';
+  }
+  if (error === undefined && d) {
+    const version = doc?.version ?? ctx.resumed?.toVersion;
     await env.jobs.update(
       ctx.jobId,
       'SUCCEEDED',
       sanitizeStatusDetails({
-        version: doc.version,
+        version,
         bytes: d.bytes,
         sha256: d.sha256,
         seconds: ((d.renamedAt - d.startedAt) / 1000).toFixed(3),
+        ...(ctx.resumed ? { bootAttempts: ctx.resumed.bootAttempts } : {}),
       }),
     );
     return 'SUCCEEDED';
@@ -126,10 +166,10 @@ async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
       ctx.summary.reason = 'agent stopped; the execution stays IN_PROGRESS and resumes after a restart';
       return 'INTERRUPTED';
     }
-    ctx.summary.reason = errorMessage(env.signal.reason ?? error);
+    ctx.summary.reason = reasonOf({ ...ctx, error: env.signal.reason ?? error });
     return 'CANCELED';
   }
-  const reason = errorMessage(error);
+  const reason = reasonOf(ctx);
   ctx.summary.reason = reason;
   if (ctx.unreportable) return 'REJECTED';
   if (error instanceof JobRejectedError) {
@@ -149,7 +189,14 @@ async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
       if (!(err instanceof JobsRequestError) || err.jobsCode !== 'InvalidStateTransition') throw err;
     }
   }
-  await env.jobs.update(ctx.jobId, 'FAILED', sanitizeStatusDetails({ reason }));
+  await env.jobs.update(
+    ctx.jobId,
+    'FAILED',
+    sanitizeStatusDetails({
+      reason,
+      ...(ctx.rollback ? { rolledBack: ctx.rollback.ok ? ctx.currentVersion : 'failed' } : {}),
+    }),
+  );
   await ended(ctx, env, 'FAILED');
   return 'FAILED';
 }

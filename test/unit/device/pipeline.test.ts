@@ -46,6 +46,8 @@ function env(out: string[]): StepEnv {
     state: new StateStore('/nonexistent'),
     timers: new ManualTimers(),
     invalidJobIds: new Set(),
+    hooks: {},
+    trustedKeys: [],
   };
 }
 

@@ -1,0 +1,238 @@
+import { errorMessage, OtaError } from '../../shared/errors.ts';
+import type { DownloadResult } from '../download.ts';
+import type { HookCall, HookName } from '../hooks.ts';
+import { type Compensation, type JobContext, need, type Step, type StepEnv } from '../job-context.ts';
+import type { PendingCommit } from '../state.ts';
+
+/**
+ * The steps that change the device: install, reboot (and resume after it), the self-test, commit, and
+ * the rollback that undoes an install. None of them does anything without a hook: an agent with no
+ * install command downloads, verifies and commits the version, as before.
+ */
+
+/** The self-test failed, or the device kept restarting without reaching it. */
+export class SelfTestError extends OtaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('OTA_SELF_TEST', message, options);
+  }
+}
+
+/** What a hook is told: from the download, or after a restart from the pending-commit record. */
+function hookCall(ctx: JobContext, env: StepEnv, name: HookName, signal: AbortSignal | undefined): HookCall {
+  const r = ctx.resumed;
+  const d = ctx.download;
+  return {
+    file: d?.path ?? r?.file ?? '',
+    version: ctx.document?.version ?? r?.toVersion ?? '',
+    previousVersion: ctx.currentVersion,
+    jobId: ctx.jobId,
+    sha256: d?.sha256 ?? r?.sha256 ?? '',
+    ...(signal ? { signal } : {}),
+    logger: env.logger,
+    onOutput: (line, stream) => env.onHookOutput?.(name, line, stream),
+  };
+}
+
+/** Runs the hook if there is one; false when there is none. */
+async function runHook(
+  name: HookName,
+  ctx: JobContext,
+  env: StepEnv,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  const hook = env.hooks[name];
+  if (!hook) return false;
+  await hook(hookCall(ctx, env, name, signal));
+  return true;
+}
+
+/** statusDetails.step for an operator; best effort (the step goes on when the connection is down). */
+async function announce(env: StepEnv, step: string): Promise<void> {
+  try {
+    await env.progress.step(step);
+  } catch (err) {
+    env.logger.warn({ step, err: errorMessage(err) }, 'could not update statusDetails.step');
+  }
+}
+
+/**
+ * The compensation an install registers: run the rollback hook (never interrupted by a cancel, only by
+ * a stop of the agent), forget the pending record, and note it for the reason.
+ */
+function rollbackOf(ctx: JobContext, env: StepEnv): Compensation {
+  return {
+    what: 'roll back the install',
+    step: 'rollback',
+    async run() {
+      try {
+        await runHook('rollback', ctx, env, env.stopSignal);
+        ctx.rollback = { ok: true };
+      } catch (err) {
+        ctx.rollback = { ok: false, error: errorMessage(err) };
+        throw err;
+      } finally {
+        await env.state
+          .update((s) => {
+            const { pending: _gone, ...rest } = s;
+            return rest;
+          })
+          .catch((err: unknown) =>
+            env.logger.error({ err: errorMessage(err) }, 'could not clear the pending record'),
+          );
+      }
+    },
+  };
+}
+
+export const installStep: Step = {
+  name: 'install',
+  async run(ctx, env) {
+    if (!env.hooks.install) return undefined;
+    const d = need(ctx.download, 'download');
+    const doc = need(ctx.document, 'document');
+    await announce(env, 'install');
+    await runHook('install', ctx, env, env.signal);
+    ctx.undo.push(rollbackOf(ctx, env));
+    const pending: PendingCommit = {
+      jobId: ctx.jobId,
+      ...(ctx.execution?.executionNumber !== undefined
+        ? { executionNumber: ctx.execution.executionNumber }
+        : {}),
+      fromVersion: ctx.currentVersion,
+      toVersion: doc.version,
+      file: d.path,
+      fileName: ctx.source?.fileName ?? '',
+      sha256: d.sha256,
+      bytes: d.bytes,
+      downloadSeconds: (d.renamedAt - d.startedAt) / 1000,
+      bootAttempts: 0,
+      installedAt: new Date().toISOString(),
+    };
+    await env.state.update((s) => {
+      const { inFlight: _done, ...rest } = s;
+      return { ...rest, pending };
+    });
+    return undefined;
+  },
+};
+
+/**
+ * `reboot`, both halves. Fresh: after an install, set statusDetails.step = rebooting and run the reboot
+ * command; the job stays IN_PROGRESS and the pipeline ends here (the agent exits, the device goes down).
+ * Resumed (the entry point after a restart): check the boot-loop guard, then go on to the self-test.
+ */
+export const rebootStep: Step = {
+  name: 'reboot',
+  async run(ctx, env) {
+    const r = ctx.resumed;
+    if (r) {
+      if (r.bootAttempts > env.config.maxBootAttempts) {
+        throw new SelfTestError(
+          `no commit after ${r.bootAttempts - 1} restarts (--max-boot-attempts ${env.config.maxBootAttempts})`,
+        );
+      }
+      env.logger.info({ bootAttempts: r.bootAttempts }, 'resumed after a restart; running the self-test');
+      return undefined;
+    }
+    if (!env.hooks.install || !env.hooks.reboot) return undefined;
+    await announce(env, 'rebooting');
+    // Not tied to the agent's signal: a reboot that stops the agent must not be killed by that stop.
+    await runHook('reboot', ctx, env, undefined);
+    return { end: 'rebooting' };
+  },
+};
+
+export const healthStep: Step = {
+  name: 'health',
+  async run(ctx, env) {
+    if (!env.hooks.health) return undefined;
+    await announce(env, 'health');
+    try {
+      await runHook('health', ctx, env, env.signal);
+    } catch (err) {
+      if (env.signal.aborted) throw err;
+      throw new SelfTestError(`self-test failed: ${errorMessage(err)}`, { cause: err });
+    }
+    return undefined;
+  },
+};
+
+/**
+ * `commit`: the new version becomes the current one, on disk first. A state that cannot be written fails
+ * the job (naming the path and cause; an install is rolled back) instead of bumping the version in
+ * memory only, which made the same job come back as "not newer" after a restart.
+ */
+export const commitStep: Step = {
+  name: 'commit',
+  async run(ctx, env) {
+    const version = ctx.document?.version ?? need(ctx.resumed, 'document').toVersion;
+    const at = new Date().toISOString();
+    await env.state.update((s) => {
+      const { inFlight: _done, pending: _committed, ...rest } = s;
+      return {
+        ...rest,
+        currentVersion: version,
+        updatedAt: at,
+        lastJob: { jobId: ctx.jobId, status: 'SUCCEEDED', version, at },
+      };
+    });
+    try {
+      await runHook('commit', ctx, env, undefined);
+    } catch (err) {
+      // The new version runs and is recorded; only the installer's "good" mark could not be set.
+      env.logger.error({ err: errorMessage(err) }, 'the installer could not mark the new version good');
+    }
+    return undefined;
+  },
+};
+
+/**
+ * The resume entry point: start-next handed back the job of the pending record. The context is rebuilt
+ * from the record (what was installed) and the pipeline continues at `reboot` (its resumed half).
+ */
+export function resumeFrom(ctx: JobContext, env: StepEnv, pending: PendingCommit): void {
+  ctx.resumed = pending;
+  const installedAt = Date.parse(pending.installedAt) || Date.now();
+  const download: DownloadResult = {
+    path: pending.file,
+    bytes: pending.bytes,
+    sha256: pending.sha256,
+    resumedFrom: 0,
+    requests: 0,
+    restarts: 0,
+    refreshes: 0,
+    bytesReceived: 0,
+    startedAt: installedAt - pending.downloadSeconds * 1000,
+    renamedAt: installedAt,
+  };
+  ctx.download = download;
+  ctx.undo.push(rollbackOf(ctx, env));
+}
+
+/**
+ * A pending record whose job is no longer in progress (cancelled or timed out while the device was
+ * rebooting): the new image was never confirmed, so it is rolled back and the record dropped.
+ */
+export async function abandonPending(env: StepEnv, pending: PendingCommit): Promise<void> {
+  env.logger.warn(
+    { jobId: pending.jobId, version: pending.toVersion },
+    'the job of the pending install is over; rolling back the uncommitted image',
+  );
+  const ctx: JobContext = {
+    jobId: pending.jobId,
+    currentVersion: pending.fromVersion,
+    startedAt: Date.now(),
+    undo: [],
+    summary: {
+      jobId: pending.jobId,
+      status: 'FAILED',
+      bytes: 0,
+      progressMessages: 0,
+      statusDetailsUpdates: 0,
+    },
+  };
+  resumeFrom(ctx, env, pending);
+  await (ctx.undo.pop() as Compensation).run(new Error('job over')).catch((err: unknown) => {
+    env.logger.error({ err: errorMessage(err) }, 'rollback of the abandoned install failed');
+  });
+}
