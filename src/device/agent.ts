@@ -356,7 +356,8 @@ class Agent {
     });
     return {
       config: cfg,
-      logger: this.log.child({ jobId: ctx.jobId }),
+      // start-next adds the jobId once it is known.
+      logger: this.log,
       write: (t) => this.write(t),
       signal,
       stopSignal: this.stopAc.signal,

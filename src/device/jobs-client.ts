@@ -194,6 +194,9 @@ export class JobsClient {
     });
     client.on('message', (topic, payload) => this.dispatch(topic, payload));
     client.on('error', (err) => {
+      // After close(), MQTT.js still reports writes it could not make (a PUBACK for a message that
+      // arrived while closing: "write after end"); nothing is lost, and nobody is listening any more.
+      if (this._state === 'closed') return;
       this.log.warn({ err: err.message }, 'mqtt error');
       this.opts.onError?.(err);
     });

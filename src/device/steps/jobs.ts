@@ -3,11 +3,12 @@ import { JOB_ID_PATTERN } from '../../shared/topics.ts';
 import { sweepPartials } from '../download.ts';
 import { JobRejectedError, JobsRequestError } from '../errors.ts';
 import type { JobContext, JobOutcome, Step, StepEnv, StepResult } from '../job-context.ts';
-import { parseJobDocument } from '../job-document.ts';
+import { parseJobDocument, resolveSource } from '../job-document.ts';
 import type { JobExecution } from '../jobs-client.ts';
 import { sanitizeStatusDetails } from '../progress.ts';
 import type { PendingCommit } from '../state.ts';
 import { abandonPending, resumeFrom } from './device.ts';
+import { s3Opt } from './document.ts';
 
 /** The two steps that talk to the Jobs service: the first (take a job) and the last (say how it ended). */
 
@@ -35,12 +36,17 @@ export const startNextStep: Step = {
     ctx.execution = execution;
     ctx.jobId = exec.jobId;
     ctx.summary.jobId = exec.jobId;
+    env.logger = env.logger.child({ jobId: exec.jobId });
     if (pending && isPendingJob(exec, pending)) {
       // Back after the reboot (or a crash after the install): the resume entry point.
       try {
         ctx.document = parseJobDocument(execution.jobDocument);
+        ctx.source = resolveSource(ctx.document, {
+          downloadDir: env.config.downloadDir,
+          ...s3Opt(env.config),
+        });
       } catch {
-        // The record says what was installed; the document is only needed for the version.
+        // The record says what was installed; the document only names it in progress messages.
       }
       resumeFrom(ctx, env, pending);
       return { goto: 'reboot' };
