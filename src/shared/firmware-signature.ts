@@ -46,6 +46,11 @@ function requireP256(key: KeyObject, what: string): KeyObject {
 
 /** A P-256 public key from PEM (SPKI `PUBLIC KEY`, or an X.509 certificate carrying one). */
 export function publicKeyFromPem(pem: string): KeyObject {
+  // createPublicKey would derive the public half of a private key; a signing key must never be shipped
+  // to devices, so refuse it rather than quietly accept it.
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
+    throw new Error('a trusted key must be a public key or a certificate, not a private key');
+  }
   return requireP256(createPublicKey(pem), 'a trusted key');
 }
 

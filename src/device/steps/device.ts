@@ -128,7 +128,7 @@ export const rebootStep: Step = {
     if (r) {
       if (r.bootAttempts > env.config.maxBootAttempts) {
         throw new SelfTestError(
-          `no commit after ${r.bootAttempts - 1} restarts (--max-boot-attempts ${env.config.maxBootAttempts})`,
+          `no commit after ${r.bootAttempts - 1} boot attempts (--max-boot-attempts ${env.config.maxBootAttempts})`,
         );
       }
       env.logger.info({ bootAttempts: r.bootAttempts }, 'resumed after a restart; running the self-test');

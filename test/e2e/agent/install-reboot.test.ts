@@ -158,7 +158,7 @@ describe('ota agent: install → reboot → self-test → commit, or roll back',
     assert.equal(exec?.status, 'FAILED');
     assert.equal(
       exec?.statusDetails?.detailsMap?.reason,
-      'rolled back to 41811020: no commit after 2 restarts (--max-boot-attempts 2)',
+      'rolled back to 41811020: no commit after 2 boot attempts (--max-boot-attempts 2)',
     );
     const state = await readState(join(w.dir, 'state'));
     assert.equal(state.currentVersion, '41811020');

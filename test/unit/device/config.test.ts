@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,6 +110,66 @@ describe('resolveAgentConfig', () => {
         'thingName',
         /ota thing create/,
       );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  test('install / reboot / health / rollback, slots, trusted keys, device type: flags, env and defaults', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ota-cfg-'));
+    try {
+      const d = resolveAgentConfig({ flags: base, cwd: '/work' });
+      assert.equal(d.hookTimeoutMs, 300_000);
+      assert.equal(d.maxBootAttempts, 3);
+      assert.equal(d.downloadRetryWindowMs, 300_000);
+      assert.deepEqual(d.trustedKeys, []);
+      assert.equal(d.installCmd, undefined);
+      const k1 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const k2 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const pub1 = k1.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+      const pub2 = k2.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+      await writeFile(join(dir, 'k1.pub'), pub1);
+      await writeFile(join(dir, 'k2.pub'), pub2);
+      const env = {
+        OTA_INSTALL_CMD: 'rauc install "$OTA_FILE"',
+        OTA_HOOK_TIMEOUT_MS: '60000',
+        OTA_MAX_BOOT_ATTEMPTS: '5',
+        OTA_TRUSTED_KEYS: `${join(dir, 'k1.pub')},${join(dir, 'k2.pub')}`,
+        OTA_DEVICE_TYPE: 'CV150-C3',
+      };
+      const c = resolveAgentConfig({ flags: { ...base, healthCmd: 'true' }, env, cwd: dir });
+      assert.equal(c.installCmd, 'rauc install "$OTA_FILE"');
+      assert.equal(c.healthCmd, 'true');
+      assert.equal(c.hookTimeoutMs, 60_000);
+      assert.equal(c.maxBootAttempts, 5);
+      assert.deepEqual(c.trustedKeys, [pub1.trim(), pub2.trim()]);
+      assert.equal(c.deviceType, 'CV150-C3');
+      // PEM text with two keys in one variable; a flag list of paths
+      const t = resolveAgentConfig({ flags: base, env: { OTA_TRUSTED_KEYS: `${pub1}\n${pub2}` } });
+      assert.equal(t.trustedKeys.length, 2);
+      const f = resolveAgentConfig({ flags: { ...base, trustedKeys: ['k1.pub'] }, cwd: dir });
+      assert.equal(f.trustedKeys.length, 1);
+      const slots = resolveAgentConfig({ flags: { ...base, slots: 'ab' }, cwd: dir });
+      assert.equal(slots.slots, join(dir, 'ab'));
+      fails(
+        () => resolveAgentConfig({ flags: { ...base, slots: 'ab', installCmd: 'x' } }),
+        'slots',
+        /installCmd/,
+      );
+      fails(() => resolveAgentConfig({ flags: { ...base, rebootCmd: 'a\nb' } }), 'rebootCmd', /one line/);
+      fails(() => resolveAgentConfig({ flags: { ...base, maxBootAttempts: 0 } }), 'maxBootAttempts', /1-100/);
+      fails(() => resolveAgentConfig({ flags: { ...base, deviceType: 'a b' } }), 'deviceType', /must match/);
+      const priv = k1.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+      fails(
+        () => resolveAgentConfig({ flags: { ...base, trustedKeys: [priv] } }),
+        'trustedKeys',
+        /not a private key/,
+      );
+      fails(
+        () => resolveAgentConfig({ flags: { ...base, trustedKeys: ['/nope.pem'] } }),
+        'trustedKeys',
+        /cannot read/,
+      );
+      assert.equal(envName('downloadRetryWindowMs'), 'OTA_DOWNLOAD_RETRY_WINDOW_MS');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -70,6 +70,11 @@ describe('firmware signatures (ECDSA P-256 over the image SHA-256 digest)', () =
     for (const c of cases) assert.equal(verifyDigest(digest, c, trusted).ok, false, JSON.stringify(c));
   });
 
+  test('a trusted key may be a certificate; a private key is refused (it must never reach devices)', () => {
+    assert.throws(() => publicKeyFromPem(signer.pkcs8), /not a private key/);
+    assert.throws(() => publicKeyFromPem(signer.sec1), /not a private key/);
+  });
+
   test('keys that are not P-256 are refused with a reason', () => {
     const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
