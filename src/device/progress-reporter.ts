@@ -118,7 +118,14 @@ export class JobProgress {
   async outcome(status: string, total: number, bytes = this.lastBytes): Promise<void> {
     await Promise.allSettled(this.finals);
     const sent = this.publish(bytes, total, true, status);
-    await Promise.race([sent, sleep(this.o.finalTimeoutMs, { timers: this.timers, onAbort: 'resolve' })]);
+    // The bound's timer is cancelled as soon as the message is out: a pending timer would keep a
+    // finished agent's process alive for finalTimeoutMs.
+    const bound = new AbortController();
+    await Promise.race([
+      sent,
+      sleep(this.o.finalTimeoutMs, { timers: this.timers, signal: bound.signal, onAbort: 'resolve' }),
+    ]);
+    bound.abort();
   }
 
   /** Waits for the final download message (before the job's terminal update, so the order holds). */

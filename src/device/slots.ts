@@ -76,15 +76,20 @@ async function writeSlot(dir: string, slot: Slot, file: string): Promise<void> {
   }
 }
 
-function fail(hook: 'install' | 'rollback' | 'commit', err: unknown): never {
-  const msg = err instanceof FsError ? err.message : String(err);
-  throw new HookError(hook, `${hook} (A/B slots): ${msg}`, { cause: err });
+/** Runs one slot operation; any failure becomes a HookError of that hook, naming the path and cause. */
+async function guarded(hook: 'install' | 'rollback' | 'commit', fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const msg = err instanceof FsError ? err.message : String(err);
+    throw new HookError(hook, `${hook} (A/B slots): ${msg}`, { cause: err });
+  }
 }
 
 export function slotHooks(dir: string): Required<Pick<DeviceHooks, 'install' | 'rollback' | 'commit'>> {
   return {
-    async install(call: HookCall) {
-      try {
+    install: (call: HookCall) =>
+      guarded('install', async () => {
         await ensureDir(dir);
         const { committed } = await readSlots(dir);
         if ((await pointer(dir, 'committed')) === undefined) await point(dir, 'committed', committed);
@@ -92,27 +97,18 @@ export function slotHooks(dir: string): Required<Pick<DeviceHooks, 'install' | '
         await writeSlot(dir, target, call.file);
         await point(dir, 'current', target);
         call.logger.info({ slot: target, dir }, 'image written to the inactive slot; it boots next');
-      } catch (err) {
-        fail('install', err);
-      }
-    },
-    async rollback(call: HookCall) {
-      try {
+      }),
+    rollback: (call: HookCall) =>
+      guarded('rollback', async () => {
         const { committed } = await readSlots(dir);
         await point(dir, 'current', committed);
         call.logger.warn({ slot: committed, dir }, 'rolled back: the committed slot boots next');
-      } catch (err) {
-        fail('rollback', err);
-      }
-    },
-    async commit(call: HookCall) {
-      try {
+      }),
+    commit: (call: HookCall) =>
+      guarded('commit', async () => {
         const { current } = await readSlots(dir);
         await point(dir, 'committed', current);
         call.logger.info({ slot: current, dir }, 'slot committed');
-      } catch (err) {
-        fail('commit', err);
-      }
-    },
+      }),
   };
 }

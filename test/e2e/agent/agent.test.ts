@@ -9,6 +9,7 @@ import {
   cancelJob,
   createJob,
   cuttingProxy,
+  debris,
   describeExecution,
   firmwareDoc,
   ORIGINAL_KEY,
@@ -213,7 +214,7 @@ describe('device agent against the local AWS IoT stack', () => {
     assert.equal(sha256(readFileSync(join(config.downloadDir, 'cv150_ubifs.img'))), sha256(firmware));
   });
 
-  test('a job cancelled (force) mid-download → the agent drops it, leaves no file, takes the next job', async () => {
+  test('a job cancelled (force) mid-download → the agent drops it, leaves no .part or sidecar, takes the next job', async () => {
     const thing = 'Cam_cancel';
     const proxy = await cuttingProxy(w.stack.endpoints.s3.endpoint, 0, 0, 10);
     try {
@@ -240,6 +241,8 @@ describe('device agent against the local AWS IoT stack', () => {
         ],
       );
       assert.equal((await describeExecution(w, thing, 'cancel-me'))?.status, 'CANCELED');
+      // issue 7: a forced cancel left cv150_ubifs.img.part and its sidecar behind
+      assert.deepEqual(debris(config.downloadDir), []);
     } finally {
       await proxy.close();
     }

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   agentConfig,
-  cancelJob,
   createJob,
   cuttingProxy,
   debris,
@@ -33,35 +32,6 @@ describe('device agent: every fault ends cleanly, with a reason naming the path 
   });
   after(async () => {
     await w.close();
-  });
-
-  test('a forced cancel mid-download leaves no .part and no sidecar', async () => {
-    const thing = 'Cam_fcancel';
-    const proxy = await cuttingProxy(w.stack.endpoints.s3.endpoint, 0, 0, 10);
-    try {
-      const config = await agentConfig(w, thing, {
-        once: true,
-        s3Endpoint: proxy.url,
-        progressIntervalMs: 0,
-      });
-      await createJob(w, thing, 'cancel-me', firmwareDoc(w, SIZE));
-      let cancelled = false;
-      const run = runAgent(config, (e) => {
-        if (e.type === 'progress' && e.bytes > 0 && !cancelled) {
-          cancelled = true;
-          void cancelJob(w, 'cancel-me');
-        }
-      });
-      const summary = await run.done;
-      assert.deepEqual(
-        summary.jobs.map((j) => j.status),
-        ['CANCELED'],
-      );
-      assert.deepEqual(debris(config.downloadDir), []);
-      assert.equal(existsSync(join(config.downloadDir, 'cv150_ubifs.img')), false);
-    } finally {
-      await proxy.close();
-    }
   });
 
   test('a read-only state dir: FAILED saying the state could not be written; version unchanged', async () => {
