@@ -15,8 +15,8 @@ import { OtaError, ValidationError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { parseS3Url } from '../shared/s3-url.ts';
 import { DEFAULT_PROGRESS_PREFIX, THING_NAME_PATTERN } from '../shared/topics.ts';
-import { startBroker } from './broker/broker.ts';
-import type { RunningBroker } from './broker/types.ts';
+import { startBroker, WS_PATH } from './broker/broker.ts';
+import type { ClientIdPolicy, RunningBroker } from './broker/types.ts';
 import { startControlPlane } from './control-plane/server.ts';
 import { createCredentialsHandler } from './credentials/provider.ts';
 import { createJobsService, type JobsService } from './jobs/service.ts';
@@ -34,12 +34,16 @@ export interface LocalStackOptions {
   /** Ports; 0 picks a free one. `ota dev` passes its defaults, tests pass 0. */
   mqttPort?: number;
   wsPort?: number;
+  /** MQTT over WebSocket over TLS; 0 (the default) picks a free port. */
+  wssPort?: number;
   iotPort?: number;
   s3Port?: number;
   anonymousPort?: number;
   region?: string;
   bucket?: string;
   progressPrefix?: string;
+  /** Client ids the stack's own thing certificates may use (broker/types.ts); default `thing-name`. */
+  clientIds?: ClientIdPolicy;
   /**
    * Length of a Jobs "minute", so tests need not wait minutes. It scales every Jobs time alike: step and
    * in-progress timeouts, and the lifetime of presigned URLs (`presignedUrlConfig.expiresInSec`, at
@@ -226,6 +230,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       host,
       mqttPort: options.mqttPort ?? 0,
       wsPort: options.wsPort ?? 0,
+      wssPort: options.wssPort ?? 0,
+      clientIds: options.clientIds ?? 'thing-name',
       anonymousPort: options.anonymousPort,
       tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
       progressPrefix: options.progressPrefix ?? DEFAULT_PROGRESS_PREFIX,
@@ -254,11 +260,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     opened.push(() => controlPlane.close());
 
     const operator = await ca.issueClientCert(OPERATOR_IDENTITY);
+    const urlHost = host.includes(':') ? `[${host}]` : host;
     const endpointsFile = join(dataDir, ENDPOINTS_FILE);
     const endpoints: Endpoints = {
       region,
       mqtt: { host, port: runningBroker.mqttPort },
-      ws: { url: `ws://${host}:${runningBroker.wsPort}/mqtt` },
+      ws: { url: `ws://${urlHost}:${runningBroker.wsPort}${WS_PATH}` },
+      wss: { url: `wss://${urlHost}:${runningBroker.wssPort}${WS_PATH}` },
       iot: { endpoint: controlPlane.endpoint, ...credentials },
       s3: { endpoint: objectStore.endpoint, ...credentials, bucket },
       rootCA: ca.caCertPath,

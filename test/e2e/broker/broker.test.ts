@@ -132,6 +132,9 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
       tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
       progressPrefix: PREFIX,
       isRegisteredThing: (name) => registered.has(name),
+      // These tests open several connections per certificate (a watcher and a publisher of one thing),
+      // which only the looser client-id policy allows; client-ids.test.ts covers the default binding.
+      clientIds: 'any',
       wsCredentials: WS_CREDS,
       httpsHandler: createCredentialsHandler({
         roleAliases: {
@@ -531,7 +534,7 @@ describe('broker lifecycle', () => {
         wsPort: 0,
         anonymousPort: 0,
         tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
-        isRegisteredThing: () => true,
+        isRegisteredThing: (name) => name === 'lingering',
         wsCredentials: WS_CREDS,
       });
       assert.ok(broker.anonymousPort && broker.anonymousPort > 0);
@@ -555,6 +558,7 @@ describe('broker lifecycle', () => {
           cert: cert.certPem,
           key: cert.keyPem,
           servername: 'localhost',
+          clientId: 'lingering',
           protocolVersion: 4,
           reconnectPeriod: 0,
         }),

@@ -1,0 +1,78 @@
+/**
+ * Refuses an oversized MQTT packet from its fixed header, before its body is buffered.
+ *
+ * aedes (mqtt-packet) buffers a whole packet before it parses it, and the broker's 128 KB payload limit
+ * (authorizePublish) runs only after that: a peer that announces a 250 MB PUBLISH makes the broker hold
+ * 250 MB. Every MQTT control packet starts with a fixed header whose Remaining Length (MQTT 3.1.1 §2.2.3,
+ * a variable-byte integer of 1–4 bytes, 7 bits each, least significant first) says how many bytes follow.
+ * This scanner walks the byte stream packet by packet, reading only the headers and skipping the bodies by
+ * count, so it costs O(packets), not O(bytes), and holds no data.
+ */
+
+export type PacketCheck =
+  | { ok: true }
+  | { ok: false; reason: 'too-large'; remainingLength: number }
+  | { ok: false; reason: 'malformed' };
+
+const OK: PacketCheck = { ok: true };
+/** §2.2.3: the Remaining Length field is at most four bytes. */
+const MAX_LENGTH_BYTES = 4;
+
+export class PacketSizeGuard {
+  /** 'type': next byte starts a packet; 'length': inside the Remaining Length; 'body': skipping bytes. */
+  #state: 'type' | 'length' | 'body' = 'type';
+  #value = 0;
+  #multiplier = 1;
+  #lengthBytes = 0;
+  #bodyLeft = 0;
+  #failed: PacketCheck | undefined;
+
+  /** `maxRemainingLength`: the largest Remaining Length accepted (variable header + payload). */
+  constructor(readonly maxRemainingLength: number) {}
+
+  /**
+   * Feeds the next chunk of the stream. Once a packet is refused every later call answers the same: the
+   * caller is expected to close the connection.
+   */
+  check(chunk: Uint8Array): PacketCheck {
+    if (this.#failed) return this.#failed;
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      if (this.#state === 'body') {
+        const skip = Math.min(this.#bodyLeft, n - i);
+        this.#bodyLeft -= skip;
+        i += skip;
+        if (this.#bodyLeft === 0) this.#state = 'type';
+        continue;
+      }
+      if (this.#state === 'type') {
+        i++;
+        this.#state = 'length';
+        this.#value = 0;
+        this.#multiplier = 1;
+        this.#lengthBytes = 0;
+        continue;
+      }
+      const byte = chunk[i++] ?? 0;
+      this.#value += (byte & 0x7f) * this.#multiplier;
+      this.#multiplier *= 128;
+      this.#lengthBytes++;
+      // The value only grows with further bytes: refuse as soon as it is over the limit.
+      if (this.#value > this.maxRemainingLength) {
+        this.#failed = { ok: false, reason: 'too-large', remainingLength: this.#value };
+        return this.#failed;
+      }
+      if (byte & 0x80) {
+        if (this.#lengthBytes === MAX_LENGTH_BYTES) {
+          this.#failed = { ok: false, reason: 'malformed' };
+          return this.#failed;
+        }
+        continue;
+      }
+      this.#bodyLeft = this.#value;
+      this.#state = this.#bodyLeft > 0 ? 'body' : 'type';
+    }
+    return OK;
+  }
+}
