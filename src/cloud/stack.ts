@@ -15,13 +15,15 @@ import { OtaError, ValidationError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { parseS3Url } from '../shared/s3-url.ts';
 import { DEFAULT_PROGRESS_PREFIX, THING_NAME_PATTERN } from '../shared/topics.ts';
-import { startBroker, WS_PATH } from './broker/broker.ts';
+import { getRequestIdentity, startBroker, WS_PATH } from './broker/broker.ts';
 import type { ClientIdPolicy, RunningBroker } from './broker/types.ts';
 import { startControlPlane } from './control-plane/server.ts';
 import { createCredentialsHandler } from './credentials/provider.ts';
+import { createSessionTokens } from './credentials/session-tokens.ts';
 import { createJobsService, type JobsService } from './jobs/service.ts';
 import { type RunningObjectStore, startObjectStore } from './object-store/store.ts';
 import { ensureLocalCa, type LocalCa } from './pki/pki.ts';
+import { openSecurityRegistry, type SecurityRegistry } from './security/registry.ts';
 
 /**
  * The embedded local AWS IoT stack: MQTT broker (mTLS + WebSocket), Jobs service, control plane and S3
@@ -62,6 +64,8 @@ export interface LocalStack {
   readonly jobs: JobsService;
   readonly broker: RunningBroker;
   readonly objectStore: RunningObjectStore;
+  /** Certificates, IoT policies, thing principals and role aliases made through the control plane. */
+  readonly security: SecurityRegistry;
   /** Registers the thing and issues its certificate (idempotent); endpoints.json is rewritten. */
   ensureThing(thingName: string): Promise<{ cert: string; key: string }>;
   close(): Promise<void>;
@@ -226,6 +230,18 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }
     };
 
+    // Provisioned devices (CreateKeysAndCertificate + AttachPolicy + AttachThingPrincipal) are authorized
+    // by their attached policies; temporary credentials carry session tokens the stack checks.
+    const security = openSecurityRegistry({
+      dbPath: join(dataDir, 'security.sqlite'),
+      region,
+      accountId: LOCAL_ACCOUNT_ID,
+      issueCertificate: () => ca.issueDeviceCertificate(),
+      thingExists: isRegisteredThing,
+    });
+    opened.push(() => security.close());
+    const sessionTokens = createSessionTokens(security.sessionTokenStore);
+
     broker = await startBroker({
       host,
       mqttPort: options.mqttPort ?? 0,
@@ -237,11 +253,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       progressPrefix: options.progressPrefix ?? DEFAULT_PROGRESS_PREFIX,
       operatorName: OPERATOR_IDENTITY,
       isRegisteredThing,
-      wsCredentials: { ...credentials, region },
+      certificates: security,
+      wsCredentials: { ...credentials, region, checkSessionToken: sessionTokens.check },
       services: [jobs.topicService],
       // The IoT credentials provider (reference section 5) shares the mTLS port, chosen by ALPN.
       httpsHandler: createCredentialsHandler({
         roleAliases: { [LOCAL_ROLE_ALIAS]: { ...credentials, durationSeconds: 3600 } },
+        getIdentity: getRequestIdentity,
+        registry: security,
+        registryCredentials: credentials,
+        sessionTokens,
       }),
       logger: logger.child({ component: 'broker' }),
     });
@@ -254,7 +275,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       controlPlane: jobs.controlPlane,
       credentials,
       region,
+      // DescribeEndpoint: AWS answers host names only; locally MQTT and the credentials provider share
+      // the mTLS port, which endpoints.json names.
       iotEndpointAddress: host,
+      credentialsEndpointAddress: host,
+      security,
+      checkSessionToken: sessionTokens.check,
       logger: logger.child({ component: 'control-plane' }),
     });
     opened.push(() => controlPlane.close());
@@ -293,6 +319,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       jobs,
       broker: runningBroker,
       objectStore,
+      security,
       ensureThing,
       close: closeAll,
     };

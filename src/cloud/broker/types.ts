@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/log.ts';
+import type { WsCredentials } from './ws-auth.ts';
 
 /**
  * Who is on the other end of an MQTT connection.
@@ -93,7 +94,7 @@ export interface BrokerOptions {
   /** Registered certificates with IoT policies (CreateKeysAndCertificate); absent: CN certificates only. */
   certificates?: CertificateAuthority;
   /** SigV4 credentials that authenticate WebSocket clients (as the operator identity). */
-  wsCredentials: { accessKeyId: string; secretAccessKey: string; region: string };
+  wsCredentials: WsCredentials;
   /** Plain-TCP anonymous listener, only when explicitly asked for (`ota dev --anonymous-port`). */
   anonymousPort?: number;
   /** Extra HTTPS handler on the mTLS port, chosen by ALPN `http/1.1` (the credentials provider). */

@@ -414,7 +414,7 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
     assert.equal(q.get('a'), 'b c');
   });
 
-  test('presign verification: session token appended after signing is accepted; other hosts are not', async () => {
+  test('presign verification: a session token the stack issued, appended after signing, is accepted; other tokens and hosts are not', async () => {
     const url = await presignWebSocketUrl(
       'ws://127.0.0.1:1234/mqtt',
       { ...WS_CREDS, sessionToken: 'tok/en+=' },
@@ -423,10 +423,24 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
     assert.match(url, /&X-Amz-Security-Token=tok%2Fen%2B%3D$/);
     const u = new URL(url);
     const req = (host: string) => ({ url: `${u.pathname}${u.search}`, headers: { host } });
-    assert.deepEqual(await verifyPresignedWebSocketRequest(req('127.0.0.1:1234'), WS_CREDS), {
+    const checking = {
+      ...WS_CREDS,
+      checkSessionToken: (t: string) => (t === 'tok/en+=' ? 'valid' : 'invalid'),
+    } as const;
+    assert.deepEqual(await verifyPresignedWebSocketRequest(req('127.0.0.1:1234'), checking), {
       ok: true,
       accessKeyId: WS_CREDS.accessKeyId,
     });
+    // A token nobody issued (or no way to check it) is refused even with a good signature.
+    assert.equal((await verifyPresignedWebSocketRequest(req('127.0.0.1:1234'), WS_CREDS)).ok, false);
+    const forged = await presignWebSocketUrl(
+      'ws://127.0.0.1:1234/mqtt',
+      { ...WS_CREDS, sessionToken: 'forged' },
+      REGION,
+    );
+    const fu = new URL(forged);
+    const forgedReq = { url: `${fu.pathname}${fu.search}`, headers: { host: '127.0.0.1:1234' } };
+    assert.equal((await verifyPresignedWebSocketRequest(forgedReq, checking)).ok, false);
     const other = await verifyPresignedWebSocketRequest(req('127.0.0.1:9999'), WS_CREDS);
     assert.equal(other.ok, false);
   });
