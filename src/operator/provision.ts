@@ -83,6 +83,7 @@ export function devicePolicyDocument(p: {
   roleAlias?: string;
 }): string {
   const arn = (resource: string) => `arn:aws:iot:${p.region}:${p.accountId}:${resource}`;
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: an AWS IoT policy variable, not a JS template.
   const thing = '${iot:Connection.Thing.ThingName}';
   const prefix = p.progressPrefix ?? DEFAULT_PROGRESS_PREFIX;
   const topics = [`$aws/things/${thing}/jobs/*`, `${prefix}/${thing}`];

@@ -95,7 +95,7 @@ describe('IoT policy evaluation', () => {
           Effect: 'Allow',
           Action: 'iot:Connect',
           Resource: '*',
-          Condition: { StringLike: { 'iot:ClientId': ['${iot:Connection.Thing.ThingName}', 'ops-*'] } },
+          Condition: { StringLike: { 'iot:ClientId': [`\${iot:Connection.Thing.ThingName}`, 'ops-*'] } },
         },
         {
           Effect: 'Allow',
@@ -137,7 +137,7 @@ describe('IoT policy evaluation', () => {
       [doc([{ Effect: 'Allow', Action: 'iot:Connect' }]), /Statement\[0\]\.Resource/],
       [doc([{ Effect: 'Allow', NotAction: 'iot:Connect', Resource: '*' }]), /NotAction: not supported/],
       [
-        doc([{ Effect: 'Allow', Action: 'iot:Connect', Resource: '${iot:Certificate.Subject.CommonName}' }]),
+        doc([{ Effect: 'Allow', Action: 'iot:Connect', Resource: `\${iot:Certificate.Subject.CommonName}` }]),
         /not supported/,
       ],
       [
