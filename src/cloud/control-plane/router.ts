@@ -24,16 +24,17 @@ export interface RestRoute<Ctx> {
   handle(ctx: Ctx, req: RestRequest): unknown;
 }
 
-export type RestMatch<Ctx> =
-  | { kind: 'match'; route: RestRoute<Ctx>; labels: Record<string, string> }
+export type RestMatch<R> =
+  | { kind: 'match'; route: R; labels: Record<string, string> }
   | { kind: 'badLabel'; label: string }
   | { kind: 'none' };
 
-export interface Router<Ctx> {
-  match(method: string, rawPath: string): RestMatch<Ctx>;
+export interface Router<R> {
+  match(method: string, rawPath: string): RestMatch<R>;
 }
 
-export function createRouter<Ctx>(routes: readonly RestRoute<Ctx>[]): Router<Ctx> {
+/** Any route table: the Jobs routes (routes.ts) and the provisioning routes share this matcher. */
+export function createRouter<R extends { method: string; pattern: string }>(routes: readonly R[]): Router<R> {
   const compiled = routes
     .map((route) => {
       const labelNames: string[] = [];

@@ -25,6 +25,7 @@ import { verifyPresignedWebSocketRequest } from '../../../src/cloud/broker/ws-au
 import { createCredentialsHandler } from '../../../src/cloud/credentials/provider.ts';
 import { createEphemeralCa, ensureLocalCa, type LocalCa } from '../../../src/cloud/pki/pki.ts';
 import { presignWebSocketUrl, presignWebSocketUrlSync } from '../../../src/shared/ws-url.ts';
+import { wsUpgradeStatus } from '../../helpers/mqtt.ts';
 
 const REGION = 'us-west-2';
 const WS_CREDS = { accessKeyId: 'AKIDBROKERTEST', secretAccessKey: 'broker-test-secret', region: REGION };
@@ -340,32 +341,7 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
 
   test('WebSocket upgrade without, with a wrong or with an expired signature gets HTTP 403', async () => {
     const base = `ws://127.0.0.1:${broker.wsPort}/mqtt`;
-    const upgradeStatus = (url: string) =>
-      new Promise<number>((resolve, reject) => {
-        const u = new URL(url);
-        const req = http.request({
-          host: u.hostname,
-          port: u.port,
-          path: `${u.pathname}${u.search}`,
-          headers: {
-            connection: 'Upgrade',
-            upgrade: 'websocket',
-            'sec-websocket-version': '13',
-            'sec-websocket-key': randomBytes(16).toString('base64'),
-            'sec-websocket-protocol': 'mqtt',
-          },
-        });
-        req.on('response', (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on('upgrade', (res, socket) => {
-          socket.destroy();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const upgradeStatus = (url: string) => wsUpgradeStatus(url);
 
     assert.equal(await upgradeStatus(base), 403);
     const wrongSecret = await presignWebSocketUrl(base, { ...WS_CREDS, secretAccessKey: 'wrong' }, REGION);

@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { startBroker } from '../../../src/cloud/broker/broker.ts';
 import type { ClientIdPolicy, RunningBroker } from '../../../src/cloud/broker/types.ts';
 import { ensureLocalCa, type LocalCa } from '../../../src/cloud/pki/pki.ts';
+import { connectWithCert } from '../../helpers/mqtt.ts';
 import { startTestStack } from '../../helpers/stack.ts';
 
 const WS_CREDS = { accessKeyId: 'AKIDCLIENTIDS', secretAccessKey: 'client-ids-secret', region: 'us-west-2' };
@@ -26,22 +27,7 @@ async function connectAs(
   clientId: string,
 ): Promise<MqttClient> {
   const cert = await ca.issueClientCert(cn);
-  const client = await mqtt.connectAsync(
-    `mqtts://127.0.0.1:${port}`,
-    {
-      ca: ca.caCertPem,
-      cert: cert.certPem,
-      key: cert.keyPem,
-      servername: 'localhost',
-      clientId,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-    },
-    false,
-  );
-  client.on('error', () => {});
-  return client;
+  return connectWithCert(port, { ca: ca.caCertPem, cert: cert.certPem, key: cert.keyPem }, clientId);
 }
 
 const refusedWith5 = (err: Error & { code?: number }) => {

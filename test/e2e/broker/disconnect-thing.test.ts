@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import mqtt from 'mqtt';
 import { startBroker } from '../../../src/cloud/broker/broker.ts';
 import { ensureLocalCa } from '../../../src/cloud/pki/pki.ts';
+import { connectWithCert } from '../../helpers/mqtt.ts';
 
 test('disconnectThing closes every connection of that thing only; its later CONNECTs are refused', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ota-disconnect-thing-'));
@@ -24,21 +24,11 @@ test('disconnectThing closes every connection of that thing only; its later CONN
   });
   const connect = async (cn: string, clientId: string) => {
     const cert = await ca.issueClientCert(cn);
-    const c = await mqtt.connectAsync(
-      `mqtts://127.0.0.1:${broker.mqttPort}`,
-      {
-        ca: ca.caCertPem,
-        cert: cert.certPem,
-        key: cert.keyPem,
-        servername: 'localhost',
-        clientId,
-        protocolVersion: 4,
-        reconnectPeriod: 0,
-      },
-      false,
+    return connectWithCert(
+      broker.mqttPort,
+      { ca: ca.caCertPem, cert: cert.certPem, key: cert.keyPem },
+      clientId,
     );
-    c.on('error', () => {});
-    return c;
   };
   try {
     const d1 = await connect('doomed', 'doomed');

@@ -13,6 +13,7 @@ import mqtt from 'mqtt';
 import { MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES, startBroker } from '../../../src/cloud/broker/broker.ts';
 import type { RunningBroker } from '../../../src/cloud/broker/types.ts';
 import { ensureLocalCa, type LocalCa } from '../../../src/cloud/pki/pki.ts';
+import { varInt } from '../../helpers/mqtt.ts';
 
 const WS_CREDS = { accessKeyId: 'AKIDLIMITS', secretAccessKey: 'limits-secret', region: 'us-west-2' };
 const PREFIX = 'CarVi/test/firmware';
@@ -22,17 +23,6 @@ const ANNOUNCED = 250 * 1024 * 1024;
  * directions (Linux autotunes them to a few MiB). Far below the 250 MiB the packet announces.
  */
 const MAX_BYTES_BEFORE_CLOSE = 32 * 1024 * 1024;
-
-function varInt(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
 
 /** MQTT 3.1.1 CONNECT (§3.1), clean session, keep-alive 60 s. */
 function connectPacket(clientId: string): Buffer {

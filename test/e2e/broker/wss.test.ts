@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import https from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import mqtt from 'mqtt';
 import type { LocalStack } from '../../../src/cloud/stack.ts';
 import { presignWebSocketUrlSync } from '../../../src/shared/ws-url.ts';
+import { wsUpgradeStatus } from '../../helpers/mqtt.ts';
 import { startTestStack, type TestStack } from '../../helpers/stack.ts';
 
 const THING = 'wss-cam';
@@ -75,34 +75,7 @@ describe('MQTT over WSS (TLS + SigV4)', () => {
     }
   });
 
-  const upgrade = (url: string, ca: string | undefined) =>
-    new Promise<number | string>((resolve) => {
-      const u = new URL(url.replace(/^wss:/, 'https:'));
-      const req = https.request({
-        host: u.hostname,
-        port: u.port,
-        path: `${u.pathname}${u.search}`,
-        ...(ca ? { ca } : {}),
-        servername: 'localhost',
-        headers: {
-          connection: 'Upgrade',
-          upgrade: 'websocket',
-          'sec-websocket-version': '13',
-          'sec-websocket-key': randomBytes(16).toString('base64'),
-          'sec-websocket-protocol': 'mqtt',
-        },
-      });
-      req.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('upgrade', (res, socket) => {
-        socket.destroy();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-      req.end();
-    });
+  const upgrade = (url: string, ca: string | undefined) => wsUpgradeStatus(url, ca);
 
   test('WSS refuses an unsigned or wrongly signed upgrade (403); a client without the root CA refuses the server', async () => {
     const wssUrl = stack.endpoints.wss?.url ?? '';

@@ -20,9 +20,9 @@ import {
   UpdateCertificateCommand,
 } from '@aws-sdk/client-iot';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import mqtt from 'mqtt';
 import type { LocalStack } from '../../../src/cloud/stack.ts';
 import { localS3ClientConfig } from '../../../src/shared/s3-client-config.ts';
+import { connectWithCert } from '../../helpers/mqtt.ts';
 import { startTestStack, type TestStack } from '../../helpers/stack.ts';
 import { ota } from '../cli/helpers.ts';
 
@@ -45,6 +45,16 @@ describe('ota provision → ota agent --config (local stack)', () => {
   let iot: IoTClient;
   let prov: Provisioned;
   let pem: { ca: string; cert: string; key: string };
+  const provisionArgs = () => [
+    'provision',
+    THING,
+    '--data-dir',
+    stack.dataDir,
+    '--out-dir',
+    join(t.dir, 'device'),
+    '--role-alias',
+    ALIAS,
+  ];
 
   before(async () => {
     t = await startTestStack('ota-provision', { things: [OTHER] });
@@ -55,17 +65,7 @@ describe('ota provision → ota agent --config (local stack)', () => {
       region: ep.region,
       credentials: { accessKeyId: ep.iot.accessKeyId, secretAccessKey: ep.iot.secretAccessKey },
     });
-    const r = await ota([
-      'provision',
-      THING,
-      '--data-dir',
-      stack.dataDir,
-      '--out-dir',
-      join(t.dir, 'device'),
-      '--role-alias',
-      ALIAS,
-      '--json',
-    ]);
+    const r = await ota([...provisionArgs(), '--json']);
     assert.equal(r.code, 0, r.stderr);
     prov = JSON.parse(r.stdout) as Provisioned;
     pem = {
@@ -143,28 +143,13 @@ describe('ota provision → ota agent --config (local stack)', () => {
     assert.equal(exec.execution?.status, 'SUCCEEDED', JSON.stringify(exec.execution?.statusDetails));
   });
 
-  const connect = (clientId: string) =>
-    mqtt.connectAsync(
-      `mqtts://127.0.0.1:${stack.endpoints.mqtt.port}`,
-      {
-        ca: pem.ca,
-        cert: pem.cert,
-        key: pem.key,
-        servername: 'localhost',
-        clientId,
-        protocolVersion: 4,
-        reconnectPeriod: 0,
-        connectTimeout: 5000,
-      },
-      false,
-    );
+  const connect = (clientId: string) => connectWithCert(stack.endpoints.mqtt.port, pem, clientId);
 
   test("the policy's denials: another client id, another thing's topics, wildcards", async () => {
     await assert.rejects(connect(OTHER), (err: Error & { code?: number }) => err.code === 5);
     await assert.rejects(connect(`${THING}-2`), (err: Error & { code?: number }) => err.code === 5);
 
     const c = await connect(THING);
-    c.on('error', () => {});
     try {
       const granted = async (filter: string) => {
         try {
@@ -263,16 +248,7 @@ describe('ota provision → ota agent --config (local stack)', () => {
   });
 
   test('a second provision into the same directory refuses to overwrite the key, in one line', async () => {
-    const r = await ota([
-      'provision',
-      THING,
-      '--data-dir',
-      stack.dataDir,
-      '--out-dir',
-      join(t.dir, 'device'),
-      '--role-alias',
-      ALIAS,
-    ]);
+    const r = await ota(provisionArgs());
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /exists; choose another --out-dir/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');

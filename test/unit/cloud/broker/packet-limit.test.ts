@@ -2,22 +2,11 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { PacketSizeGuard } from '../../../../src/cloud/broker/packet-limit.ts';
-
-/** MQTT 3.1.1 §2.2.3 variable-byte integer. */
-function remainingLength(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
+import { varInt } from '../../../helpers/mqtt.ts';
 
 /** A packet of `type` with a body of `n` bytes. */
 function packet(n: number, type = 0x30): Buffer {
-  return Buffer.concat([Buffer.from([type, ...remainingLength(n)]), Buffer.alloc(n, 0x61)]);
+  return Buffer.concat([Buffer.from([type, ...varInt(n)]), Buffer.alloc(n, 0x61)]);
 }
 
 /** Feeds `bytes` split at the given offsets; returns the first refusal or ok. */
@@ -51,7 +40,7 @@ describe('PacketSizeGuard (MQTT fixed header, Remaining Length §2.2.3)', () => 
 
   test('a packet one byte over the limit is refused from its header, before any body byte', () => {
     const g = new PacketSizeGuard(1000);
-    assert.deepEqual(g.check(Buffer.from([0x30, ...remainingLength(1001)])), {
+    assert.deepEqual(g.check(Buffer.from([0x30, ...varInt(1001)])), {
       ok: false,
       reason: 'too-large',
       remainingLength: 1001,
@@ -61,7 +50,7 @@ describe('PacketSizeGuard (MQTT fixed header, Remaining Length §2.2.3)', () => 
   });
 
   test('a 250 MB PUBLISH after legal traffic is refused at its header, whatever the chunking', () => {
-    const header = Buffer.from([0x30, ...remainingLength(250 * 1024 * 1024)]);
+    const header = Buffer.from([0x30, ...varInt(250 * 1024 * 1024)]);
     const stream = Buffer.concat([packet(50), packet(131_000), header]);
     for (let i = 0; i < 200; i++) {
       const cuts = [randomInt(stream.length), randomInt(stream.length)].sort((a, b) => a - b);
