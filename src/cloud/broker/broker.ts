@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 import http, { type IncomingMessage } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls, { type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import {
   Aedes,
   type AedesPublishPacket,
@@ -17,13 +17,14 @@ import { DEFAULT_PROGRESS_PREFIX } from '../../shared/topics.ts';
 import { createAuthorizer } from './authorizer.ts';
 import {
   closeServer,
+  createMtlsListener,
   createWebSocketListener,
   listen,
   peerCertificateId,
   peerCommonName,
   WS_PATH,
 } from './listeners.ts';
-import { PacketSizeGuard } from './packet-limit.ts';
+import { hookParser } from './packet-limit.ts';
 import type { BrokerOptions, ClientIdentity, RunningBroker, TopicService } from './types.ts';
 
 export { WS_PATH };
@@ -103,11 +104,6 @@ export class BrokerError extends OtaError {
 function notAuthorized(message: string): AuthenticateError {
   // 5 = "Connection Refused, not authorized" (MQTT 3.1.1 §3.2.2.3).
   return Object.assign(new Error(message), { returnCode: 5 }) as AuthenticateError;
-}
-
-/** aedes' packet parser (internal; used to see packets as they leave it, before aedes acts on them). */
-interface AedesParser extends EventEmitter {
-  parse(buf: Buffer): number;
 }
 
 export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
@@ -238,40 +234,22 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   // aedes emits 'error' for persistence failures; an unhandled 'error' event would crash the process.
   (aedes as EventEmitter).on('error', (err: unknown) => log.error({ err }, 'aedes error'));
 
-  /**
-   * Hands a connection to aedes with its identity. Two hooks on aedes' packet parser (internal `_parser`;
-   * without it the connection is refused rather than served unguarded):
-   * - every chunk passes the PacketSizeGuard before the parser buffers it;
-   * - QoS 2 SUBSCRIBE requests are capped at QoS 1 as they leave the parser, because the SUBACK's granted
-   *   QoS is taken from the request before authorizeSubscribe runs.
-   */
+  /** Hands a connection to aedes with its identity, behind the packet-size guard (packet-limit.ts). */
   const handleMqtt = (stream: Duplex, identity: ClientIdentity | undefined, req?: IncomingMessage) => {
     if (identity) connIdentities.set(stream, identity);
     const client = aedes.handle(stream, req);
-    const parser = (client as unknown as { _parser?: AedesParser })._parser;
-    if (!parser || typeof parser.parse !== 'function') {
-      log.error('aedes internals changed (no _parser.parse): refusing the connection');
-      stream.destroy();
-      return;
-    }
-    const guard = new PacketSizeGuard(MAX_PACKET_BYTES);
-    const parse = parser.parse.bind(parser);
-    parser.parse = (buf: Buffer) => {
-      const check = guard.check(buf);
-      if (check.ok) return parse(buf);
+    const hooked = hookParser(client, MAX_PACKET_BYTES, (check) => {
       counters.oversizedPackets++;
       log.info(
         { clientId: client.id, identity: connIdentities.get(stream), ...check, limit: MAX_PACKET_BYTES },
         'packet refused from its fixed header; closing connection',
       );
       stream.destroy();
-      return 0;
-    };
-    parser.prependListener('packet', (packet: { cmd?: string; subscriptions?: { qos: number }[] }) => {
-      if (packet.cmd === 'subscribe' && packet.subscriptions) {
-        for (const s of packet.subscriptions) if (s.qos > 1) s.qos = 1;
-      }
     });
+    if (!hooked) {
+      log.error('aedes internals changed (no _parser.parse): refusing the connection');
+      stream.destroy();
+    }
   };
 
   // --- HTTPS on the mTLS port (ALPN http/1.1) ------------------------------------------------------------
@@ -303,52 +281,32 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     return cn ? { kind: 'thing', thingName: cn } : undefined;
   };
 
-  // --- mTLS listener -------------------------------------------------------------------------------------
-  const tlsServer = tls.createServer({
-    ca: options.tls.ca,
-    cert: options.tls.cert,
-    key: options.tls.key,
-    requestCert: true,
-    rejectUnauthorized: true,
-    minVersion: 'TLSv1.2',
-    ALPNProtocols: MTLS_ALPN_PROTOCOLS,
-    // MQTT is request/response in small packets: with Nagle's algorithm a reply waits for the peer's
-    // delayed ACK (40 ms on Linux), which doubled the time of an 83 MiB OTA on loopback.
-    noDelay: true,
-  });
-  tlsServer.on('connection', (raw: net.Socket) => {
-    track(raw);
-    raw.on('error', () => {}); // surfaced (and logged) through tlsClientError / the TLS socket
-  });
-  tlsServer.on('tlsClientError', (err, socket) => {
-    log.debug({ err: errorMessage(err) }, 'TLS handshake failed');
-    socket.destroy();
-  });
-  tlsServer.on('secureConnection', (socket: TLSSocket) => {
-    track(socket);
-    socket.on('error', (err) => log.debug({ err: errorMessage(err) }, 'mTLS socket error'));
-    if (closed) {
-      socket.destroy();
-      return;
-    }
-    let identity: ClientIdentity | undefined;
-    try {
-      identity = certificateIdentity(socket);
-    } catch (err) {
-      log.error({ err }, 'certificate lookup threw; connection has no identity');
-    }
-    if (socket.alpnProtocol === 'http/1.1') {
-      // HTTPS callers must be registered things, registered certificates or the operator now; MQTT checks
-      // at CONNECT.
-      if (identity && (identity.kind !== 'thing' || isRegistered(identity.thingName))) {
-        connIdentities.set(socket, identity);
+  // --- mTLS listener: MQTT, and HTTPS by ALPN http/1.1 ----------------------------------------------------
+  const tlsServer = createMtlsListener({
+    tls: options.tls,
+    alpnProtocols: MTLS_ALPN_PROTOCOLS,
+    track,
+    isClosed: () => closed,
+    log,
+    onConnection(socket) {
+      let identity: ClientIdentity | undefined;
+      try {
+        identity = certificateIdentity(socket);
+      } catch (err) {
+        log.error({ err }, 'certificate lookup threw; connection has no identity');
       }
-      httpsInternal.emit('connection', socket);
-      return;
-    }
-    handleMqtt(socket, identity);
+      if (socket.alpnProtocol === 'http/1.1') {
+        // HTTPS callers must be registered things, registered certificates or the operator now; MQTT
+        // checks at CONNECT.
+        if (identity && (identity.kind !== 'thing' || isRegistered(identity.thingName))) {
+          connIdentities.set(socket, identity);
+        }
+        httpsInternal.emit('connection', socket);
+        return;
+      }
+      handleMqtt(socket, identity);
+    },
   });
-  tlsServer.on('error', (err) => log.error({ err }, 'mTLS server error'));
 
   // --- WebSocket listeners (SigV4-presigned URL): plain and TLS -----------------------------------------
   const wsListenerOptions = {

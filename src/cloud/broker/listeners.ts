@@ -4,7 +4,7 @@ import https from 'node:https';
 import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { errorMessage } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -53,6 +53,55 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+}
+
+export interface MtlsListenerOptions {
+  tls: BrokerTls;
+  alpnProtocols: string[];
+  /** A connection whose client certificate the TLS layer verified against the CA. */
+  onConnection(socket: TLSSocket): void;
+  track(socket: Duplex): void;
+  isClosed(): boolean;
+  log: Logger;
+}
+
+/**
+ * The mutual-TLS listener: a client certificate signed by the CA is required (no certificate or another
+ * CA fails the handshake, which is only logged at debug level).
+ */
+export function createMtlsListener(opts: MtlsListenerOptions): tls.Server {
+  const { log } = opts;
+  const server = tls.createServer({
+    ca: opts.tls.ca,
+    cert: opts.tls.cert,
+    key: opts.tls.key,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
+    ALPNProtocols: opts.alpnProtocols,
+    // MQTT is request/response in small packets: with Nagle's algorithm a reply waits for the peer's
+    // delayed ACK (40 ms on Linux), which doubled the time of an 83 MiB OTA on loopback.
+    noDelay: true,
+  });
+  server.on('connection', (raw: net.Socket) => {
+    opts.track(raw);
+    raw.on('error', () => {}); // surfaced (and logged) through tlsClientError / the TLS socket
+  });
+  server.on('tlsClientError', (err, socket) => {
+    log.debug({ err: errorMessage(err) }, 'TLS handshake failed');
+    socket.destroy();
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    opts.track(socket);
+    socket.on('error', (err) => log.debug({ err: errorMessage(err) }, 'mTLS socket error'));
+    if (opts.isClosed()) {
+      socket.destroy();
+      return;
+    }
+    opts.onConnection(socket);
+  });
+  server.on('error', (err) => log.error({ err }, 'mTLS server error'));
+  return server;
 }
 
 export interface WebSocketListenerOptions {

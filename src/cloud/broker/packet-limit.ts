@@ -76,3 +76,43 @@ export class PacketSizeGuard {
     return OK;
   }
 }
+
+/** aedes' packet parser (internal; used to see packets as they leave it, before aedes acts on them). */
+interface AedesParser {
+  parse(buf: Buffer): number;
+  prependListener(
+    event: 'packet',
+    listener: (packet: { cmd?: string; subscriptions?: { qos: number }[] }) => void,
+  ): void;
+}
+
+/**
+ * Two hooks on the packet parser of an aedes client (internal `_parser`); false when it is missing, and the
+ * caller then refuses the connection rather than serve it unguarded:
+ * - every chunk passes a PacketSizeGuard before the parser buffers it; `onRefused` closes the connection;
+ * - QoS 2 SUBSCRIBE requests are capped at QoS 1 as they leave the parser, because aedes takes the
+ *   SUBACK's granted QoS from the request before authorizeSubscribe runs (AWS IoT: QoS 0 and 1 only).
+ */
+export function hookParser(
+  client: object,
+  maxRemainingLength: number,
+  onRefused: (check: Exclude<PacketCheck, { ok: true }>) => void,
+): boolean {
+  const parser = (client as { _parser?: AedesParser })._parser;
+  if (!parser || typeof parser.parse !== 'function' || typeof parser.prependListener !== 'function')
+    return false;
+  const guard = new PacketSizeGuard(maxRemainingLength);
+  const parse = parser.parse.bind(parser);
+  parser.parse = (buf: Buffer) => {
+    const check = guard.check(buf);
+    if (check.ok) return parse(buf);
+    onRefused(check);
+    return 0;
+  };
+  parser.prependListener('packet', (packet) => {
+    if (packet.cmd === 'subscribe' && packet.subscriptions) {
+      for (const s of packet.subscriptions) if (s.qos > 1) s.qos = 1;
+    }
+  });
+  return true;
+}

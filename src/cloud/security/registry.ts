@@ -1,9 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { THING_NAME_PATTERN } from '../../shared/topics.ts';
-import type { BrokerAction, CertificateAuthority, PolicyContext } from '../broker/types.ts';
+import type { BrokerAction, PolicyContext } from '../broker/types.ts';
 import { ApiError } from '../control-plane/api-error.ts';
-import type { SessionTokenStore } from '../credentials/session-tokens.ts';
-import type { DeviceCertificate } from '../pki/pki.ts';
 import {
   type BoundPolicies,
   bindPolicies,
@@ -13,12 +11,14 @@ import {
 } from './policy.ts';
 import {
   type CertificateRow,
-  type CertificateStatus,
   type PolicyRow,
   type RoleAliasRow,
   SecurityStore,
   type ThingPrincipalType,
 } from './store.ts';
+import type { PolicyDescription, SecurityRegistry, SecurityRegistryOptions } from './types.ts';
+
+export type { SecurityRegistry, SecurityRegistryOptions } from './types.ts';
 
 /**
  * The AWS IoT security registry of the local stack: certificates made by CreateKeysAndCertificate, named
@@ -28,78 +28,6 @@ import {
  * registered certificate may connect, publish, subscribe and receive; the credentials provider asks it
  * about role aliases.
  */
-
-export interface SecurityRegistryOptions {
-  dbPath: string;
-  region: string;
-  accountId: string;
-  /** Issues a device certificate with the stack's CA (CN `AWS IoT Certificate`). */
-  issueCertificate(): Promise<DeviceCertificate>;
-  /** Whether a thing exists in the Jobs service's registry. */
-  thingExists(thingName: string): boolean;
-  now?: () => number;
-}
-
-export interface CertificateDescription {
-  certificateArn: string;
-  certificateId: string;
-  certificatePem: string;
-  status: CertificateStatus;
-  createdAt: number;
-  lastModifiedAt: number;
-}
-
-export interface PolicyDescription {
-  policyName: string;
-  policyArn: string;
-  policyDocument: string;
-  defaultVersionId: string;
-  createdAt: number;
-  lastModifiedAt: number;
-}
-
-export type RoleAliasDescription = RoleAliasRow & { owner: string };
-
-export interface SecurityRegistry extends CertificateAuthority {
-  createKeysAndCertificate(input: { setAsActive?: boolean }): Promise<{
-    certificateArn: string;
-    certificateId: string;
-    certificatePem: string;
-    keyPair: { PublicKey: string; PrivateKey: string };
-  }>;
-  describeCertificate(certificateId: string): CertificateDescription;
-  updateCertificate(certificateId: string, newStatus: string): void;
-  deleteCertificate(certificateId: string, forceDelete?: boolean): void;
-  createPolicy(policyName: string, policyDocument: string): PolicyDescription;
-  getPolicy(policyName: string): PolicyDescription;
-  deletePolicy(policyName: string): void;
-  attachPolicy(policyName: string, target: string): void;
-  detachPolicy(policyName: string, target: string): void;
-  listAttachedPolicies(target: string): { policyName: string; policyArn: string }[];
-  attachThingPrincipal(thingName: string, principal: string, type?: string): void;
-  detachThingPrincipal(thingName: string, principal: string): void;
-  listThingPrincipals(thingName: string): string[];
-  createRoleAlias(input: {
-    roleAlias: string;
-    roleArn: string;
-    credentialDurationSeconds?: number;
-  }): RoleAliasRow;
-  describeRoleAlias(roleAlias: string): RoleAliasDescription;
-  deleteRoleAlias(roleAlias: string): void;
-  /** The role alias, or undefined (the credentials provider answers 404). */
-  roleAlias(roleAlias: string): RoleAliasRow | undefined;
-  /**
-   * Whether a registered certificate may get credentials for a role alias (iot:AssumeRoleWithCertificate
-   * on `rolealias/<alias>`). `thingName` is the `x-amzn-iot-thingname` header; when given it must be
-   * attached to the certificate.
-   */
-  canAssumeRole(certificateId: string, roleAlias: string, thingName?: string): boolean;
-  /** Detaches a deleted thing's principals (DeleteThing). */
-  onThingDeleted(thingName: string): void;
-  /** Persistence for the stack's session tokens (credentials/session-tokens.ts). */
-  readonly sessionTokenStore: SessionTokenStore;
-  close(): void;
-}
 
 const POLICY_NAME = /^[\w+=,.@-]{1,128}$/;
 const ROLE_ALIAS = /^[\w=,@-]{1,128}$/;
