@@ -1,0 +1,82 @@
+/**
+ * Delivery of the messages a committed change causes. Every state change computes its messages inside
+ * its transaction; they are sent only after the commit, in order, through one queue per thing, so a
+ * device never sees an `update/accepted` after the `notify-next` it caused. `render` runs at send time,
+ * which is where presigned URLs are made (reference section 4).
+ */
+import type { JobsMqttErrorCode } from '../../shared/jobs-protocol.ts';
+import type { Logger } from '../../shared/log.ts';
+import { errorBody } from './wire.ts';
+
+export interface Outbound {
+  thingName: string;
+  topic: string;
+  render: () => string | Promise<string>;
+  /** Topic to send an InternalError to when rendering fails (request replies only). */
+  errorTopic?: string;
+  clientToken?: string;
+}
+
+export interface OutboundQueue {
+  send(messages: Outbound[]): void;
+  /** Resolves once every message queued so far has been handed to `publish`. */
+  idle(): Promise<void>;
+  close(): void;
+}
+
+export interface OutboundDeps {
+  publish: (topic: string, payload: string, qos: 0 | 1) => void | Promise<void>;
+  now: () => number;
+  log: Logger;
+}
+
+export function createOutbound(deps: OutboundDeps): OutboundQueue {
+  const chains = new Map<string, Promise<void>>();
+  let closed = false;
+
+  async function rawPublish(topic: string, payload: string): Promise<void> {
+    if (closed) return;
+    try {
+      await deps.publish(topic, payload, 1);
+    } catch (err) {
+      deps.log.warn({ err, topic }, 'jobs: publish failed');
+    }
+  }
+
+  async function deliver(m: Outbound): Promise<void> {
+    if (closed) return;
+    let payload: string;
+    try {
+      payload = await m.render();
+    } catch (err) {
+      deps.log.error({ err, topic: m.topic }, 'jobs: could not render a message');
+      if (m.errorTopic === undefined) return;
+      const code: JobsMqttErrorCode = 'InternalError';
+      await rawPublish(
+        m.errorTopic,
+        JSON.stringify(errorBody(code, 'internal error', m.clientToken, deps.now())),
+      );
+      return;
+    }
+    await rawPublish(m.topic, payload);
+  }
+
+  return {
+    send(messages) {
+      for (const m of messages) {
+        const prev = chains.get(m.thingName) ?? Promise.resolve();
+        const next = prev.then(() => deliver(m));
+        chains.set(m.thingName, next);
+        void next.then(() => {
+          if (chains.get(m.thingName) === next) chains.delete(m.thingName);
+        });
+      }
+    },
+    async idle() {
+      while (chains.size > 0) await Promise.all([...chains.values()]);
+    },
+    close() {
+      closed = true;
+    },
+  };
+}
