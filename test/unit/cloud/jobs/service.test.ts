@@ -15,7 +15,6 @@ import {
   groupArn,
   type Harness,
   harness,
-  type Msg,
   none,
   only,
   placeholder,
