@@ -185,8 +185,9 @@ export function createMqttApi(ctx: JobsContext, isClosed: () => boolean): TopicS
           execution = startExecution(ctx, head, job, at, r.statusDetails, r.stepTimeoutInMinutes);
         }
       }
+      // AWS publishes nothing on `notify` or `notify-next` for a start-next (observed on the live
+      // service): the head of the queue stays the same execution, only its status changed.
       out.push(acceptedReply(req, at, execution, job));
-      if (execution !== head) out.push(...notificationsFor(ctx, req.thingName, true, at));
     });
   }
 
@@ -233,7 +234,8 @@ export function createMqttApi(ctx: JobsContext, isClosed: () => boolean): TopicS
       if (r.expectedVersion !== undefined && r.expectedVersion !== e.versionNumber) {
         return new RequestError(
           'VersionMismatch',
-          `expectedVersion ${r.expectedVersion} does not match the current version ${e.versionNumber}`,
+          // The live service's wording (reference section 1, VersionMismatch).
+          `Expected version ${r.expectedVersion} but found version ${e.versionNumber}`,
           stateJson(e),
         );
       }

@@ -10,7 +10,7 @@ export type JsonObject = { [k: string]: Json };
 
 export interface ExecutionStateJson {
   status: ExecutionStatus;
-  statusDetails: Record<string, string>;
+  statusDetails?: Record<string, string>;
   versionNumber: number;
 }
 
@@ -29,9 +29,17 @@ export function summaryJson(e: ExecutionRecord): JsonObject {
   return s;
 }
 
-/** JobExecutionState. */
+/**
+ * JobExecutionState, holding only the fields that are set: the live service sends
+ * `{"status":"QUEUED","versionNumber":1}` for an execution that never got statusDetails.
+ */
 export function stateJson(e: ExecutionRecord): ExecutionStateJson {
-  return { status: e.status, statusDetails: { ...e.statusDetails }, versionNumber: e.versionNumber };
+  const hasDetails = Object.keys(e.statusDetails).length > 0;
+  return {
+    status: e.status,
+    ...(hasDetails && { statusDetails: { ...e.statusDetails } }),
+    versionNumber: e.versionNumber,
+  };
 }
 
 /** JobExecution; `jobDocument` is the already rendered document (undefined leaves it out). */
