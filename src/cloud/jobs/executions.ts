@@ -4,6 +4,7 @@
  * the notifications it causes are appended to `out`.
  */
 import type { JobsContext } from './context.ts';
+import { CONTROL_CHARS } from './mqtt-requests.ts';
 import { notificationsFor } from './notifications.ts';
 import type { Outbound } from './outbound.ts';
 import { checkTransition, isTerminal } from './state-machine.ts';
@@ -152,4 +153,42 @@ export function expireDue(ctx: JobsContext, at: number): Outbound[] {
     ctx.log.info({ jobId: e.jobId, thingName: e.thingName }, 'jobs: execution timed out');
   }
   return out;
+}
+
+/**
+ * Fails an execution whose job document cannot be delivered (a presign that keeps failing): without
+ * this, start-next would return the same IN_PROGRESS execution and InternalError forever, and the
+ * thing's later jobs would never start. FAILED keeps it retryable under a retry configuration.
+ */
+export function failUndeliverable(
+  ctx: JobsContext,
+  key: { jobId: string; thingName: string; executionNumber: number },
+  reason: string,
+  at: number,
+  out: Outbound[],
+): boolean {
+  const e = ctx.store.getExecution(key.jobId, key.thingName, key.executionNumber);
+  if (e === undefined || !checkTransition(e.status, 'FAILED', { actor: 'service' }).ok) return false;
+  const detail = `job document could not be delivered: ${reason}`.replace(
+    new RegExp(CONTROL_CHARS.source, 'g'),
+    ' ',
+  );
+  const next: ExecutionRecord = {
+    ...e,
+    status: 'FAILED',
+    statusDetails: { ...e.statusDetails, reason: detail.slice(0, 1024) },
+    lastUpdatedAt: at,
+    versionNumber: e.versionNumber + 1,
+  };
+  delete next.stepTimeoutAt;
+  delete next.inProgressTimeoutAt;
+  if (Object.keys(next.statusDetails).length > 10) next.statusDetails = { reason: detail.slice(0, 1024) };
+  ctx.store.updateExecution(next, e.versionNumber);
+  maybeComplete(ctx, e.jobId, at);
+  out.push(...notificationsFor(ctx, e.thingName, true, at));
+  ctx.log.warn(
+    { jobId: e.jobId, thingName: e.thingName, reason },
+    'jobs: execution failed: undeliverable document',
+  );
+  return true;
 }

@@ -19,7 +19,7 @@ import {
   UpdateRequest,
 } from './mqtt-requests.ts';
 import { notificationsFor } from './notifications.ts';
-import type { Outbound } from './outbound.ts';
+import { keyOf, type Outbound } from './outbound.ts';
 import { checkTransition } from './state-machine.ts';
 import type { ExecutionRecord, JobRecord } from './types.ts';
 import {
@@ -27,9 +27,12 @@ import {
   errorBody,
   executionJson,
   type JsonObject,
+  type OutObject,
+  RawJson,
   seconds,
   stateJson,
   summaryJson,
+  toJsonText,
 } from './wire.ts';
 
 /** Pending summaries in a `get` reply (reference section 1: at most 10 of each). */
@@ -136,17 +139,18 @@ export function createMqttApi(ctx: JobsContext, isClosed: () => boolean): TopicS
       topic: req.accepted,
       errorTopic: req.accepted.replace(/\/accepted$/, '/rejected'),
       render: async () => {
-        const body: JsonObject = {};
+        const body: OutObject = {};
         if (snapshot !== undefined) {
           const doc = job === undefined ? undefined : await renderDocument(job, ctx.presign);
           body.execution = executionJson(snapshot, doc);
         }
         body.timestamp = seconds(at);
         if (clientToken !== undefined) body.clientToken = clientToken;
-        return JSON.stringify(body);
+        return toJsonText(body);
       },
     };
     if (clientToken !== undefined) o.clientToken = clientToken;
+    if (snapshot !== undefined && job !== undefined) o.document = keyOf(snapshot);
     return o;
   }
 
@@ -283,13 +287,14 @@ export function createMqttApi(ctx: JobsContext, isClosed: () => boolean): TopicS
       topic: req.accepted,
       errorTopic: req.accepted.replace(/\/accepted$/, '/rejected'),
       ...(clientToken === undefined ? {} : { clientToken }),
+      ...(job !== undefined && { document: keyOf(next) }),
       render: async () => {
-        const body: JsonObject = {};
+        const body: OutObject = {};
         if (includeState) body.executionState = { ...stateJson(snapshot) };
-        if (job !== undefined) body.jobDocument = await renderDocument(job, ctx.presign);
+        if (job !== undefined) body.jobDocument = new RawJson(await renderDocument(job, ctx.presign));
         body.timestamp = seconds(at);
         if (clientToken !== undefined) body.clientToken = clientToken;
-        return JSON.stringify(body);
+        return toJsonText(body);
       },
     };
   }

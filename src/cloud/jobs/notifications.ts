@@ -4,9 +4,9 @@
  */
 import type { JobsContext } from './context.ts';
 import { renderDocument } from './document.ts';
-import type { Outbound } from './outbound.ts';
+import { keyOf, type Outbound } from './outbound.ts';
 import type { ExecutionRecord } from './types.ts';
-import { executionJson, type JsonObject, jobsTopic, seconds, summaryJson } from './wire.ts';
+import { executionJson, type JsonObject, jobsTopic, seconds, summaryJson, toJsonText } from './wire.ts';
 
 /** A `notify` lists no more than 15 pending executions (AWS "Jobs notifications"). */
 const NOTIFY_LIST_LIMIT = 15;
@@ -53,9 +53,10 @@ export function notificationsFor(
       out.push({
         thingName,
         topic,
+        ...(job !== undefined && { document: keyOf(head) }),
         render: async () => {
           const doc = job === undefined ? undefined : await renderDocument(job, ctx.presign);
-          return JSON.stringify({ timestamp: seconds(at), execution: executionJson(head, doc) });
+          return toJsonText({ timestamp: seconds(at), execution: executionJson(head, doc) });
         },
       });
     }

@@ -8,6 +8,19 @@ import type { JobsMqttErrorCode } from '../../shared/jobs-protocol.ts';
 import type { Logger } from '../../shared/log.ts';
 import { errorBody } from './wire.ts';
 
+/** Which execution's job document a message carries. */
+export interface ExecutionKey {
+  jobId: string;
+  thingName: string;
+  executionNumber: number;
+}
+
+export const keyOf = (e: ExecutionKey): ExecutionKey => ({
+  jobId: e.jobId,
+  thingName: e.thingName,
+  executionNumber: e.executionNumber,
+});
+
 export interface Outbound {
   thingName: string;
   topic: string;
@@ -15,6 +28,8 @@ export interface Outbound {
   /** Topic to send an InternalError to when rendering fails (request replies only). */
   errorTopic?: string;
   clientToken?: string;
+  /** Set when `render` renders this execution's job document (rendering may fail: a presign error). */
+  document?: ExecutionKey;
 }
 
 export interface OutboundQueue {
@@ -28,6 +43,8 @@ export interface OutboundDeps {
   publish: (topic: string, payload: string, qos: 0 | 1) => void | Promise<void>;
   now: () => number;
   log: Logger;
+  /** Told of every rendered or failed job document, so a document that never renders cannot wedge a queue. */
+  onDocument?: (key: ExecutionKey, error: unknown | undefined) => void;
 }
 
 export function createOutbound(deps: OutboundDeps): OutboundQueue {
@@ -48,8 +65,10 @@ export function createOutbound(deps: OutboundDeps): OutboundQueue {
     let payload: string;
     try {
       payload = await m.render();
+      if (m.document !== undefined) deps.onDocument?.(m.document, undefined);
     } catch (err) {
       deps.log.error({ err, topic: m.topic }, 'jobs: could not render a message');
+      if (m.document !== undefined) deps.onDocument?.(m.document, err ?? new Error('render failed'));
       if (m.errorTopic === undefined) return;
       const code: JobsMqttErrorCode = 'InternalError';
       await rawPublish(

@@ -13,6 +13,7 @@
  * (reply, `notify`, `notify-next`); the messages are sent only after the commit, in order, through a
  * per-thing queue. Presigned-URL placeholders are resolved at send time (reference section 4).
  */
+import { errorMessage } from '../../shared/errors.ts';
 import type { JobsMqttErrorCode } from '../../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
 import type { TopicService } from '../broker/types.ts';
@@ -20,7 +21,7 @@ import { type Scheduler, schedulerWithClock, systemScheduler } from './clock.ts'
 import type { JobsContext } from './context.ts';
 import { jobOperations } from './control-plane-jobs.ts';
 import { thingOperations } from './control-plane-things.ts';
-import { expireDue } from './executions.ts';
+import { expireDue, failUndeliverable } from './executions.ts';
 import { createMqttApi } from './mqtt-api.ts';
 import { createOutbound, type Outbound } from './outbound.ts';
 import { JobsStore } from './store.ts';
@@ -31,6 +32,12 @@ export { MAX_DOCUMENT_BYTES, PRESIGNED_PLACEHOLDER } from './document.ts';
 export { statusDetailsProblem } from './mqtt-requests.ts';
 /** Error codes of the Jobs MQTT API ("Jobs device MQTT API operations", ErrorResponse). */
 export type { JobsMqttErrorCode };
+
+/**
+ * A job document that fails to render this many times in a row fails its execution. A transient presign
+ * error gets a device retry or two; a permanent one cannot wedge the thing's queue (section 4).
+ */
+export const MAX_RENDER_FAILURES = 3;
 
 export interface JobsServiceOptions {
   /** SQLite file (':memory:' allowed in unit tests). */
@@ -74,7 +81,29 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
   const log = opts.logger ?? silentLogger;
   const store = new JobsStore(opts.dbPath);
   const arnPrefix = `arn:aws:iot:${region}:${accountId}:`;
-  const outbound = createOutbound({ publish: opts.publish, now: scheduler.now, log });
+  // Consecutive failures to render an execution's document; at MAX_RENDER_FAILURES it is failed.
+  const renderFailures = new Map<string, number>();
+  const outbound = createOutbound({
+    publish: opts.publish,
+    now: scheduler.now,
+    log,
+    onDocument(key, error) {
+      const id = `${key.jobId}\n${key.thingName}\n${key.executionNumber}`;
+      if (error === undefined) {
+        renderFailures.delete(id);
+        return;
+      }
+      const n = (renderFailures.get(id) ?? 0) + 1;
+      renderFailures.set(id, n);
+      if (n < MAX_RENDER_FAILURES || closed) return;
+      renderFailures.delete(id);
+      try {
+        ctx.mutate((at, out) => failUndeliverable(ctx, key, errorMessage(error), at, out));
+      } catch (err) {
+        log.error({ err }, 'jobs: could not fail an undeliverable execution');
+      }
+    },
+  });
   let closed = false;
 
   const ctx: JobsContext = {

@@ -8,6 +8,30 @@ import type { ExecutionRecord, ExecutionStatus } from './types.ts';
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
 
+/** JSON text that goes out as it is (a rendered job document): never parsed, never re-serialized. */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+/** A reply under construction: our own shallow shapes, with raw JSON text as leaves where needed. */
+export type OutJson = Json | RawJson | OutJson[] | { [k: string]: OutJson };
+export type OutObject = { [k: string]: OutJson };
+
+/**
+ * Serializes a reply. Our shapes are a few levels deep; a document inside is spliced in as text, so the
+ * depth of a job document never reaches JSON.stringify.
+ */
+export function toJsonText(v: OutJson): string {
+  if (v instanceof RawJson) return v.text;
+  if (Array.isArray(v)) return `[${v.map(toJsonText).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const parts: string[] = [];
+    for (const [k, x] of Object.entries(v))
+      if (x !== undefined) parts.push(`${JSON.stringify(k)}:${toJsonText(x)}`);
+    return `{${parts.join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
 export interface ExecutionStateJson {
   status: ExecutionStatus;
   statusDetails?: Record<string, string>;
@@ -42,10 +66,10 @@ export function stateJson(e: ExecutionRecord): ExecutionStateJson {
   };
 }
 
-/** JobExecution; `jobDocument` is the already rendered document (undefined leaves it out). */
-export function executionJson(e: ExecutionRecord, jobDocument: Json | undefined): JsonObject {
-  const x: JsonObject = { jobId: e.jobId, thingName: e.thingName };
-  if (jobDocument !== undefined) x.jobDocument = jobDocument;
+/** JobExecution; `jobDocument` is the rendered document's text (undefined leaves it out). */
+export function executionJson(e: ExecutionRecord, jobDocument: string | undefined): OutObject {
+  const x: OutObject = { jobId: e.jobId, thingName: e.thingName };
+  if (jobDocument !== undefined) x.jobDocument = new RawJson(jobDocument);
   x.status = e.status;
   x.statusDetails = { ...e.statusDetails };
   x.queuedAt = seconds(e.queuedAt);

@@ -401,6 +401,19 @@ describe('control plane over @aws-sdk/client-iot', () => {
       'InvalidRequestException',
       /document.*JSON|JSON.*document/i,
     );
+    // Issue 8, section 4: 5,000 nested objects fit in 32 KB; the answer names the problem.
+    await rejects(
+      () =>
+        s.client.send(
+          new CreateJobCommand({
+            jobId: 'job-deep',
+            targets: [thingArn('ref-1')],
+            document: `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`,
+          }),
+        ),
+      'InvalidRequestException',
+      /^document nests objects and arrays 5000 levels deep; at most 100 are allowed$/,
+    );
     await rejects(
       () =>
         s.client.send(
@@ -427,7 +440,7 @@ describe('control plane over @aws-sdk/client-iot', () => {
       'InvalidRequestException',
       /abortConfig: not supported/,
     );
-    for (const id of ['job-big', 'job-badjson', 'job-no-targets', 'job-abort']) {
+    for (const id of ['job-big', 'job-badjson', 'job-deep', 'job-no-targets', 'job-abort']) {
       await rejects(() => s.client.send(new DescribeJobCommand({ jobId: id })), 'ResourceNotFoundException');
     }
   });

@@ -16,7 +16,7 @@ import { FakeScheduler } from './fake-scheduler.ts';
  */
 
 // biome-ignore lint/suspicious/noExplicitAny: replies are arbitrary JSON that the tests inspect field by field.
-export type Msg = { topic: string; payload: any };
+export type Msg = { topic: string; payload: any; raw: string };
 
 export const REGION = 'us-west-2';
 export const ACCOUNT = '000000000000';
@@ -54,7 +54,7 @@ export async function harness(extra: Partial<JobsServiceOptions> = {}): Promise<
       dbPath,
       scheduler: clock,
       publish: (topic, payload) => {
-        sent.push({ topic, payload: JSON.parse(payload) });
+        sent.push({ topic, payload: JSON.parse(payload), raw: payload });
       },
       presign: async (url, expires) => {
         presignCalls.push({ url, expires });
@@ -103,7 +103,8 @@ export async function harness(extra: Partial<JobsServiceOptions> = {}): Promise<
 
 export const only = (msgs: Msg[], topic: string): Msg => {
   const m = msgs.filter((x) => x.topic === topic);
-  assert.equal(m.length, 1, `expected exactly one message on ${topic}, got ${JSON.stringify(msgs)}`);
+  if (m.length !== 1)
+    assert.fail(`expected exactly one message on ${topic}, got ${msgs.map((x) => x.raw).join('\n')}`);
   return m[0] as Msg;
 };
 export const none = (msgs: Msg[], topic: string) =>
