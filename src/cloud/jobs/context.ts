@@ -25,6 +25,8 @@ export interface JobsContext {
     group(name: string): string;
     job(jobId: string): string;
   };
+  /** Told after a DeleteThing committed (the stack drops the thing's connection). */
+  onThingDeleted(thingName: string): void;
   /** Queues messages for delivery (after the commit that caused them). */
   send(messages: Outbound[]): void;
   /**

@@ -9,7 +9,9 @@ import {
   requireThingName,
   thingOrThrow,
 } from './control-plane-common.ts';
-import { queueExecution } from './executions.ts';
+import { endExecution, queueExecution } from './executions.ts';
+import type { Outbound } from './outbound.ts';
+import { afterTerminal, maybeComplete } from './outcomes.ts';
 import type { JobsControlPlane, ThingGroupRecord, ThingRecord } from './types.ts';
 
 const ATTRIBUTE_KEY = /^[a-zA-Z0-9_.,@/:#-]{1,128}$/;
@@ -24,6 +26,8 @@ type ThingOperations = Pick<
   | 'describeThingGroup'
   | 'addThingToThingGroup'
   | 'listThingsInThingGroup'
+  | 'removeThingFromThingGroup'
+  | 'deleteThing'
 >;
 
 function validateAttributes(attributes: Record<string, string>): void {
@@ -106,15 +110,75 @@ export function thingOperations(ctx: JobsContext): ThingOperations {
         const g = groupOrThrow(ctx, input.thingGroupName);
         const t = thingOrThrow(ctx, input.thingName);
         if (!store.addMember(g.thingGroupName, t.thingName)) return;
-        // CONTINUOUS jobs reach things added to their groups later (AWS "Continuous jobs").
+        // CONTINUOUS jobs reach things added to their groups later, at once, whatever the rollout rate
+        // (AWS "Job rollout rates for continuous jobs"); not once the rollout has ended (endTime).
         for (const job of store.activeContinuousJobs()) {
-          if (job.targets.includes(g.thingGroupArn)) queueExecution(ctx, job, t.thingName, at, out);
+          if (job.targets.includes(g.thingGroupArn) && job.rollout?.ended !== true) {
+            queueExecution(ctx, job, t.thingName, at, out);
+          }
         }
       });
+    },
+    removeThingFromThingGroup(input) {
+      ctx.mutate((at, out) => {
+        const g = groupOrThrow(ctx, input.thingGroupName);
+        const t = thingOrThrow(ctx, input.thingName);
+        if (!store.removeMember(g.thingGroupName, t.thingName)) return;
+        // AWS "Job execution states", REMOVED: the thing is no longer a target of a CONTINUOUS job.
+        const groups = new Set(store.groupsOf(t.thingName).map((name) => ctx.arn.group(name)));
+        for (const job of store.activeContinuousJobs()) {
+          if (!job.targets.includes(g.thingGroupArn)) continue;
+          const stillTarget = job.targets.includes(t.thingArn) || job.targets.some((arn) => groups.has(arn));
+          if (!stillTarget) removeFromJob(ctx, job.jobId, t.thingName, at, out);
+        }
+      });
+    },
+    deleteThing(thingName, options) {
+      requireThingName(thingName);
+      const { expectedVersion } = options;
+      if (expectedVersion !== undefined && (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0)) {
+        throw cpErr('InvalidRequestException', 'expectedVersion must be a whole number');
+      }
+      const deleted = ctx.mutate((at) => {
+        const t = store.getThing(thingName);
+        // AWS DeleteThing: deleting a thing that does not exist succeeds.
+        if (t === undefined) return false;
+        if (expectedVersion !== undefined && expectedVersion !== t.version) {
+          throw cpErr(
+            'VersionConflictException',
+            `expectedVersion ${expectedVersion} does not match the version of thing ${thingName} (${t.version})`,
+          );
+        }
+        // Its pending executions end REMOVED (it is no longer a target), so SNAPSHOT jobs can complete; it
+        // leaves every rollout backlog. Nothing is sent to a thing that no longer exists.
+        const discard: Outbound[] = [];
+        const waiting = store.rollout.jobsWaitingFor(thingName);
+        for (const jobId of waiting) store.rollout.dropFromBacklog(jobId, thingName);
+        for (const e of store.pendingForThing(thingName)) removeFromJob(ctx, e.jobId, thingName, at, discard);
+        store.deleteThing(thingName);
+        for (const jobId of waiting) maybeComplete(ctx, jobId, at);
+        return true;
+      });
+      if (deleted) ctx.onThingDeleted(thingName);
     },
     listThingsInThingGroup(name, page) {
       groupOrThrow(ctx, name);
       return pageOf(page, (after, limit) => store.listMembers(name, after, limit));
     },
   };
+}
+
+/** The thing's pending execution of the job becomes REMOVED; a thing still waiting leaves the backlog. */
+function removeFromJob(
+  ctx: JobsContext,
+  jobId: string,
+  thingName: string,
+  at: number,
+  out: Outbound[],
+): void {
+  ctx.store.rollout.dropFromBacklog(jobId, thingName);
+  const e = ctx.store.getExecution(jobId, thingName);
+  if (e === undefined) return;
+  const next = endExecution(ctx, e, 'REMOVED', at, out);
+  if (next !== undefined) afterTerminal(ctx, next, at, out);
 }

@@ -1,7 +1,9 @@
 /**
- * Changes to job executions, each inside the caller's transaction: queue, start, device update, cancel,
- * time out. Every status change asks the state machine (state-machine.ts) first and bumps versionNumber;
- * the notifications it causes are appended to `out`.
+ * Changes to one job execution, each inside the caller's transaction: queue (a first attempt, a retry, a
+ * thing re-added), start, device update, cancel, and the service's own TIMED_OUT / FAILED / REMOVED.
+ * Every status change asks the state machine (state-machine.ts) first and bumps versionNumber; the
+ * notifications it causes are appended to `out`. What a change means for the whole job (abort, retry,
+ * completion) is in outcomes.ts.
  */
 import type { JobsContext } from './context.ts';
 import { CONTROL_CHARS } from './mqtt-requests.ts';
@@ -10,26 +12,36 @@ import type { Outbound } from './outbound.ts';
 import { checkTransition, isTerminal } from './state-machine.ts';
 import type { ExecutionRecord, ExecutionStatus, JobRecord } from './types.ts';
 
-/** Queues the job for a thing (once: a thing that already has an execution of the job is left alone). */
+/**
+ * Queues the job for a thing. A thing that already has an execution keeps it, unless that one was
+ * REMOVED (the thing left a CONTINUOUS job's group and came back: AWS restarts it) or `retry` is set (a
+ * retry is a new QUEUED execution with the next executionNumber). Returns the new execution, if any.
+ */
 export function queueExecution(
   ctx: JobsContext,
   job: JobRecord,
   thingName: string,
   at: number,
   out: Outbound[],
-): void {
-  if (ctx.store.getExecution(job.jobId, thingName) !== undefined) return;
-  ctx.store.insertExecution({
+  retry = false,
+): ExecutionRecord | undefined {
+  const latest = ctx.store.getExecution(job.jobId, thingName);
+  if (latest !== undefined && !retry && latest.status !== 'REMOVED') return undefined;
+  const e: ExecutionRecord = {
     jobId: job.jobId,
     thingName,
-    executionNumber: 1,
+    executionNumber: (latest?.executionNumber ?? 0) + 1,
     status: 'QUEUED',
     statusDetails: {},
     queuedAt: at,
     lastUpdatedAt: at,
     versionNumber: 1,
-  });
+    retryAttempt: retry && latest !== undefined ? latest.retryAttempt + 1 : 0,
+  };
+  if (latest !== undefined) ctx.store.markSuperseded(latest);
+  ctx.store.insertExecution(e);
   out.push(...notificationsFor(ctx, thingName, true, at));
+  return e;
 }
 
 /** QUEUED → IN_PROGRESS; the in-progress timer is fixed here (reference section 2). */
@@ -95,7 +107,35 @@ export function applyDeviceUpdate(
     applyStepTimeout(ctx, next, stepTimeout, at);
   }
   ctx.store.updateExecution(next, e.versionNumber);
-  if (isTerminal(status)) maybeComplete(ctx, e.jobId, at);
+  return next;
+}
+
+/**
+ * The service ends an execution (TIMED_OUT, CANCELED, REMOVED, FAILED) if the state machine allows it;
+ * returns the new record, or undefined when it was left alone.
+ */
+export function endExecution(
+  ctx: JobsContext,
+  e: ExecutionRecord,
+  status: 'TIMED_OUT' | 'CANCELED' | 'REMOVED' | 'FAILED',
+  at: number,
+  out: Outbound[],
+  opts: { force?: boolean; statusDetails?: Record<string, string> } = {},
+): ExecutionRecord | undefined {
+  const check = checkTransition(e.status, status, { actor: 'service', force: opts.force === true });
+  if (!check.ok) return undefined;
+  const next: ExecutionRecord = {
+    ...e,
+    status,
+    statusDetails: opts.statusDetails ?? e.statusDetails,
+    lastUpdatedAt: at,
+    versionNumber: e.versionNumber + 1,
+  };
+  if (status === 'CANCELED' && e.status === 'IN_PROGRESS') next.forceCanceled = true;
+  delete next.stepTimeoutAt;
+  delete next.inProgressTimeoutAt;
+  ctx.store.updateExecution(next, e.versionNumber);
+  out.push(...notificationsFor(ctx, e.thingName, true, at));
   return next;
 }
 
@@ -108,87 +148,15 @@ export function cancelExecution(
   out: Outbound[],
   statusDetails?: Record<string, string>,
 ): boolean {
-  const check = checkTransition(e.status, 'CANCELED', { actor: 'service', force });
-  if (!check.ok) return false;
-  const next: ExecutionRecord = {
-    ...e,
-    status: 'CANCELED',
-    statusDetails: statusDetails ?? e.statusDetails,
-    lastUpdatedAt: at,
-    versionNumber: e.versionNumber + 1,
-  };
-  if (e.status === 'IN_PROGRESS') next.forceCanceled = true;
-  delete next.stepTimeoutAt;
-  delete next.inProgressTimeoutAt;
-  ctx.store.updateExecution(next, e.versionNumber);
-  out.push(...notificationsFor(ctx, e.thingName, true, at));
-  return true;
-}
-
-/** SNAPSHOT jobs complete when every execution is terminal (AWS "Job states"). */
-export function maybeComplete(ctx: JobsContext, jobId: string, at: number): void {
-  const job = ctx.store.getJob(jobId);
-  if (job === undefined || job.status !== 'IN_PROGRESS' || job.targetSelection !== 'SNAPSHOT') return;
-  const c = ctx.store.countExecutions(jobId);
-  if (c.total > 0 && c.pending === 0) {
-    ctx.store.updateJob({ ...job, status: 'COMPLETED', lastUpdatedAt: at, completedAt: at });
-  }
-}
-
-/** Times out every IN_PROGRESS execution whose timer has expired (reference section 2). */
-export function expireDue(ctx: JobsContext, at: number): Outbound[] {
-  const out: Outbound[] = [];
-  for (const e of ctx.store.expired(at)) {
-    const next: ExecutionRecord = {
-      ...e,
-      status: 'TIMED_OUT',
-      lastUpdatedAt: at,
-      versionNumber: e.versionNumber + 1,
-    };
-    delete next.stepTimeoutAt;
-    delete next.inProgressTimeoutAt;
-    ctx.store.updateExecution(next, e.versionNumber);
-    maybeComplete(ctx, e.jobId, at);
-    out.push(...notificationsFor(ctx, e.thingName, true, at));
-    ctx.log.info({ jobId: e.jobId, thingName: e.thingName }, 'jobs: execution timed out');
-  }
-  return out;
-}
-
-/**
- * Fails an execution whose job document cannot be delivered (a presign that keeps failing): without
- * this, start-next would return the same IN_PROGRESS execution and InternalError forever, and the
- * thing's later jobs would never start. FAILED keeps it retryable under a retry configuration.
- */
-export function failUndeliverable(
-  ctx: JobsContext,
-  key: { jobId: string; thingName: string; executionNumber: number },
-  reason: string,
-  at: number,
-  out: Outbound[],
-): boolean {
-  const e = ctx.store.getExecution(key.jobId, key.thingName, key.executionNumber);
-  if (e === undefined || !checkTransition(e.status, 'FAILED', { actor: 'service' }).ok) return false;
-  const detail = `job document could not be delivered: ${reason}`.replace(
-    new RegExp(CONTROL_CHARS.source, 'g'),
-    ' ',
+  return (
+    endExecution(ctx, e, 'CANCELED', at, out, { force, ...(statusDetails && { statusDetails }) }) !==
+    undefined
   );
-  const next: ExecutionRecord = {
-    ...e,
-    status: 'FAILED',
-    statusDetails: { ...e.statusDetails, reason: detail.slice(0, 1024) },
-    lastUpdatedAt: at,
-    versionNumber: e.versionNumber + 1,
-  };
-  delete next.stepTimeoutAt;
-  delete next.inProgressTimeoutAt;
-  if (Object.keys(next.statusDetails).length > 10) next.statusDetails = { reason: detail.slice(0, 1024) };
-  ctx.store.updateExecution(next, e.versionNumber);
-  maybeComplete(ctx, e.jobId, at);
-  out.push(...notificationsFor(ctx, e.thingName, true, at));
-  ctx.log.warn(
-    { jobId: e.jobId, thingName: e.thingName, reason },
-    'jobs: execution failed: undeliverable document',
-  );
-  return true;
+}
+
+/** statusDetails for a service-made FAILED: the reason, within the limits of reference section 3. */
+export function reasonDetails(e: ExecutionRecord, reason: string): Record<string, string> {
+  const detail = reason.replace(new RegExp(CONTROL_CHARS.source, 'g'), ' ').slice(0, 1024);
+  const details = { ...e.statusDetails, reason: detail };
+  return Object.keys(details).length > 10 ? { reason: detail } : details;
 }

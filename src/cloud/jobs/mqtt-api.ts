@@ -20,8 +20,13 @@ import {
 } from './mqtt-requests.ts';
 import { notificationsFor } from './notifications.ts';
 import { keyOf, type Outbound } from './outbound.ts';
-import { checkTransition } from './state-machine.ts';
+import { afterTerminal } from './outcomes.ts';
+import { checkTransition, isTerminal } from './state-machine.ts';
+import { createThrottle } from './throttle.ts';
 import type { ExecutionRecord, JobRecord } from './types.ts';
+
+const terminalJob = (job: JobRecord) => job.status === 'COMPLETED' || job.status === 'CANCELED';
+
 import {
   type ExecutionStateJson,
   errorBody,
@@ -58,8 +63,17 @@ interface Request {
   clientToken: string | undefined;
 }
 
-export function createMqttApi(ctx: JobsContext, isClosed: () => boolean): TopicService {
+export interface MqttApiOptions {
+  isClosed: () => boolean;
+  /** Per-thing request rate (service.ts, requestsPerSecondPerThing); undefined: no limit. */
+  requestsPerSecondPerThing?: number;
+}
+
+export function createMqttApi(ctx: JobsContext, options: MqttApiOptions): TopicService {
   const now = () => ctx.scheduler.now();
+  const { isClosed } = options;
+  const rate = options.requestsPerSecondPerThing;
+  const throttle = rate === undefined ? undefined : createThrottle(rate, now);
 
   function replyError(
     thingName: string,
@@ -100,6 +114,12 @@ export function createMqttApi(ctx: JobsContext, isClosed: () => boolean): TopicS
       }
       const body = parseRequest(payload);
       clientToken = readClientToken(body);
+      if (throttle !== undefined && !throttle.take(thingName)) {
+        throw new RequestError(
+          'RequestThrottled',
+          `thing ${thingName} made more than ${rate} Jobs requests per second`,
+        );
+      }
       const req: Request = { thingName, jobId, body, accepted: `${topic}/accepted`, clientToken };
       OPERATIONS[op](req);
     } catch (err) {
@@ -214,9 +234,24 @@ export function createMqttApi(ctx: JobsContext, isClosed: () => boolean): TopicS
           );
         }
       }
+      const job = execution === undefined ? undefined : ctx.store.getJob(execution.jobId);
+      if (
+        jobId !== '$next' &&
+        execution !== undefined &&
+        job !== undefined &&
+        terminalJob(job) &&
+        isTerminal(execution.status)
+      ) {
+        // ErrorResponse TerminalStateReached: "a command to describe a job is performed on a job that is
+        // in a terminal state". An execution still running under a cancelled job is still described, so
+        // its device can refresh its presigned URLs and finish.
+        throw new RequestError(
+          'TerminalStateReached',
+          `job ${jobId} is ${job.status} and its execution on ${thingName} is ${execution.status}`,
+        );
+      }
       const includeDoc = r.includeJobDocument ?? true;
-      const job = execution !== undefined && includeDoc ? ctx.store.getJob(execution.jobId) : undefined;
-      out.push(acceptedReply(req, at, execution, job));
+      out.push(acceptedReply(req, at, execution, includeDoc ? job : undefined));
     });
   }
 
@@ -268,6 +303,8 @@ export function createMqttApi(ctx: JobsContext, isClosed: () => boolean): TopicS
         ),
       );
       out.push(...notificationsFor(ctx, thingName, next.status !== e.status, at));
+      // Abort criteria, a retry, completion: after the device's own reply and notifications.
+      if (isTerminal(next.status)) afterTerminal(ctx, next, at, out);
       return undefined;
     });
     if (refusal !== undefined) throw refusal;

@@ -20,10 +20,11 @@ import type { TopicService } from '../broker/types.ts';
 import { type Scheduler, schedulerWithClock, systemScheduler } from './clock.ts';
 import type { JobsContext } from './context.ts';
 import { jobOperations } from './control-plane-jobs.ts';
+import { templateOperations } from './control-plane-templates.ts';
 import { thingOperations } from './control-plane-things.ts';
-import { expireDue, failUndeliverable } from './executions.ts';
 import { createMqttApi } from './mqtt-api.ts';
 import { createOutbound, type Outbound } from './outbound.ts';
+import { expireDue, failUndeliverable } from './outcomes.ts';
 import { JobsStore } from './store.ts';
 import { createTimerLoop } from './timers.ts';
 import type { JobsControlPlane } from './types.ts';
@@ -60,6 +61,14 @@ export interface JobsServiceOptions {
   now?: () => number;
   /** Whether a device may move IN_PROGRESS → REJECTED (reference section 2, UNCONFIRMED); default true. */
   allowRejectFromInProgress?: boolean;
+  /**
+   * Jobs MQTT API requests a thing may make per second (a token bucket, bursts of the same size); over
+   * it a request is answered RequestThrottled. AWS throttles the Jobs data plane per thing but publishes
+   * no exact figures (reference section 3). Default: no limit.
+   */
+  requestsPerSecondPerThing?: number;
+  /** Called after a DeleteThing has committed (the stack drops the thing's MQTT connection). */
+  onThingDeleted?: (thingName: string) => void;
   logger?: Logger;
 }
 
@@ -121,6 +130,13 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
       group: (name) => `${arnPrefix}thinggroup/${name}`,
       job: (jobId) => `${arnPrefix}job/${jobId}`,
     },
+    onThingDeleted(thingName) {
+      try {
+        opts.onThingDeleted?.(thingName);
+      } catch (err) {
+        log.warn({ err, thingName }, 'jobs: onThingDeleted failed');
+      }
+    },
     send: (messages) => outbound.send(messages),
     mutate<T>(fn: (at: number, out: Outbound[]) => T): T {
       const at = scheduler.now();
@@ -135,8 +151,17 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
     },
   };
   const timers = createTimerLoop(ctx);
-  const controlPlane: JobsControlPlane = { ...thingOperations(ctx), ...jobOperations(ctx) };
-  const topicService = createMqttApi(ctx, () => closed);
+  const controlPlane: JobsControlPlane = {
+    ...thingOperations(ctx),
+    ...jobOperations(ctx),
+    ...templateOperations(ctx),
+  };
+  const topicService = createMqttApi(ctx, {
+    isClosed: () => closed,
+    ...(opts.requestsPerSecondPerThing !== undefined && {
+      requestsPerSecondPerThing: opts.requestsPerSecondPerThing,
+    }),
+  });
 
   // Timers survive restarts: they are rows in the database, re-armed here (reference section 2).
   timers.schedule();

@@ -6,12 +6,13 @@ import type {
   ExecutionStatus,
   JobRecord,
   JobStatus,
+  RolloutState,
   TargetSelection,
   ThingGroupRecord,
   ThingRecord,
 } from './types.ts';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const SCHEMA_V1 = `
 CREATE TABLE things (
@@ -84,6 +85,95 @@ CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO counters(name, value) VALUES ('execution_seq', 0);
 `;
 
+/** Counter columns of job_stats, one per execution status (latest execution of each thing). */
+const STATUS_COLUMNS: Record<string, string> = {
+  QUEUED: 'queued',
+  IN_PROGRESS: 'in_progress',
+  SUCCEEDED: 'succeeded',
+  FAILED: 'failed',
+  REJECTED: 'rejected',
+  CANCELED: 'canceled',
+  TIMED_OUT: 'timed_out',
+  REMOVED: 'removed',
+};
+const plus = (rec: 'NEW' | 'OLD', sign: '+' | '-') =>
+  Object.entries(STATUS_COLUMNS)
+    .map(([status, col]) => `${col} = ${col} ${sign} (${rec}.status = '${status}')`)
+    .join(', ');
+
+/**
+ * Version 2 (issue 8): job configurations, rollout backlog, retries, job templates, and job_stats —
+ * per-job counters kept by triggers, so DescribeJob, abort checks, exponential rates and completion are
+ * O(1) however many executions a job has (no scan per device update).
+ */
+export const SCHEMA_V2 = `
+ALTER TABLE jobs ADD COLUMN configs TEXT;
+ALTER TABLE jobs ADD COLUMN job_template_arn TEXT;
+ALTER TABLE jobs ADD COLUMN rollout_state TEXT;
+-- When the rollout scheduler must next look at the job (start, next release, window, end); NULL = never.
+ALTER TABLE jobs ADD COLUMN wake_at INTEGER;
+CREATE INDEX jobs_wake ON jobs(wake_at) WHERE wake_at IS NOT NULL;
+ALTER TABLE executions ADD COLUMN retry_attempt INTEGER NOT NULL DEFAULT 0;
+-- 1 once a newer execution of the same job on the same thing exists (a retry, a re-added thing).
+ALTER TABLE executions ADD COLUMN superseded INTEGER;
+CREATE INDEX executions_job ON executions(job_id, seq);
+-- Targets the rollout has not notified yet, in notification order.
+CREATE TABLE rollout_backlog (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+  thing_name TEXT NOT NULL,
+  UNIQUE (job_id, thing_name)
+);
+CREATE INDEX rollout_backlog_job ON rollout_backlog(job_id, seq);
+CREATE TABLE job_templates (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_template_id TEXT NOT NULL UNIQUE,
+  record TEXT NOT NULL
+);
+CREATE TABLE job_stats (
+  job_id TEXT PRIMARY KEY REFERENCES jobs(job_id) ON DELETE CASCADE,
+  queued INTEGER NOT NULL DEFAULT 0,
+  in_progress INTEGER NOT NULL DEFAULT 0,
+  succeeded INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  rejected INTEGER NOT NULL DEFAULT 0,
+  canceled INTEGER NOT NULL DEFAULT 0,
+  timed_out INTEGER NOT NULL DEFAULT 0,
+  removed INTEGER NOT NULL DEFAULT 0,
+  -- Things notified: things with at least one execution of the job.
+  things INTEGER NOT NULL DEFAULT 0,
+  -- Executions that ended so, every attempt counted (abort criteria count failures, retries included).
+  ended_succeeded INTEGER NOT NULL DEFAULT 0,
+  ended_failed INTEGER NOT NULL DEFAULT 0,
+  ended_rejected INTEGER NOT NULL DEFAULT 0,
+  ended_timed_out INTEGER NOT NULL DEFAULT 0
+);
+CREATE TRIGGER job_stats_insert AFTER INSERT ON executions BEGIN
+  INSERT OR IGNORE INTO job_stats (job_id) VALUES (NEW.job_id);
+  UPDATE job_stats SET ${plus('NEW', '+')}, things = things + (NEW.execution_number = 1) WHERE job_id = NEW.job_id;
+END;
+CREATE TRIGGER job_stats_status AFTER UPDATE OF status ON executions
+WHEN OLD.status IS NOT NEW.status BEGIN
+  UPDATE job_stats SET ${plus('OLD', '-')} WHERE job_id = OLD.job_id AND OLD.superseded IS NULL;
+  UPDATE job_stats SET ${plus('NEW', '+')} WHERE job_id = NEW.job_id AND NEW.superseded IS NULL;
+  UPDATE job_stats SET ended_succeeded = ended_succeeded + (NEW.status = 'SUCCEEDED'),
+    ended_failed = ended_failed + (NEW.status = 'FAILED'), ended_rejected = ended_rejected + (NEW.status = 'REJECTED'),
+    ended_timed_out = ended_timed_out + (NEW.status = 'TIMED_OUT')
+  WHERE job_id = NEW.job_id;
+END;
+CREATE TRIGGER job_stats_superseded AFTER UPDATE OF superseded ON executions
+WHEN OLD.superseded IS NULL AND NEW.superseded IS NOT NULL BEGIN
+  UPDATE job_stats SET ${plus('NEW', '-')} WHERE job_id = NEW.job_id;
+END;
+INSERT INTO job_stats (job_id, queued, in_progress, succeeded, failed, rejected, canceled, timed_out, removed, things,
+  ended_succeeded, ended_failed, ended_rejected, ended_timed_out)
+SELECT job_id, sum(status = 'QUEUED'), sum(status = 'IN_PROGRESS'), sum(status = 'SUCCEEDED'), sum(status = 'FAILED'),
+  sum(status = 'REJECTED'), sum(status = 'CANCELED'), sum(status = 'TIMED_OUT'), sum(status = 'REMOVED'),
+  count(DISTINCT thing_name), sum(status = 'SUCCEEDED'), sum(status = 'FAILED'), sum(status = 'REJECTED'),
+  sum(status = 'TIMED_OUT')
+FROM executions GROUP BY job_id;
+`;
+
 export interface ThingRow {
   seq: number;
   thing_name: string;
@@ -121,6 +211,9 @@ export interface JobRow {
   created_at: number;
   last_updated_at: number;
   completed_at: number | null;
+  configs: string | null;
+  job_template_arn: string | null;
+  rollout_state: string | null;
 }
 export interface ExecutionRow {
   seq: number;
@@ -136,6 +229,24 @@ export interface ExecutionRow {
   force_canceled: number | null;
   step_timeout_at: number | null;
   in_progress_timeout_at: number | null;
+  retry_attempt: number;
+  superseded: number | null;
+}
+
+export interface JobStatsRow {
+  queued: number;
+  in_progress: number;
+  succeeded: number;
+  failed: number;
+  rejected: number;
+  canceled: number;
+  timed_out: number;
+  removed: number;
+  things: number;
+  ended_succeeded: number;
+  ended_failed: number;
+  ended_rejected: number;
+  ended_timed_out: number;
 }
 
 /** A row plus its position, for keyset pagination. */
@@ -188,7 +299,25 @@ export function toJob(r: JobRow): JobRecord {
   if (r.comment !== null) j.comment = r.comment;
   if (r.reason_code !== null) j.reasonCode = r.reason_code;
   if (r.completed_at !== null) j.completedAt = r.completed_at;
+  if (r.configs !== null) Object.assign(j, JSON.parse(r.configs) as JobConfigColumns);
+  if (r.job_template_arn !== null) j.jobTemplateArn = r.job_template_arn;
+  if (r.rollout_state !== null) j.rollout = JSON.parse(r.rollout_state) as RolloutState;
   return j;
+}
+
+/** The configurations kept as one JSON column. */
+type JobConfigColumns = Pick<
+  JobRecord,
+  'jobExecutionsRolloutConfig' | 'abortConfig' | 'jobExecutionsRetryConfig' | 'schedulingConfig'
+>;
+
+export function configsOf(j: JobRecord): string | null {
+  const c: JobConfigColumns = {};
+  if (j.jobExecutionsRolloutConfig !== undefined) c.jobExecutionsRolloutConfig = j.jobExecutionsRolloutConfig;
+  if (j.abortConfig !== undefined) c.abortConfig = j.abortConfig;
+  if (j.jobExecutionsRetryConfig !== undefined) c.jobExecutionsRetryConfig = j.jobExecutionsRetryConfig;
+  if (j.schedulingConfig !== undefined) c.schedulingConfig = j.schedulingConfig;
+  return Object.keys(c).length === 0 ? null : JSON.stringify(c);
 }
 
 export function toExecution(r: ExecutionRow): ExecutionRecord {
@@ -201,6 +330,7 @@ export function toExecution(r: ExecutionRow): ExecutionRecord {
     queuedAt: r.queued_at,
     lastUpdatedAt: r.last_updated_at,
     versionNumber: r.version_number,
+    retryAttempt: r.retry_attempt,
   };
   const startedAt = opt(r.started_at);
   if (startedAt !== undefined) e.startedAt = startedAt;
@@ -235,5 +365,8 @@ export function jobValues(j: JobRecord) {
     j.createdAt,
     j.lastUpdatedAt,
     j.completedAt ?? null,
+    configsOf(j),
+    j.jobTemplateArn ?? null,
+    j.rollout === undefined ? null : JSON.stringify(j.rollout),
   ] as const;
 }

@@ -11,6 +11,7 @@
  */
 import Database from 'better-sqlite3';
 import { OtaError } from '../../shared/errors.ts';
+import { RolloutStore, TemplateStore } from './store-rollout.ts';
 import {
   bool,
   type ExecutionRow,
@@ -19,6 +20,7 @@ import {
   jobValues,
   PENDING_ORDER,
   SCHEMA_V1,
+  SCHEMA_V2,
   SCHEMA_VERSION,
   type Seq,
   type ThingRow,
@@ -30,7 +32,6 @@ import {
 import type {
   ExecutionRecord,
   ExecutionStatus,
-  JobProcessDetails,
   JobRecord,
   JobStatus,
   TargetSelection,
@@ -48,6 +49,9 @@ export class StoreError extends OtaError {
 
 export class JobsStore {
   readonly db: Database.Database;
+  /** Rollout backlog, wake-up times and per-job counters. */
+  readonly rollout: RolloutStore;
+  readonly templates: TemplateStore;
 
   constructor(dbPath: string) {
     this.db = new Database(dbPath);
@@ -57,6 +61,8 @@ export class JobsStore {
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
       this.migrate();
+      this.rollout = new RolloutStore(this.db);
+      this.templates = new TemplateStore(this.db);
     } catch (err) {
       this.db.close();
       throw err;
@@ -70,9 +76,10 @@ export class JobsStore {
         `jobs database schema version ${version} is newer than this program understands (${SCHEMA_VERSION})`,
       );
     }
-    if (version < 1) {
+    const steps = [SCHEMA_V1, SCHEMA_V2];
+    if (version < steps.length) {
       this.db.transaction(() => {
-        this.db.exec(SCHEMA_V1);
+        for (const sql of steps.slice(version)) this.db.exec(sql);
         this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })();
     }
@@ -112,6 +119,11 @@ export class JobsStore {
     return rows.map((r) => ({ seq: r.seq, item: toThing(r) }));
   }
 
+  /** Deletes the thing and its group memberships; its executions stay (they name it). */
+  deleteThing(thingName: string): void {
+    this.db.prepare('DELETE FROM things WHERE thing_name = ?').run(thingName);
+  }
+
   getNotifiedHead(thingName: string): string | null {
     const r = this.db.prepare('SELECT notified_head FROM things WHERE thing_name = ?').get(thingName) as
       | { notified_head: string | null }
@@ -149,6 +161,22 @@ export class JobsStore {
     return r.changes > 0;
   }
 
+  /** Returns false when the thing was not a member. */
+  removeMember(groupName: string, thingName: string): boolean {
+    const r = this.db
+      .prepare('DELETE FROM thing_group_members WHERE thing_group_name = ? AND thing_name = ?')
+      .run(groupName, thingName);
+    return r.changes > 0;
+  }
+
+  /** The groups a thing belongs to. */
+  groupsOf(thingName: string): string[] {
+    const rows = this.db
+      .prepare('SELECT thing_group_name FROM thing_group_members WHERE thing_name = ? ORDER BY seq')
+      .all(thingName) as { thing_group_name: string }[];
+    return rows.map((r) => r.thing_group_name);
+  }
+
   listMembers(groupName: string, afterSeq: number, limit: number): Seq<string>[] {
     const rows = this.db
       .prepare(
@@ -171,21 +199,23 @@ export class JobsStore {
     this.db
       .prepare(
         `INSERT INTO jobs (job_id, job_arn, targets, target_selection, document, document_source, description, status,
-           presigned_url_config, timeout_config, force_canceled, comment, reason_code, created_at, last_updated_at, completed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           presigned_url_config, timeout_config, force_canceled, comment, reason_code, created_at, last_updated_at, completed_at,
+           configs, job_template_arn, rollout_state)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(...jobValues(j));
   }
 
+  /** Writes a job's mutable fields (status, cancel details, times, rollout state). */
   updateJob(j: JobRecord): void {
-    const [, , , , , , , status, , , forceCanceled, comment, reasonCode, , lastUpdatedAt, completedAt] =
-      jobValues(j);
+    const v = jobValues(j);
     this.db
       .prepare(
-        `UPDATE jobs SET status = ?, force_canceled = ?, comment = ?, reason_code = ?, last_updated_at = ?, completed_at = ?
+        `UPDATE jobs SET status = ?, force_canceled = ?, comment = ?, reason_code = ?, last_updated_at = ?, completed_at = ?,
+           rollout_state = ?
          WHERE job_id = ?`,
       )
-      .run(status, forceCanceled, comment, reasonCode, lastUpdatedAt, completedAt, j.jobId);
+      .run(v[7], v[10], v[11], v[12], v[14], v[15], v[18], j.jobId);
   }
 
   getJob(jobId: string): JobRecord | undefined {
@@ -242,8 +272,8 @@ export class JobsStore {
     this.db
       .prepare(
         `INSERT INTO executions (seq, job_id, thing_name, execution_number, status, status_details, queued_at, started_at,
-           last_updated_at, version_number, force_canceled, step_timeout_at, in_progress_timeout_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           last_updated_at, version_number, force_canceled, step_timeout_at, in_progress_timeout_at, retry_attempt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         this.nextExecutionSeq(),
@@ -259,7 +289,25 @@ export class JobsStore {
         bool(e.forceCanceled),
         e.stepTimeoutAt ?? null,
         e.inProgressTimeoutAt ?? null,
+        e.retryAttempt,
       );
+  }
+
+  /** Every execution of a job on a thing, oldest first (a few: retries and re-additions). */
+  executionsOf(jobId: string, thingName: string): (ExecutionRecord & { superseded: boolean })[] {
+    const rows = this.db
+      .prepare('SELECT * FROM executions WHERE job_id = ? AND thing_name = ? ORDER BY execution_number')
+      .all(jobId, thingName) as ExecutionRow[];
+    return rows.map((r) => ({ ...toExecution(r), superseded: r.superseded !== null }));
+  }
+
+  /** Marks an execution as replaced by a newer one (it leaves the per-status counts). */
+  markSuperseded(e: ExecutionRecord): void {
+    this.db
+      .prepare(
+        'UPDATE executions SET superseded = 1 WHERE job_id = ? AND thing_name = ? AND execution_number = ?',
+      )
+      .run(e.jobId, e.thingName, e.executionNumber);
   }
 
   /**
@@ -361,32 +409,6 @@ export class JobsStore {
         limit,
       ) as ExecutionRow[];
     return rows.map((r) => ({ seq: r.seq, item: toExecution(r) }));
-  }
-
-  processDetails(jobId: string): JobProcessDetails {
-    const rows = this.db
-      .prepare('SELECT status, count(*) AS n FROM executions WHERE job_id = ? GROUP BY status')
-      .all(jobId) as { status: ExecutionStatus; n: number }[];
-    const n = (s: ExecutionStatus): number => rows.find((r) => r.status === s)?.n ?? 0;
-    return {
-      numberOfQueuedThings: n('QUEUED'),
-      numberOfInProgressThings: n('IN_PROGRESS'),
-      numberOfSucceededThings: n('SUCCEEDED'),
-      numberOfFailedThings: n('FAILED'),
-      numberOfRejectedThings: n('REJECTED'),
-      numberOfCanceledThings: n('CANCELED'),
-      numberOfTimedOutThings: n('TIMED_OUT'),
-      numberOfRemovedThings: n('REMOVED'),
-    };
-  }
-
-  countExecutions(jobId: string): { total: number; pending: number } {
-    return this.db
-      .prepare(
-        `SELECT count(*) AS total, coalesce(sum(status IN ('QUEUED', 'IN_PROGRESS')), 0) AS pending
-         FROM executions WHERE job_id = ?`,
-      )
-      .get(jobId) as { total: number; pending: number };
   }
 
   /** The earliest armed timer among IN_PROGRESS executions, if any. */

@@ -419,9 +419,13 @@ describe('Jobs MQTT API over mTLS through the broker', () => {
       assert.ok(Date.now() < end, 'the step timer fired after restart');
       await sleep(20);
     }
+    // The job is COMPLETED now: describing its execution answers TerminalStateReached; an update is
+    // refused with the state that survived the restart.
     const desc = await dev.request('restart-1/get', { includeJobDocument: false });
-    assert.equal(desc.payload.execution.status, 'TIMED_OUT');
-    assert.equal(desc.payload.execution.versionNumber, 4);
+    assert.equal(desc.payload.code, 'TerminalStateReached');
+    const upd = await dev.request('restart-1/update', { status: 'SUCCEEDED' });
+    assert.equal(upd.payload.code, 'InvalidStateTransition');
+    assert.deepEqual(upd.payload.executionState, { status: 'TIMED_OUT', statusDetails: { p: '7' }, versionNumber: 4 });
   });
 
   test('a thing never receives another thing’s replies', async () => {

@@ -143,9 +143,13 @@ describe('jobs service: device flow', () => {
       assert.equal(e.versionNumber, 4);
       assert.deepEqual(e.statusDetails, { progress: '50' }, 'omitting statusDetails keeps the stored ones');
 
-      // Describing a terminal execution still works.
-      const desc = only(await h.request('car-1', 'job-1/get', {}), T('car-1', 'job-1/get/accepted')).payload;
-      assert.equal(desc.execution.status, 'SUCCEEDED');
+      // Describing the execution of a job in a terminal state: TerminalStateReached (AWS ErrorResponse).
+      const desc = only(
+        await h.request('car-1', 'job-1/get', { clientToken: 'd' }),
+        T('car-1', 'job-1/get/rejected'),
+      );
+      assertErrorShape(desc, 'TerminalStateReached', 'd');
+      assert.equal(desc.payload.message, 'job job-1 is COMPLETED and its execution on car-1 is SUCCEEDED');
       // $next with nothing pending: reply without execution.
       const nx = only(
         await h.request('car-1', '$next/get', { clientToken: 'n' }),
@@ -727,8 +731,12 @@ describe('jobs service: timeouts', () => {
       h.clock.advance(5 * MINUTE);
       h.restart();
       // Expired timers are applied before answering, so the device never sees a stale IN_PROGRESS.
-      const r = only(await h.request('car-1', 'j1/get', {}), T('car-1', 'j1/get/accepted'));
-      assert.equal(r.payload.execution.status, 'TIMED_OUT');
+      const r = only(
+        await h.request('car-1', 'j1/update', { status: 'SUCCEEDED' }),
+        T('car-1', 'j1/update/rejected'),
+      );
+      assert.equal(r.payload.code, 'InvalidStateTransition');
+      assert.equal(r.payload.executionState.status, 'TIMED_OUT');
     } finally {
       await h.close();
     }
