@@ -16,11 +16,12 @@ export const ABORT_REASON_CODE = 'ABORT_CRITERIA_MET';
 
 /** Runs after an execution reached a terminal status (in the same transaction). */
 export function afterTerminal(ctx: JobsContext, e: ExecutionRecord, at: number, out: Outbound[]): void {
-  const job = ctx.store.getJob(e.jobId);
+  let job = ctx.store.getJob(e.jobId);
   if (job === undefined) return;
+  // Abort first: a job cancelled by this very failure queues no retry for it.
+  if (job.status === 'IN_PROGRESS' && job.abortConfig !== undefined) job = abortIfMet(ctx, job, at, out);
   if (job.status === 'IN_PROGRESS' && (e.status === 'FAILED' || e.status === 'TIMED_OUT'))
     retryIfAllowed(ctx, job, e, at, out);
-  if (job.status === 'IN_PROGRESS' && job.abortConfig !== undefined) abortIfMet(ctx, job, at, out);
   maybeComplete(ctx, e.jobId, at);
 }
 
@@ -37,7 +38,7 @@ function failures(s: JobStatsRow, type: AbortCriteria['failureType']): number {
  * FAILED, REJECTED or TIMED_OUT), the job is cancelled when `thresholdPercentage` of them ended with the
  * criterion's failure type. Queued executions are cancelled; in-progress ones run on.
  */
-function abortIfMet(ctx: JobsContext, job: JobRecord, at: number, out: Outbound[]): void {
+function abortIfMet(ctx: JobsContext, job: JobRecord, at: number, out: Outbound[]): JobRecord {
   const s = ctx.store.rollout.stats(job.jobId);
   const executed = s.ended_succeeded + s.ended_failed + s.ended_rejected + s.ended_timed_out;
   for (const c of job.abortConfig?.criteriaList ?? []) {
@@ -51,9 +52,16 @@ function abortIfMet(ctx: JobsContext, job: JobRecord, at: number, out: Outbound[
       { jobId: job.jobId, failed, executed, criterion: c },
       'jobs: abort criteria met, cancelling the job',
     );
-    cancelJobNow(ctx, job, { force: false, reasonCode: ABORT_REASON_CODE, comment }, at, out, 'ABORTED');
-    return;
+    return cancelJobNow(
+      ctx,
+      job,
+      { force: false, reasonCode: ABORT_REASON_CODE, comment },
+      at,
+      out,
+      'ABORTED',
+    );
   }
+  return job;
 }
 
 /**

@@ -105,8 +105,9 @@ function release(ctx: JobsContext, job: JobRecord, at: number, out: Outbound[]):
   if (r === undefined) {
     take = Number.MAX_SAFE_INTEGER; // windows only: everything waiting goes inside the window
   } else {
-    if (at >= next.minuteStart + ctx.minuteMs) {
-      // A new minute starts now (no catch-up burst after a pause or outside a window).
+    if (at >= next.minuteStart + ctx.minuteMs || r.rate !== next.ratePerMinute) {
+      // A new minute starts now: after a full minute, after a pause (no catch-up burst), or when the
+      // rate changed (the new rate applies from now on; the old minute's budget is not re-spent).
       next.minuteStart = at;
       next.releasedThisMinute = 0;
     }
@@ -124,11 +125,6 @@ function release(ctx: JobsContext, job: JobRecord, at: number, out: Outbound[]):
     released++;
   }
   next.releasedThisMinute += released;
-  const after = currentRate(ctx, job);
-  if (after !== undefined) {
-    next.ratePerMinute = after.rate;
-    next.level = after.level;
-  }
   const updated: JobRecord = { ...job, rollout: next };
   ctx.store.updateJob(updated);
   if (things.length > 0) maybeComplete(ctx, job.jobId, at);
