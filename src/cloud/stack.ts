@@ -47,6 +47,8 @@ export interface LocalStackOptions {
    */
   minuteMs?: number;
   allowRejectFromInProgress?: boolean;
+  /** Jobs MQTT API requests per second per thing; over it, RequestThrottled. Default: no limit. */
+  jobsRequestsPerSecondPerThing?: number;
   /** Things to ensure at start; default ['RaspberryPi_2']. */
   things?: string[];
   logger?: Logger;
@@ -197,6 +199,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       accountId: LOCAL_ACCOUNT_ID,
       minuteMs: options.minuteMs,
       allowRejectFromInProgress: options.allowRejectFromInProgress,
+      requestsPerSecondPerThing: options.jobsRequestsPerSecondPerThing,
       logger: logger.child({ component: 'jobs' }),
       publish: (topic, payload, qos) => {
         if (!broker) throw new OtaError('OTA_NOT_READY', 'broker not started');

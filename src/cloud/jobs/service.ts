@@ -13,7 +13,7 @@
  * (reply, `notify`, `notify-next`); the messages are sent only after the commit, in order, through a
  * per-thing queue. Presigned-URL placeholders are resolved at send time (reference section 4).
  */
-import { errorMessage } from '../../shared/errors.ts';
+import { errorMessage, ValidationError } from '../../shared/errors.ts';
 import type { JobsMqttErrorCode } from '../../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
 import type { TopicService } from '../broker/types.ts';
@@ -83,6 +83,10 @@ export interface JobsService {
 }
 
 export function createJobsService(opts: JobsServiceOptions): JobsService {
+  const rate = opts.requestsPerSecondPerThing;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
+    throw new ValidationError('requestsPerSecondPerThing', `must be a number above 0 (got ${rate})`);
+  }
   const region = opts.region ?? 'us-west-2';
   const accountId = opts.accountId ?? '000000000000';
   const scheduler =
