@@ -425,7 +425,11 @@ describe('Jobs MQTT API over mTLS through the broker', () => {
     assert.equal(desc.payload.code, 'TerminalStateReached');
     const upd = await dev.request('restart-1/update', { status: 'SUCCEEDED' });
     assert.equal(upd.payload.code, 'InvalidStateTransition');
-    assert.deepEqual(upd.payload.executionState, { status: 'TIMED_OUT', statusDetails: { p: '7' }, versionNumber: 4 });
+    assert.deepEqual(upd.payload.executionState, {
+      status: 'TIMED_OUT',
+      statusDetails: { p: '7' },
+      versionNumber: 4,
+    });
   });
 
   test('a thing never receives another thing’s replies', async () => {
