@@ -5,6 +5,7 @@
  * terminal states (timers, undeliverable documents). Every check reads the trigger-kept counters of
  * job_stats, so it costs the same for a job of 10 or 10,000 executions.
  */
+import { ABORT_REASON_CODE } from '../../shared/jobs-protocol.ts';
 import type { JobsContext } from './context.ts';
 import { endExecution, queueExecution, reasonDetails } from './executions.ts';
 import type { Outbound } from './outbound.ts';
@@ -12,7 +13,7 @@ import type { JobStatsRow } from './store-schema.ts';
 import type { AbortCriteria, ExecutionRecord, JobRecord, RolloutState } from './types.ts';
 
 /** reasonCode of a job cancelled by its abortConfig (pattern [\p{Upper}\p{Digit}_]+, as AWS requires). */
-export const ABORT_REASON_CODE = 'ABORT_CRITERIA_MET';
+export { ABORT_REASON_CODE };
 
 /** Runs after an execution reached a terminal status (in the same transaction). */
 export function afterTerminal(ctx: JobsContext, e: ExecutionRecord, at: number, out: Outbound[]): void {

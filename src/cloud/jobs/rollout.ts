@@ -10,6 +10,7 @@
  * loop (timers.ts) ticks the jobs whose time has come. Within a minute releases are spread over up to 60
  * slots, so 10 per minute means one every 6 s, not ten at once.
  */
+import { rolloutRate } from '../../shared/jobs-protocol.ts';
 import type { JobsContext } from './context.ts';
 import { queueExecution } from './executions.ts';
 import { parseScheduleTime } from './job-config.ts';
@@ -18,8 +19,6 @@ import type { Outbound } from './outbound.ts';
 import { cancelJobNow, maybeComplete } from './outcomes.ts';
 import type { JobRecord, RolloutState, RolloutStatus } from './types.ts';
 
-/** AWS's ceiling for a rollout rate (ExponentialRolloutRate, maximumPerMinute: 1–1000). */
-const MAX_RATE = 1000;
 /** Shortest slot between two releases, so a tiny `--minute-ms` cannot spin the timer. */
 const MIN_SLOT_MS = 5;
 
@@ -38,19 +37,8 @@ const isPaced = (job: JobRecord) => job.jobExecutionsRolloutConfig !== undefined
 export function currentRate(ctx: JobsContext, job: JobRecord): { rate: number; level: number } | undefined {
   const cfg = job.jobExecutionsRolloutConfig;
   if (cfg === undefined) return undefined;
-  const cap = cfg.maximumPerMinute ?? MAX_RATE;
-  const exp = cfg.exponentialRate;
-  if (exp === undefined) return { rate: cap, level: 0 };
   const stats = ctx.store.rollout.stats(job.jobId);
-  const { numberOfNotifiedThings: byNotified, numberOfSucceededThings: bySucceeded } =
-    exp.rateIncreaseCriteria;
-  const level = Math.max(
-    byNotified === undefined ? 0 : Math.floor(stats.things / byNotified),
-    bySucceeded === undefined ? 0 : Math.floor(stats.ended_succeeded / bySucceeded),
-  );
-  // 50, 100, 200, 400 … for a base of 50 and a factor of 2 (the developer guide's table).
-  const rate = Math.floor(exp.baseRatePerMinute * exp.incrementFactor ** Math.min(level, 100));
-  return { rate: Math.max(1, Math.min(rate, cap, MAX_RATE)), level };
+  return rolloutRate(cfg, { notified: stats.things, succeeded: stats.ended_succeeded });
 }
 
 /** Called by CreateJob: the job starts now, or waits SCHEDULED for its startTime. */
