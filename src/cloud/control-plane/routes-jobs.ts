@@ -33,12 +33,10 @@ export const configObject = z.custom<Record<string, unknown>>(
   'expected an object',
 );
 
-const CreateJobBody = z.object({
-  targets: z.array(z.string()).min(1, 'at least one thing or thing-group ARN is required'),
+/** The members CreateJob and CreateJobTemplate share (JobConfigs). */
+export const jobConfigMembers = {
   document: z.string().optional(),
   documentSource: z.string().optional(),
-  description: z.string().optional(),
-  targetSelection: z.enum(TARGET_SELECTIONS).optional(),
   presignedUrlConfig: z
     .object({ roleArn: z.string().optional(), expiresInSec: z.number().int().optional() })
     .optional(),
@@ -46,10 +44,17 @@ const CreateJobBody = z.object({
   jobExecutionsRolloutConfig: configObject.optional(),
   abortConfig: configObject.optional(),
   jobExecutionsRetryConfig: configObject.optional(),
-  schedulingConfig: configObject.optional(),
-  jobTemplateArn: z.string().optional(),
   // Accepted and ignored: tags change nothing about how the job runs.
   tags: tagList.optional(),
+};
+
+const CreateJobBody = z.object({
+  targets: z.array(z.string()).min(1, 'at least one thing or thing-group ARN is required'),
+  description: z.string().optional(),
+  targetSelection: z.enum(TARGET_SELECTIONS).optional(),
+  ...jobConfigMembers,
+  schedulingConfig: configObject.optional(),
+  jobTemplateArn: z.string().optional(),
 });
 /** CreateJob members whose behaviour the local Jobs service does not implement: refused, not ignored. */
 const CREATE_JOB_UNSUPPORTED = ['documentParameters', 'namespaceId', 'destinationPackageVersions'] as const;

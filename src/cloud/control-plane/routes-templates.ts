@@ -11,24 +11,14 @@ import {
   type Route,
   refuseUnsupported,
   sec,
-  tagList,
 } from './route-kit.ts';
-import { configObject } from './routes-jobs.ts';
+import { configObject, jobConfigMembers } from './routes-jobs.ts';
 
 const CreateJobTemplateBody = z.object({
   description: z.string({ error: 'description is required' }),
   jobArn: z.string().optional(),
-  document: z.string().optional(),
-  documentSource: z.string().optional(),
-  presignedUrlConfig: z
-    .object({ roleArn: z.string().optional(), expiresInSec: z.number().int().optional() })
-    .optional(),
-  timeoutConfig: z.object({ inProgressTimeoutInMinutes: z.number().int().optional() }).optional(),
-  jobExecutionsRolloutConfig: configObject.optional(),
-  abortConfig: configObject.optional(),
-  jobExecutionsRetryConfig: configObject.optional(),
+  ...jobConfigMembers,
   maintenanceWindows: z.array(configObject).optional(),
-  tags: tagList.optional(),
 });
 
 function templateJson(t: JobTemplateRecord) {

@@ -3,7 +3,7 @@ import { errorMessage } from '../../shared/errors.ts';
 import type { JobsContext } from './context.ts';
 import { cpErr, jobOrThrow, pageOf } from './control-plane-common.ts';
 import { documentProblem } from './document.ts';
-import { validateJobConfigs, validateMaintenanceWindows } from './job-config.ts';
+import { validateJobConfigs, validateMaintenanceWindows, withConfigsFrom } from './job-config.ts';
 import { requireDescription, TEMPLATE_ID_PATTERN } from './job-create.ts';
 import type { CreateJobTemplateInput, JobsControlPlane, JobTemplateRecord } from './types.ts';
 
@@ -32,17 +32,7 @@ export function templateOperations(ctx: JobsContext): TemplateOperations {
     const m = /^arn:aws:iot:[a-z0-9-]+:\d{12}:job\/(.+)$/.exec(input.jobArn);
     if (m === null) throw cpErr('InvalidRequestException', `jobArn ${input.jobArn} is not a job ARN`);
     const job = jobOrThrow(ctx, m[1] ?? '');
-    const merged: CreateJobTemplateInput = { ...input, document: input.document ?? job.document };
-    for (const k of [
-      'presignedUrlConfig',
-      'timeoutConfig',
-      'jobExecutionsRolloutConfig',
-      'abortConfig',
-      'jobExecutionsRetryConfig',
-    ] as const) {
-      if (merged[k] === undefined && job[k] !== undefined) Object.assign(merged, { [k]: job[k] });
-    }
-    return merged;
+    return withConfigsFrom({ ...input, document: input.document ?? job.document }, job);
   }
 
   function create(input: CreateJobTemplateInput, document: string | undefined): JobTemplateRecord {

@@ -243,6 +243,22 @@ export function validateSchedulingConfig(v: unknown, now: number, minuteMs: numb
   return out;
 }
 
+const CONFIG_KEYS = [
+  'presignedUrlConfig',
+  'timeoutConfig',
+  'jobExecutionsRolloutConfig',
+  'abortConfig',
+  'jobExecutionsRetryConfig',
+] as const satisfies readonly (keyof JobConfigs)[];
+
+/** `target` with every configuration it lacks taken from `source` (a template, a job). */
+export function withConfigsFrom<T extends JobConfigs>(target: T, source: JobConfigs): T {
+  const out: T = { ...target };
+  for (const k of CONFIG_KEYS)
+    if (out[k] === undefined && source[k] !== undefined) Object.assign(out, { [k]: source[k] });
+  return out;
+}
+
 /** The configurations jobs and templates share; undefined members stay absent. */
 export function validateJobConfigs(input: JobConfigs): JobConfigs {
   const out: JobConfigs = {};

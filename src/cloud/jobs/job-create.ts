@@ -6,7 +6,7 @@
 import type { JobsContext } from './context.ts';
 import { cpErr, groupOrThrow, requireJobId, thingOrThrow } from './control-plane-common.ts';
 import { documentProblem } from './document.ts';
-import { validateJobConfigs, validateSchedulingConfig } from './job-config.ts';
+import { validateJobConfigs, validateSchedulingConfig, withConfigsFrom } from './job-config.ts';
 import { CONTROL_CHARS } from './mqtt-requests.ts';
 import { beginJob } from './rollout.ts';
 import type { CreateJobInput, JobRecord, JobTemplateRecord, TargetSelection } from './types.ts';
@@ -44,21 +44,12 @@ export function templateOf(ctx: JobsContext, arn: string): JobTemplateRecord {
 export function withTemplate(ctx: JobsContext, input: CreateJobInput): CreateJobInput {
   if (input.jobTemplateArn === undefined) return input;
   const t = templateOf(ctx, input.jobTemplateArn);
-  const merged: CreateJobInput = { ...input };
+  const merged: CreateJobInput = withConfigsFrom(input, t);
   if (input.document === undefined && input.documentSource === undefined) {
     if (t.document !== undefined) merged.document = t.document;
     else if (t.documentSource !== undefined) merged.documentSource = t.documentSource;
   }
   if (merged.description === undefined) merged.description = t.description;
-  for (const k of [
-    'presignedUrlConfig',
-    'timeoutConfig',
-    'jobExecutionsRolloutConfig',
-    'abortConfig',
-    'jobExecutionsRetryConfig',
-  ] as const) {
-    if (merged[k] === undefined && t[k] !== undefined) Object.assign(merged, { [k]: t[k] });
-  }
   if (t.maintenanceWindows !== undefined && merged.schedulingConfig?.maintenanceWindows === undefined) {
     merged.schedulingConfig = { ...merged.schedulingConfig, maintenanceWindows: t.maintenanceWindows };
   }

@@ -15,6 +15,26 @@ import type { AbortCriteria, ExecutionRecord, JobRecord, RolloutState } from './
 /** reasonCode of a job cancelled by its abortConfig (pattern [\p{Upper}\p{Digit}_]+, as AWS requires). */
 export { ABORT_REASON_CODE };
 
+/** The rollout state of a job that starts now. */
+export const newRollout = (at: number): RolloutState => ({
+  ratePerMinute: 0,
+  level: 0,
+  minuteStart: at,
+  releasedThisMinute: 0,
+  ended: false,
+});
+
+/** The job's rollout state, ended for `reason` (no more targets are notified). */
+export const endedRollout = (
+  job: JobRecord,
+  reason: RolloutState['endReason'],
+  at: number,
+): RolloutState => ({
+  ...(job.rollout ?? newRollout(at)),
+  ended: true,
+  endReason: reason,
+});
+
 /** Runs after an execution reached a terminal status (in the same transaction). */
 export function afterTerminal(ctx: JobsContext, e: ExecutionRecord, at: number, out: Outbound[]): void {
   let job = ctx.store.getJob(e.jobId);
@@ -121,18 +141,11 @@ export function cancelJobNow(
     endExecution(ctx, e, 'CANCELED', at, out, { force: opts.force });
   store.rollout.clearBacklog(job.jobId);
   store.rollout.setWake(job.jobId, undefined);
-  const state = job.rollout ?? {
-    ratePerMinute: 0,
-    level: 0,
-    minuteStart: at,
-    releasedThisMinute: 0,
-    ended: false,
-  };
   const next: JobRecord = {
     ...job,
     status: 'CANCELED',
     lastUpdatedAt: at,
-    rollout: { ...state, ended: true, endReason },
+    rollout: endedRollout(job, endReason, at),
   };
   if (opts.force) next.forceCanceled = true;
   if (opts.comment !== undefined) next.comment = opts.comment;

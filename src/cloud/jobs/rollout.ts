@@ -16,7 +16,7 @@ import { queueExecution } from './executions.ts';
 import { parseScheduleTime } from './job-config.ts';
 import { activeWindow, nextWindowStart, upcomingWindowStarts } from './maintenance.ts';
 import type { Outbound } from './outbound.ts';
-import { cancelJobNow, maybeComplete } from './outcomes.ts';
+import { cancelJobNow, endedRollout, maybeComplete, newRollout } from './outcomes.ts';
 import type { JobRecord, RolloutState, RolloutStatus } from './types.ts';
 
 /** Shortest slot between two releases, so a tiny `--minute-ms` cannot spin the timer. */
@@ -63,14 +63,7 @@ function startRollout(ctx: JobsContext, job: JobRecord, at: number, out: Outboun
     if (m?.[1] === 'thing' && store.getThing(m[2] ?? '') !== undefined) things.add(m[2] ?? '');
     else if (m?.[1] === 'thinggroup') for (const t of store.allMembers(m[2] ?? '')) things.add(t);
   }
-  const state: RolloutState = {
-    ratePerMinute: 0,
-    level: 0,
-    minuteStart: at,
-    releasedThisMinute: 0,
-    ended: false,
-  };
-  let next: JobRecord = { ...job, status: 'IN_PROGRESS', lastUpdatedAt: at, rollout: state };
+  let next: JobRecord = { ...job, status: 'IN_PROGRESS', lastUpdatedAt: at, rollout: newRollout(at) };
   store.updateJob(next);
   if (isPaced(next)) {
     store.rollout.addToBacklog(job.jobId, things);
@@ -202,18 +195,7 @@ export function endRollout(
   at: number,
 ): JobRecord {
   ctx.store.rollout.clearBacklog(job.jobId);
-  const state = job.rollout ?? {
-    ratePerMinute: 0,
-    level: 0,
-    minuteStart: at,
-    releasedThisMinute: 0,
-    ended: false,
-  };
-  const next: JobRecord = {
-    ...job,
-    lastUpdatedAt: at,
-    rollout: { ...state, ended: true, endReason: reason },
-  };
+  const next: JobRecord = { ...job, lastUpdatedAt: at, rollout: endedRollout(job, reason, at) };
   ctx.store.updateJob(next);
   ctx.store.rollout.setWake(job.jobId, undefined);
   maybeComplete(ctx, job.jobId, at);

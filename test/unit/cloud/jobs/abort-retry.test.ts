@@ -2,18 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ABORT_REASON_CODE } from '../../../../src/cloud/jobs/outcomes.ts';
-import { cpCode, DOC, groupArn, type Harness, harness, only, T } from './harness.ts';
-
-async function fleet(h: Harness, n: number): Promise<string[]> {
-  const cp = h.svc.controlPlane;
-  cp.createThingGroup({ thingGroupName: 'fleet' });
-  const names = Array.from({ length: n }, (_, i) => `car-${i}`);
-  for (const name of names) {
-    cp.createThing({ thingName: name });
-    cp.addThingToThingGroup({ thingGroupName: 'fleet', thingName: name });
-  }
-  return names;
-}
+import { cpCode, DOC, fleet, groupArn, harness, only, T } from './harness.ts';
 
 const abortAt = (failureType: string, thresholdPercentage: number, minNumberOfExecutedThings: number) => ({
   criteriaList: [{ failureType, action: 'CANCEL', thresholdPercentage, minNumberOfExecutedThings }],
@@ -23,7 +12,7 @@ describe('abortConfig', () => {
   test('enough failures cancel the job the AWS way: queued CANCELED, in-progress run on, the reason shown', async () => {
     const h = await harness();
     try {
-      const [a, b, c, d, e] = await fleet(h, 5);
+      const [a, b, c, d, e] = fleet(h, 5);
       const cp = h.svc.controlPlane;
       cp.createJob({
         jobId: 'j',
@@ -71,7 +60,7 @@ describe('abortConfig', () => {
   test('REJECTED, TIMED_OUT and ALL count their own failures; the threshold can stay unmet', async () => {
     const h = await harness({ minuteMs: 1000 });
     try {
-      const things = await fleet(h, 6);
+      const things = fleet(h, 6);
       const cp = h.svc.controlPlane;
       cp.createJob({
         jobId: 'rej',
@@ -109,7 +98,7 @@ describe('abortConfig', () => {
   test('abortConfig is validated with AWS’s ranges', async () => {
     const h = await harness();
     try {
-      await fleet(h, 1);
+      fleet(h, 1);
       const cp = h.svc.controlPlane;
       const create = (abortConfig: unknown) => () =>
         cp.createJob({
@@ -159,7 +148,7 @@ describe('jobExecutionsRetryConfig', () => {
   test('a FAILED execution is retried as a new QUEUED execution with the next executionNumber', async () => {
     const h = await harness();
     try {
-      const [car] = await fleet(h, 1);
+      const [car] = fleet(h, 1);
       const thing = car ?? '';
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -195,7 +184,7 @@ describe('jobExecutionsRetryConfig', () => {
   test('TIMED_OUT retries need a timer; REJECTED is never retried; ALL counts both', async () => {
     const h = await harness({ minuteMs: 1000 });
     try {
-      const [a, b] = await fleet(h, 2);
+      const [a, b] = fleet(h, 2);
       const cp = h.svc.controlPlane;
       cp.createJob({
         jobId: 't',
@@ -228,7 +217,7 @@ describe('jobExecutionsRetryConfig', () => {
   test('abort cancels queued retries', async () => {
     const h = await harness();
     try {
-      const things = await fleet(h, 3);
+      const things = fleet(h, 3);
       const cp = h.svc.controlPlane;
       cp.createJob({
         jobId: 'ra',
@@ -255,7 +244,7 @@ describe('jobExecutionsRetryConfig', () => {
   test('retry settings are validated', async () => {
     const h = await harness();
     try {
-      await fleet(h, 1);
+      fleet(h, 1);
       const cp = h.svc.controlPlane;
       const create = (criteriaList: unknown) => () =>
         cp.createJob({

@@ -132,3 +132,15 @@ export function assertErrorShape(m: Msg, code: string, clientToken?: string, wit
   assert.ok(Number.isInteger(m.payload.timestamp));
   assert.ok(Math.abs(m.payload.timestamp - Date.now() / 1000) < 5, 'timestamp is in seconds');
 }
+
+/** A thing group of `n` things named `<prefix><i>` (default `car-<i>`); returns the names. */
+export function fleet(h: Harness, n: number, group = 'fleet', prefix = 'car-'): string[] {
+  const cp = h.svc.controlPlane;
+  cp.createThingGroup({ thingGroupName: group });
+  const names = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+  for (const name of names) {
+    cp.createThing({ thingName: name });
+    cp.addThingToThingGroup({ thingGroupName: group, thingName: name });
+  }
+  return names;
+}

@@ -1,22 +1,9 @@
 /** jobExecutionsRolloutConfig (AWS developer guide, "Job rollout rates"), on the fake clock. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { cpCode, DOC, groupArn, type Harness, harness, T, thingArn } from './harness.ts';
+import { cpCode, DOC, fleet, groupArn, type Harness, harness, T, thingArn } from './harness.ts';
 
 const MINUTE = 60_000;
-
-async function fleet(h: Harness, n: number, group = 'fleet'): Promise<string[]> {
-  const cp = h.svc.controlPlane;
-  cp.createThingGroup({ thingGroupName: group });
-  const names: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const name = `${group}-${String(i).padStart(3, '0')}`;
-    cp.createThing({ thingName: name });
-    cp.addThingToThingGroup({ thingGroupName: group, thingName: name });
-    names.push(name);
-  }
-  return names;
-}
 
 const notified = (h: Harness, jobId: string) => h.svc.controlPlane.describeJob(jobId).rollout.notified;
 
@@ -24,7 +11,7 @@ describe('rollout rates', () => {
   test('maximumPerMinute paces the executions; the others wait, unseen by their devices', async () => {
     const h = await harness();
     try {
-      const things = await fleet(h, 25);
+      const things = fleet(h, 25, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       cp.createJob({
         jobId: 'paced',
@@ -67,7 +54,7 @@ describe('rollout rates', () => {
   test('exponentialRate: ×incrementFactor each numberOfNotifiedThings, as in the developer guide', async () => {
     const h = await harness();
     try {
-      await fleet(h, 40);
+      fleet(h, 40, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       cp.createJob({
         jobId: 'exp',
@@ -102,7 +89,7 @@ describe('rollout rates', () => {
   test('exponentialRate by numberOfSucceededThings rises only as devices succeed; maximumPerMinute caps it', async () => {
     const h = await harness();
     try {
-      const things = await fleet(h, 30);
+      const things = fleet(h, 30, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       cp.createJob({
         jobId: 'exp-s',
@@ -131,7 +118,7 @@ describe('rollout rates', () => {
   test('a thing added to a CONTINUOUS job’s group later gets the job at once, whatever the rate', async () => {
     const h = await harness();
     try {
-      await fleet(h, 5);
+      fleet(h, 5, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       cp.createJob({
         jobId: 'cont',
@@ -152,12 +139,12 @@ describe('rollout rates', () => {
   test('rollout settings are validated with AWS’s ranges and words', async () => {
     const h = await harness();
     try {
-      await fleet(h, 1);
+      fleet(h, 1, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       const create = (jobExecutionsRolloutConfig: unknown) => () =>
         cp.createJob({
           jobId: 'bad',
-          targets: [thingArn('fleet-000')],
+          targets: [thingArn('fleet-0')],
           document: DOC,
           jobExecutionsRolloutConfig: jobExecutionsRolloutConfig as never,
         });

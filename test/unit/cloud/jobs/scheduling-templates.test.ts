@@ -1,27 +1,16 @@
 /** schedulingConfig and job templates (AWS developer guide, "Job configurations"; CreateJobTemplate). */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { cpCode, DOC, groupArn, type Harness, harness, thingArn } from './harness.ts';
+import { cpCode, DOC, fleet, groupArn, harness, thingArn } from './harness.ts';
 
 const MINUTE = 1000; // a scaled minute (--minute-ms 1000)
 const iso = (t: number) => new Date(t).toISOString();
-
-async function fleet(h: Harness, n: number): Promise<string[]> {
-  const cp = h.svc.controlPlane;
-  cp.createThingGroup({ thingGroupName: 'fleet' });
-  const names = Array.from({ length: n }, (_, i) => `car-${i}`);
-  for (const name of names) {
-    cp.createThing({ thingName: name });
-    cp.addThingToThingGroup({ thingGroupName: 'fleet', thingName: name });
-  }
-  return names;
-}
 
 describe('schedulingConfig', () => {
   test('SCHEDULED until startTime: no executions, listed as SCHEDULED; then it rolls out', async () => {
     const h = await harness({ minuteMs: MINUTE });
     try {
-      await fleet(h, 2);
+      fleet(h, 2);
       const cp = h.svc.controlPlane;
       const start = h.clock.now() + 45 * MINUTE;
       const job = cp.createJob({
@@ -52,7 +41,7 @@ describe('schedulingConfig', () => {
   test('endTime: STOP_ROLLOUT drops the waiting targets; CANCEL and FORCE_CANCEL cancel', async () => {
     const h = await harness({ minuteMs: MINUTE });
     try {
-      const things = await fleet(h, 40);
+      const things = fleet(h, 40);
       const cp = h.svc.controlPlane;
       const end = h.clock.now() + 30 * MINUTE;
       const paced = { maximumPerMinute: 1 };
@@ -103,7 +92,7 @@ describe('schedulingConfig', () => {
   test('maintenance windows: the rollout notifies only inside them', async () => {
     const h = await harness({ minuteMs: MINUTE });
     try {
-      await fleet(h, 5);
+      fleet(h, 5);
       const cp = h.svc.controlPlane;
       // Every day at 02:00 UTC for 2 (scaled) minutes.
       cp.createJob({
@@ -136,7 +125,7 @@ describe('schedulingConfig', () => {
   test('scheduling is validated: times, distances, end behavior, windows', async () => {
     const h = await harness({ minuteMs: MINUTE });
     try {
-      await fleet(h, 1);
+      fleet(h, 1);
       const cp = h.svc.controlPlane;
       const now = h.clock.now();
       const create = (schedulingConfig: unknown) => () =>
@@ -205,7 +194,7 @@ describe('job templates', () => {
   test('create, describe, list, delete; a job takes the template’s document and configurations', async () => {
     const h = await harness();
     try {
-      await fleet(h, 2);
+      fleet(h, 2);
       const cp = h.svc.controlPlane;
       const t = cp.createJobTemplate({
         jobTemplateId: 'fw-rollout',
