@@ -41,9 +41,9 @@ export interface LocalStackOptions {
   bucket?: string;
   progressPrefix?: string;
   /**
-   * Length of a Jobs "minute", so tests need not wait minutes. It scales every Jobs time alike: step and
-   * in-progress timeouts, and the lifetime of presigned URLs (`presignedUrlConfig.expiresInSec`, at
-   * least 1 s).
+   * Length of a Jobs "minute", so tests need not wait minutes. It scales every Jobs duration alike: step
+   * and in-progress timeouts, rollout rates (per minute), scheduling distances, maintenance-window
+   * durations, and the lifetime of presigned URLs (`presignedUrlConfig.expiresInSec`, at least 1 s).
    */
   minuteMs?: number;
   allowRejectFromInProgress?: boolean;
