@@ -3,10 +3,10 @@
  * per area; the matcher below serves their union. Shapes and helpers: route-kit.ts.
  */
 import type { Route } from './route-kit.ts';
+import { createRouter, type RestMatch } from './router.ts';
 import { JOB_ROUTES } from './routes-jobs.ts';
 import { TEMPLATE_ROUTES } from './routes-templates.ts';
 import { THING_ROUTES } from './routes-things.ts';
-import { createRouter, type RestMatch } from './router.ts';
 
 export type { ApiRequest, Route, RouteContext } from './route-kit.ts';
 
