@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   watch: async () => (await import('./commands/watch.ts')).registerWatchCommand,
   demo: async () => (await import('./commands/demo.ts')).registerDemoCommand,
   sim: async () => (await import('./commands/sim.ts')).registerSimCommand,
+  provision: async () => (await import('./commands/provision.ts')).registerProvisionCommand,
 };
 
 /** package.json's version: the same file from src/cli (tsx) and from dist/cli (compiled). */
