@@ -127,8 +127,9 @@ export const rebootStep: Step = {
     const r = ctx.resumed;
     if (r) {
       if (r.bootAttempts > env.config.maxBootAttempts) {
+        const n = r.bootAttempts - 1;
         throw new SelfTestError(
-          `no commit after ${r.bootAttempts - 1} boot attempts (--max-boot-attempts ${env.config.maxBootAttempts})`,
+          `no commit after ${n} boot attempt${n === 1 ? '' : 's'} (--max-boot-attempts ${env.config.maxBootAttempts})`,
         );
       }
       env.logger.info({ bootAttempts: r.bootAttempts }, 'resumed after a restart; running the self-test');

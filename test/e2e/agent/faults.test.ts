@@ -142,7 +142,7 @@ describe('device agent: the download survives a restart of the whole local stack
   test('stack closed mid-download and started again on the same ports → SUCCEEDED', async () => {
     const world = await startWorld();
     w = world;
-    const big = await putFirmware(world, ORIGINAL_KEY, 4 * SIZE);
+    const big = await putFirmware(world, ORIGINAL_KEY, 2 * SIZE);
     const thing = 'Cam_restart';
     // A slow link in front of S3 so that the download is in flight when the stack goes away.
     const proxy = await cuttingProxy(world.stack.endpoints.s3.endpoint, 0, 0, 20);

@@ -25,7 +25,7 @@ import {
  * URLs are built from parts and only ever name loopback or S3 hosts the agent maps to the local store:
  * fuzzing must not send a byte off this machine.
  */
-const COUNT = Number(process.env.OTA_FUZZ_COUNT ?? 40);
+const COUNT = Number(process.env.OTA_FUZZ_COUNT ?? 30);
 const SEED = Number(process.env.OTA_FUZZ_SEED ?? Date.now() % 100_000);
 /** A valid job after every this many mutated ones. */
 const VALID_EVERY = 10;
