@@ -254,6 +254,7 @@ class Agent {
       keepaliveSec: c.keepaliveSec,
       requestTimeoutMs: c.requestTimeoutMs,
       random: this.random,
+      timers: this.timers,
       logger: this.log,
       ...(subscribe ? { extraSubscriptions: [c.topic] } : {}),
       onMessage: (topic, payload) => this.onMessage(topic, payload),

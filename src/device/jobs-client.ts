@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { AbortedError, OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
-import { backoffDelay } from '../shared/timers.ts';
+import { backoffDelay, sleep, systemTimers, type TimerHandle, type Timers } from '../shared/timers.ts';
 import { JOBS_PREFIX, jobsTopics } from '../shared/topics.ts';
 import { JobsRequestError } from './errors.ts';
 
@@ -71,6 +71,8 @@ export interface JobsClientOptions {
   /** Connection-level errors (TLS refused, CONNACK refused, socket errors); the client keeps retrying. */
   onError?: (err: Error) => void;
   random?: () => number;
+  /** Request timeouts, retry and reconnect delays run on these (default: the system's). */
+  timers?: Timers;
   logger?: Logger;
 }
 
@@ -81,7 +83,7 @@ interface Pending {
   jobId: string | undefined;
   resolve: (msg: Record<string, unknown>) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 type Handler = (msg: Record<string, unknown>, jobId: string | undefined) => void;
@@ -109,10 +111,11 @@ export class JobsClient {
   private readonly pending = new Map<string, Pending>();
   private readonly handlers: ReadonlyMap<string, Handler>;
   private readonly random: () => number;
+  private readonly timers: Timers;
   private client: MqttClient | undefined;
   private _state: ConnectionState = 'idle';
   private attempt = 0;
-  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: TimerHandle | undefined;
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private everReady = false;
   private ready = false;
@@ -122,6 +125,7 @@ export class JobsClient {
   constructor(opts: JobsClientOptions) {
     this.opts = opts;
     this.log = opts.logger ?? silentLogger;
+    this.timers = opts.timers ?? systemTimers;
     this.topics = jobsTopics(opts.thingName);
     this.prefix = `${JOBS_PREFIX(opts.thingName)}/`;
     this.random = opts.random ?? Math.random;
@@ -268,7 +272,7 @@ export class JobsClient {
       this.random,
     );
     this.log.info({ delay, attempt: this.attempt }, 'mqtt connection closed; reconnecting');
-    this.reconnectTimer = setTimeout(() => {
+    this.reconnectTimer = this.timers.setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this._state !== 'reconnecting') return;
       this.transition('connecting');
@@ -327,7 +331,7 @@ export class JobsClient {
       return;
     }
     this.pending.delete(token as string);
-    clearTimeout(p.timer);
+    this.timers.clearTimeout(p.timer);
     if (ok) p.resolve(msg);
     else {
       p.reject(
@@ -355,7 +359,7 @@ export class JobsClient {
         if (!(err instanceof JobsRequestError) || !err.retryable || i + 1 >= attempts) throw err;
         const delay = backoffDelay(i, 500, 20_000, this.random);
         this.log.warn({ kind, jobId, code: err.jobsCode, delay }, 'jobs request failed; retrying');
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay, { timers: this.timers });
         if (this._state === 'closed') throw new AbortedError('jobs client closed');
       }
     }
@@ -371,7 +375,7 @@ export class JobsClient {
     const clientToken = randomUUID();
     const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
     const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.timers.setTimeout(() => {
         this.pending.delete(clientToken);
         reject(new JobsRequestError('Timeout', `no reply to ${kind} within ${timeoutMs} ms`));
       }, timeoutMs);
@@ -470,13 +474,13 @@ export class JobsClient {
     if (this._state === 'closed') return;
     this.transition('closed');
     this.ready = false;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.reconnectTimer) this.timers.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     const err = new AbortedError('jobs client closed');
     for (const w of this.readyWaiters) w.reject(err);
     this.readyWaiters = [];
     for (const [token, p] of this.pending) {
-      clearTimeout(p.timer);
+      this.timers.clearTimeout(p.timer);
       p.reject(err);
       this.pending.delete(token);
     }
