@@ -46,13 +46,16 @@ async function runHook(
   return true;
 }
 
-/** statusDetails.step for an operator; best effort (the step goes on when the connection is down). */
-async function announce(env: StepEnv, step: string): Promise<void> {
-  try {
-    await env.progress.step(step);
-  } catch (err) {
+/**
+ * statusDetails.step for an operator; best effort (the step goes on when the connection is down). Only
+ * `rebooting` is waited for: the operator must see it before the device goes quiet; the others must not
+ * hold the install up for a Jobs request's timeouts.
+ */
+async function announce(env: StepEnv, step: string, wait = false): Promise<void> {
+  const sent = env.progress.step(step).catch((err: unknown) => {
     env.logger.warn({ step, err: errorMessage(err) }, 'could not update statusDetails.step');
-  }
+  });
+  if (wait) await sent;
 }
 
 /**
@@ -136,7 +139,7 @@ export const rebootStep: Step = {
       return undefined;
     }
     if (!env.hooks.install || !env.hooks.reboot) return undefined;
-    await announce(env, 'rebooting');
+    await announce(env, 'rebooting', true);
     // Not tied to the agent's signal: a reboot that stops the agent must not be killed by that stop.
     await runHook('reboot', ctx, env, undefined);
     return { end: 'rebooting' };
