@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { OtaError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
-import { systemTimers, type Timers } from '../shared/timers.ts';
+import { systemTimers, type TimerHandle, type Timers } from '../shared/timers.ts';
 import type { AgentConfig } from './config.ts';
 
 /**
@@ -89,27 +89,22 @@ export function shellHook(
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       });
-      let stderr = '';
-      const lines = (stream: 'stdout' | 'stderr') => {
-        let buf = '';
-        return (chunk: Buffer) => {
-          const text = chunk.toString('utf8');
-          if (stream === 'stderr') stderr = (stderr + text).slice(-4 * STDERR_TAIL);
-          buf += text;
-          const parts = buf.split('\n');
-          buf = (parts.pop() ?? '').slice(-64 * 1024);
-          for (const line of parts) emit(line, stream);
-        };
-      };
       const emit = (line: string, stream: 'stdout' | 'stderr') => {
-        if (line === '') return;
         call.logger[stream === 'stderr' ? 'warn' : 'info']({ hook: name, stream }, line.slice(0, 2000));
         call.onOutput?.(line, stream);
       };
-      child.stdout.on('data', lines('stdout'));
-      child.stderr.on('data', lines('stderr'));
+      let stderr = '';
+      child.stdout.on(
+        'data',
+        lineSplitter((l) => emit(l, 'stdout')),
+      );
+      const stderrLines = lineSplitter((l) => emit(l, 'stderr'));
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr = (stderr + chunk.toString('utf8')).slice(-4 * STDERR_TAIL);
+        stderrLines(chunk);
+      });
       let why: 'timeout' | 'abort' | undefined;
-      let killTimer: ReturnType<Timers['setTimeout']> | undefined;
+      let killTimer: TimerHandle | undefined;
       const kill = (reason: 'timeout' | 'abort') => {
         if (why || child.exitCode !== null) return;
         why = reason;
@@ -132,14 +127,7 @@ export function shellHook(
         done();
         if (code === 0 && !why) return resolve();
         const tail = ellipsis(stderr, STDERR_TAIL);
-        const how =
-          why === 'timeout'
-            ? `timed out after ${Math.round(opts.timeoutMs / 1000)} s`
-            : why === 'abort'
-              ? 'was stopped'
-              : code !== null
-                ? `exited with code ${code}`
-                : `was killed by ${signal}`;
+        const how = howItEnded(why, code, signal, opts.timeoutMs);
         reject(
           new HookError(name, `${name} command ${how}${tail ? `: ${tail}` : ''}`, {
             ...(code !== null ? { exitCode: code } : {}),
@@ -148,6 +136,28 @@ export function shellHook(
         );
       });
     });
+}
+
+/** Calls `onLine` for each complete, non-empty line of a byte stream (a partial line is bounded). */
+function lineSplitter(onLine: (line: string) => void): (chunk: Buffer) => void {
+  let buf = '';
+  return (chunk) => {
+    buf += chunk.toString('utf8');
+    const parts = buf.split('\n');
+    buf = (parts.pop() ?? '').slice(-64 * 1024);
+    for (const line of parts) if (line !== '') onLine(line);
+  };
+}
+
+function howItEnded(
+  why: 'timeout' | 'abort' | undefined,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  timeoutMs: number,
+): string {
+  if (why === 'timeout') return `timed out after ${Math.round(timeoutMs / 1000)} s`;
+  if (why === 'abort') return 'was stopped';
+  return code !== null ? `exited with code ${code}` : `was killed by ${signal}`;
 }
 
 function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {

@@ -100,24 +100,7 @@ export function registerDemoCommand(program: Command): void {
         // On loopback the image arrives in a fraction of a second; a paced link makes the progress visible.
         if (flags.rate > 0) link = await startPacedLink(endpoints.s3.endpoint, flags.rate * 1e6);
 
-        // The device's own folders start empty on every run, so the installed version is 41811019 again.
-        const deviceDir = join(dataDir, 'device');
-        rmSync(deviceDir, { recursive: true, force: true });
-        const slots = join(deviceDir, 'slots');
-        const config = resolveAgentConfig({
-          flags: {
-            local: dataDir,
-            thingName: DEMO.thing,
-            currentVersion: DEMO.currentVersion,
-            downloadDir: join(deviceDir, 'firmware'),
-            stateDir: join(deviceDir, 'state'),
-            slots,
-            once: true,
-            logLevel: flags.logLevel,
-            ...(link ? { s3Endpoint: link.endpoint } : {}),
-          },
-          env: {},
-        });
+        const { config, slots } = demoDeviceConfig(dataDir, flags.logLevel, link);
         say(
           `[5/7] agent ${DEMO.thing} at version ${DEMO.currentVersion}, A/B slots in ${slots} (slot a runs); watcher on CarVi/test/firmware/+` +
             (link
@@ -297,4 +280,30 @@ async function printOutcome(
       `installed version now ${second.currentVersion}; slot ${s.current} runs, slot ${s.committed} is committed`,
   );
   return e;
+}
+
+/** The demo device's agent config: fresh folders on every run (so it is at 41811019 again), A/B slots. */
+function demoDeviceConfig(
+  dataDir: string,
+  logLevel: string,
+  link: PacedLink | undefined,
+): { config: AgentConfig; slots: string } {
+  const deviceDir = join(dataDir, 'device');
+  rmSync(deviceDir, { recursive: true, force: true });
+  const slots = join(deviceDir, 'slots');
+  const config = resolveAgentConfig({
+    flags: {
+      local: dataDir,
+      thingName: DEMO.thing,
+      currentVersion: DEMO.currentVersion,
+      downloadDir: join(deviceDir, 'firmware'),
+      stateDir: join(deviceDir, 'state'),
+      slots,
+      once: true,
+      logLevel,
+      ...(link ? { s3Endpoint: link.endpoint } : {}),
+    },
+    env: {},
+  });
+  return { config, slots };
 }
