@@ -47,6 +47,11 @@ export interface LocalStackOptions {
    */
   minuteMs?: number;
   allowRejectFromInProgress?: boolean;
+  /**
+   * Serve S3 over HTTPS (a server certificate from the stack's CA, the broker's), as real S3 is; default
+   * plain HTTP. endpoints.json's `s3.endpoint` then says https, and clients trust `rootCA` for it.
+   */
+  s3Tls?: boolean;
   /** Things to ensure at start; default ['RaspberryPi_2']. */
   things?: string[];
   logger?: Logger;
@@ -186,6 +191,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       buckets: [bucket],
       region,
       credentials,
+      ...(options.s3Tls ? { tls: { cert: ca.serverCertPem, key: ca.serverKeyPem } } : {}),
       logger: logger.child({ component: 'object-store' }),
     });
     opened.push(() => objectStore.close());

@@ -403,8 +403,11 @@ class Agent {
   }
 
   private openSource(src: ResolvedSource): DownloadSource {
-    if (src.kind === 's3') return new S3Source(this.s3For(src), src.bucket, src.key);
-    return new HttpSource(src.url);
+    // `--local` against `ota dev --s3-tls`: the stack's CA signs its S3 certificate, so it is trusted for
+    // downloads too (besides Node's roots). Against AWS no CA is added: the same TLS path, default roots.
+    const tls = this.cfg.local && this.pems?.ca ? { ca: this.pems.ca } : {};
+    if (src.kind === 's3') return new S3Source(this.s3For(src), src.bucket, src.key, tls);
+    return new HttpSource(src.url, tls);
   }
 
   private async runJob(jobs: JobsClient, exec: JobExecution): Promise<void> {

@@ -1,3 +1,5 @@
+import { Agent as HttpsAgent } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 
 export interface S3Credentials {
@@ -18,9 +20,25 @@ export interface S3Credentials {
  *   bodies are simpler, cheaper and what older clients (boto3 < 1.36) send anyway.
  * - `responseChecksumValidation: 'WHEN_REQUIRED'`: do not ask for `x-amz-checksum-mode: ENABLED`; the
  *   store never returns checksum headers.
+ * - `ca` (PEM): for an https endpoint (`ota dev --s3-tls`), the local CA is trusted in addition to the
+ *   usual roots.
  */
-export function localS3ClientConfig(endpoint: string, creds: S3Credentials, region: string): S3ClientConfig {
+export function localS3ClientConfig(
+  endpoint: string,
+  creds: S3Credentials,
+  region: string,
+  opts: { ca?: string } = {},
+): S3ClientConfig {
+  const tls =
+    opts.ca && endpoint.startsWith('https:')
+      ? {
+          requestHandler: {
+            httpsAgent: new HttpsAgent({ keepAlive: true, ca: [...rootCertificates, opts.ca] }),
+          },
+        }
+      : {};
   return {
+    ...tls,
     endpoint,
     region,
     credentials: {

@@ -19,6 +19,7 @@ export function registerDevCommand(program: Command): void {
       DEV_DEFAULT_PORTS.iot,
     )
     .option('--s3-port <port>', 'S3 API port', parsePort('--s3-port'), DEV_DEFAULT_PORTS.s3)
+    .option('--s3-tls', 'serve S3 over HTTPS with a certificate from the local CA (as real S3 is)')
     .option(
       '--anonymous-port <port>',
       'also open a plain-TCP MQTT listener without authentication (read-only)',
@@ -41,6 +42,7 @@ export function registerDevCommand(program: Command): void {
         wsPort: flags.wsPort,
         iotPort: flags.iotPort,
         s3Port: flags.s3Port,
+        s3Tls: flags.s3Tls === true,
         anonymousPort: flags.anonymousPort,
         progressPrefix: flags.progressPrefix,
         minuteMs: flags.minuteMs,
