@@ -251,7 +251,7 @@ export interface DownloadOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   random?: () => number;
-  /** Size of each staging (write) buffer; up to 5 are in use (default 1 MiB, less for small images). */
+  /** Size of each staging (write) buffer; up to 5 are in use (default 256 KiB, less for small images). */
   highWaterMark?: number;
   logger?: Logger;
 }
@@ -352,7 +352,7 @@ async function hashPrefix(path: string, length: number, hash: Hash, signal?: Abo
 }
 
 /**
- * Copies body bytes into staging buffers of `stageSize` (default 1 MiB) and writes each full one with
+ * Copies body bytes into staging buffers of `stageSize` (default 256 KiB) and writes each full one with
  * `fs.write` at its explicit position, up to `maxInFlight` writes at once on the threadpool while reading
  * continues. Completed writes are hashed and counted strictly in file order, so `written` is always the
  * length of the valid on-disk prefix of the `.part` file (the resume offset) and the hash covers exactly
@@ -579,9 +579,10 @@ export async function downloadFirmware(opts: DownloadOptions): Promise<DownloadR
   const baseDelay = opts.baseDelayMs ?? 500;
   const maxDelay = opts.maxDelayMs ?? 30_000;
   const random = opts.random ?? Math.random;
-  // Staging buffer size: 1 MiB writes for large images, but at most 1/16 of the image (≥ 64 KiB) so a
-  // fleet of small downloads in one process (ota sim) does not hold 5 MiB per device.
-  const hwm = opts.highWaterMark ?? Math.min(1 << 20, Math.max(64 * 1024, Math.ceil(expectedSize / 16)));
+  // Staging buffer size: 256 KiB writes (up to 5 buffers, 1.25 MiB: 1 MiB writes held 5 MiB of the
+  // agent's ≤ 64 MiB and were no faster, docs/benchmarks.md), at most 1/16 of the image (≥ 64 KiB) so a
+  // fleet of small downloads in one process (ota sim) holds little per device.
+  const hwm = opts.highWaterMark ?? Math.min(256 * 1024, Math.max(64 * 1024, Math.ceil(expectedSize / 16)));
   const signal = opts.signal ?? new AbortController().signal;
   const paths = partPaths(dir, fileName);
   let source = opts.source;
