@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { rootCertificates } from 'node:tls';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 
@@ -22,6 +23,8 @@ export interface S3Credentials {
  * - `ca` (PEM): for an https endpoint (`ota dev --s3-tls`), the local CA is trusted in addition to the
  *   usual roots.
  */
+const require = createRequire(import.meta.url);
+
 export function localS3ClientConfig(
   endpoint: string,
   creds: S3Credentials,
@@ -32,9 +35,13 @@ export function localS3ClientConfig(
     opts.ca && endpoint.startsWith('https:')
       ? {
           requestHandler: {
-            // Agent options, not an Agent: the device agent imports this module, and loading node:https
-            // at its start-up costs ~20 ms for a path it rarely takes.
-            httpsAgent: { keepAlive: true, ca: [...rootCertificates, opts.ca] },
+            // An Agent, not Agent options: with options the SDK's handler verifies streaming uploads
+            // without `ca` (seen with @smithy/node-http-handler 4.x). node:https is loaded here, on this
+            // path only: the device agent imports this module, and loading it costs ~20 ms at start-up.
+            httpsAgent: new (require('node:https') as typeof import('node:https')).Agent({
+              keepAlive: true,
+              ca: [...rootCertificates, opts.ca],
+            }),
           },
         }
       : {};

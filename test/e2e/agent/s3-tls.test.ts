@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { IoTClient } from '@aws-sdk/client-iot';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { s3ClientFor } from '../../../src/operator/clients.ts';
+import { putFirmware as putFirmwareFile } from '../../../src/operator/firmware.ts';
 import { startTestStack } from '../../helpers/stack.ts';
 import {
   agentConfig,
@@ -63,6 +64,22 @@ describe('device agent against a local stack serving S3 over HTTPS', () => {
     assert.equal(job?.status, 'SUCCEEDED', job?.reason);
     assert.equal(job?.sourceKind, 's3');
     assert.equal(sha256(readFileSync(join(config.downloadDir, 'cv150_ubifs.img'))), sha256(firmware));
+  });
+
+  test('operator upload of a file (a streaming PutObject) over https trusts the local CA', async () => {
+    // A streaming body takes another path in the SDK's handler than a Buffer: with https.Agent options
+    // instead of an Agent it ignored `ca` there ("unable to verify the first certificate").
+    const file = join(w.dir, 'upload.img');
+    writeFileSync(file, firmware);
+    const put = await putFirmwareFile({
+      file,
+      key: 'firmware/tls/upload.img',
+      version: '2',
+      bucket: w.bucket,
+      region: w.stack.endpoints.region,
+      s3: w.s3,
+    });
+    assert.equal(put.document.firmware.sha256, sha256(firmware));
   });
 
   test('presigned URL placeholder → an https presigned URL, SUCCEEDED', async () => {
