@@ -67,10 +67,12 @@ describe('device agent against a local stack serving S3 over HTTPS', () => {
   });
 
   test('operator upload of a file (a streaming PutObject) over https trusts the local CA', async () => {
-    // A streaming body takes another path in the SDK's handler than a Buffer: with https.Agent options
-    // instead of an Agent it ignored `ca` there ("unable to verify the first certificate").
+    // A streaming body over 2 MB (the SDK sends it with Expect: 100-continue) takes another path in the
+    // SDK's handler: with https.Agent options instead of an Agent it ignored `ca` there ("unable to
+    // verify the first certificate").
     const file = join(w.dir, 'upload.img');
-    writeFileSync(file, firmware);
+    const big = Buffer.concat([firmware, firmware, firmware]);
+    writeFileSync(file, big);
     const put = await putFirmwareFile({
       file,
       key: 'firmware/tls/upload.img',
@@ -79,7 +81,7 @@ describe('device agent against a local stack serving S3 over HTTPS', () => {
       region: w.stack.endpoints.region,
       s3: w.s3,
     });
-    assert.equal(put.document.firmware.sha256, sha256(firmware));
+    assert.equal(put.document.firmware.sha256, sha256(big));
   });
 
   test('presigned URL placeholder → an https presigned URL, SUCCEEDED', async () => {
