@@ -8,6 +8,9 @@
  * node:http, both transports), startup (`ota agent --once`, empty queue), gib (1 GiB whole OTA of the
  * `ota agent` CLI vs curl + sync, curl and boto3; the CLI's peak RSS), fleet.
  *
+ * `--baseline DIR` (a built checkout of an earlier commit) adds its `ota agent` to the startup and gib
+ * sections, side by side: the before/after figures.
+ *
  * The local stack runs in its own process (`node bin/ota.js dev`, compiled), each agent, curl, boto3 and
  * HTTP client in its own process, measured the same way (bench/lib/measure.ts). Comparisons are
  * interleaved, rotating which goes first, and ratios pair adjacent runs. It never asserts a time: it
@@ -45,7 +48,15 @@ const ONLY = (() => {
   return set;
 })();
 const want = (k: (typeof SECTIONS)[number]) => !ONLY || ONLY.has(k);
-const P = QUICK ? QUICK_PARAMS : FULL_PARAMS;
+const BASELINE = (() => {
+  const i = process.argv.indexOf('--baseline');
+  if (i < 0) return undefined;
+  const dir = process.argv[i + 1] ?? '';
+  if (!existsSync(join(dir, 'bin/ota.js')) || !existsSync(join(dir, 'dist/cli/main.js')))
+    throw new Error(`--baseline ${dir}: not a built checkout (bin/ota.js and dist/cli/main.js)`);
+  return dir;
+})();
+const P = { ...(QUICK ? QUICK_PARAMS : FULL_PARAMS), ...(BASELINE ? { baseline: BASELINE } : {}) };
 
 function machine() {
   const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';

@@ -60,7 +60,9 @@ export function table(r: Record<string, unknown>): string {
   }
 
   const c = r.clients as Record<string, Record<string, Rec>> | undefined;
+  const floor = c?.tlsCipherFloor as { cpuPerGiB?: number } | undefined;
   for (const [transport, byClient] of Object.entries(c ?? {})) {
+    if (transport === 'tlsCipherFloor') continue;
     for (const [client, x] of Object.entries(byClient)) {
       rows.push([
         `HTTP client ${client}, ${transport}: transfer CPU s/GiB · MiB/s · load+first-GET CPU · peak RSS`,
@@ -71,6 +73,13 @@ export function table(r: Record<string, unknown>): string {
     }
   }
 
+  if (floor?.cpuPerGiB !== undefined)
+    rows.push([
+      'TLS floor: AES-256-GCM, 16 KiB records (`openssl speed`), CPU s/GiB',
+      f(floor.cpuPerGiB, 3),
+      '(info: raw https − raw http ≥ this)',
+      '',
+    ]);
   const s = r.startup as Rec | undefined;
   if (s) {
     rows.push(
@@ -98,6 +107,22 @@ export function table(r: Record<string, unknown>): string {
         '',
         '',
       ],
+      [
+        "`ota agent --once` without the launcher's V8 flags: exit · CPU · peak RSS",
+        `${fd(d(s, 'noFlagsExitMs'), 0)} ms · ${fd(d(s, 'noFlagsCpuMs'), 0)} ms · ${fd(d(s, 'noFlagsPeakRssMiB'), 1)} MiB`,
+        '(A/B)',
+        '',
+      ],
+      ...(s.baselineExitMs
+        ? [
+            [
+              'BEFORE (`--baseline`) `ota agent --once`: exit · CPU · peak RSS',
+              `${fd(d(s, 'baselineExitMs'), 0)} ms · ${fd(d(s, 'baselineCpuMs'), 0)} ms · ${fd(d(s, 'baselinePeakRssMiB'), 1)} MiB`,
+              '(before)',
+              '',
+            ] as Row,
+          ]
+        : []),
       [
         'bare `node -e 0`: wall · peak RSS',
         `${fd(d(s, 'bareNodeMs'), 0)} ms · ${fd(d(s, 'bareNodePeakRssMiB'), 1)} MiB`,
@@ -151,6 +176,16 @@ export function table(r: Record<string, unknown>): string {
         '≤ 64 MiB',
         ok(d(g, 'agentPeakRssMiB').median <= 64),
       ],
+      ...(g.baselineSec
+        ? [
+            [
+              `BEFORE (\`--baseline\`) ${size}: whole OTA · / (curl + sync) · CPU s/GiB · peak RSS (and at ${mib(g.smallSize as number)})`,
+              `${fd(d(g, 'baselineSec'), 3)} s · ${fd(d(g, 'baselineRatioCurlSync'))} · ${fd(d(g, 'baselineCpuPerGiB'))} · ${f(d(g, 'baselinePeakRssMiB').median, 1)} MiB (${f(d(g, 'baselineSmallPeakRssMiB').median, 1)} MiB)`,
+              '(before)',
+              '',
+            ] as Row,
+          ]
+        : []),
       [
         `Peak RSS curl${g.boto3PeakRssMiB ? ' / boto3' : ''}, ${size}`,
         `${f(d(g, 'curlPeakRssMiB').median, 1)}${g.boto3PeakRssMiB ? ` / ${f(d(g, 'boto3PeakRssMiB').median, 1)}` : ''} MiB`,

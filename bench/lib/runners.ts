@@ -90,19 +90,20 @@ export interface CliRun extends Measured {
  * `node bin/ota.js agent --local ... --once` exactly as a user runs it (the launcher, the CLI, the
  * agent), whole process. With an image it first creates a job for it and checks the file's sha256.
  * `debugLog` turns on `--log-level debug` to read when MQTT connected and when the connection closed.
+ * `root`: another checkout's bin/ota.js (built), for the before/after runs of `--baseline`.
  */
 export async function runCliAgent(
   stack: Stack,
   thing: string,
   scratch: string,
-  opts: { image?: Image; debugLog?: boolean; env?: NodeJS.ProcessEnv } = {},
+  opts: { image?: Image; debugLog?: boolean; env?: NodeJS.ProcessEnv; root?: string } = {},
 ): Promise<CliRun> {
   const jobId = opts.image ? await newJob(stack, thing, opts.image) : undefined;
   const downloadDir = join(scratch, `cli-agent-${++jobCounter}`);
   const m = await measure(
     [
       process.execPath,
-      join(ROOT, 'bin/ota.js'),
+      join(opts.root ?? ROOT, 'bin/ota.js'),
       'agent',
       '--local',
       stack.dataDir,

@@ -12,6 +12,27 @@ import type { Params } from './params.ts';
 export const CLIENTS = ['raw', 'undici-request', 'undici-dispatch', 'node-http'] as const;
 type Client = (typeof CLIENTS)[number];
 
+/**
+ * The floor of any TLS reader's extra CPU: AES-256-GCM (what TLS 1.3 between Node peers negotiates,
+ * TLS_AES_256_GCM_SHA384) over 16 KiB records, from `openssl speed` — the same OpenSSL code, without
+ * sockets or framing. (Node's Decipher.update in a loop measured ~10× slower than this: a Buffer per
+ * call.) Seconds of CPU per GiB, or undefined without openssl.
+ */
+async function cipherFloorSecPerGiB(): Promise<number | undefined> {
+  const m = await measure([
+    'openssl',
+    'speed',
+    '-evp',
+    'aes-256-gcm',
+    '-seconds',
+    '1',
+    '-bytes',
+    '16384',
+  ]).catch(() => undefined);
+  const kBps = /^AES-256-GCM\s+([\d.]+)k/m.exec(m?.stdout ?? '')?.[1];
+  return kBps ? GiB / (Number(kBps) * 1000) : undefined;
+}
+
 interface ClientRun {
   client: Client;
   status: number;
@@ -27,7 +48,12 @@ async function runClient(stack: Stack, image: Image, client: Client): Promise<Cl
   const m: Measured = await measure([
     process.execPath,
     join(ROOT, 'bench/http-client-child.mjs'),
-    JSON.stringify({ client, url, ...(stack.tls ? { caFile: stack.endpoints.rootCA } : {}) }),
+    JSON.stringify({
+      client,
+      url,
+      bytes: image.size,
+      ...(stack.tls ? { caFile: stack.endpoints.rootCA } : {}),
+    }),
   ]);
   let r: ClientRun | undefined;
   try {
@@ -56,13 +82,14 @@ export async function clients(stacks: Stack[], scratch: string, P: Params) {
     const transport = stack.tls ? 'https' : 'http';
     log(`clients (${transport}): ${P.throughputSize} bytes, ${P.clientRuns} runs each, interleaved`);
     const img = await uploadImage(stack, scratch, P.throughputSize);
+    const names: Client[] = [...CLIENTS];
     const runs = await interleave(
       P.clientRuns,
-      CLIENTS.map((c) => () => runClient(stack, img, c)),
+      names.map((c) => () => runClient(stack, img, c)),
     );
     const g = P.throughputSize / GiB;
     out[transport] = Object.fromEntries(
-      CLIENTS.map((c, i) => {
+      names.map((c, i) => {
         const rs = runs[i] ?? [];
         return [
           c,
@@ -76,5 +103,7 @@ export async function clients(stacks: Stack[], scratch: string, P: Params) {
       }),
     );
   }
+  const floor = await cipherFloorSecPerGiB();
+  if (floor !== undefined) out.tlsCipherFloor = { cpuPerGiB: floor };
   return out;
 }

@@ -108,13 +108,19 @@ export async function gib(stack: Stack, thing: string, scratch: string, P: Param
     () => runCurl(stack, img, scratch),
   ];
   if (boto3) fns.push(() => runBoto3(stack, img, scratch));
-  const [agent = [], curlSync = [], curl = [], boto = []] = await interleave(P.gibRuns, fns);
+  if (P.baseline) fns.push(() => runCliAgent(stack, thing, scratch, { image: img, root: P.baseline }));
+  const runs = await interleave(P.gibRuns, fns);
+  const [agent = [], curlSync = [], curl = []] = runs;
+  const boto = boto3 ? (runs[3] ?? []) : [];
+  const base = P.baseline ? (runs.at(-1) ?? []) : [];
   const w = (xs: Measured[]) => xs.map((r) => r.wallSec);
   const g = P.gibSize / GiB;
   log(`footprint: ota agent CLI on ${P.throughputSize} bytes, ${P.runs} runs`);
   const smallImg = await uploadImage(stack, scratch, P.throughputSize);
-  const small: Measured[] = [];
-  for (let i = 0; i < P.runs; i++) small.push(await runCliAgent(stack, thing, scratch, { image: smallImg }));
+  const smallFns = [() => runCliAgent(stack, thing, scratch, { image: smallImg })];
+  if (P.baseline)
+    smallFns.push(() => runCliAgent(stack, thing, scratch, { image: smallImg, root: P.baseline }));
+  const [small = [], smallBase = []] = await interleave(P.runs, smallFns);
   return {
     size: P.gibSize,
     agentSec: dist(w(agent)),
@@ -132,5 +138,14 @@ export async function gib(stack: Stack, thing: string, scratch: string, P: Param
     ...(boto3 ? { boto3PeakRssMiB: dist(boto.map((r) => r.maxRssKiB / 1024)) } : {}),
     smallSize: P.throughputSize,
     smallAgentPeakRssMiB: dist(small.map((r) => r.maxRssKiB / 1024)),
+    ...(P.baseline
+      ? {
+          baselineSec: dist(w(base)),
+          baselineRatioCurlSync: ratios(w(base), w(curlSync)),
+          baselineCpuPerGiB: dist(base.map((r) => cpuSec(r) / g)),
+          baselinePeakRssMiB: dist(base.map((r) => r.maxRssKiB / 1024)),
+          baselineSmallPeakRssMiB: dist(smallBase.map((r) => r.maxRssKiB / 1024)),
+        }
+      : {}),
   };
 }

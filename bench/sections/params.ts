@@ -4,6 +4,11 @@ import { GiB, MiB } from '../lib/measure.ts';
 export const ORIGINAL_SIZE = 87_232_512;
 
 export interface Params {
+  /**
+   * `--baseline DIR`: a built checkout of an earlier commit; its `ota agent` runs side by side with this
+   * one in the startup and gib sections (the "before" of docs/benchmarks.md).
+   */
+  baseline?: string;
   throughputSize: number;
   runs: number;
   memSmall: number;

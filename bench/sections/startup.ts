@@ -10,14 +10,15 @@ import type { Params } from './params.ts';
 
 export async function startup(stack: Stack, thing: string, scratch: string, P: Params) {
   log(`startup: ota agent --once on an empty queue, ${P.startupRuns} runs each, interleaved`);
-  const [silent = [], debug = [], bare = []] = await interleave<Measured & { connectedMs?: number }>(
-    P.startupRuns,
-    [
-      () => runCliAgent(stack, thing, scratch),
-      () => runCliAgent(stack, thing, scratch, { debugLog: true }),
-      () => measure([process.execPath, '-e', '0']),
-    ],
-  );
+  const fns: Array<() => Promise<Measured>> = [
+    () => runCliAgent(stack, thing, scratch),
+    () => runCliAgent(stack, thing, scratch, { debugLog: true }),
+    () => measure([process.execPath, '-e', '0']),
+    // The launcher's V8 flags off (OTA_AGENT_V8_FLAGS=''), everything else the same: their effect alone.
+    () => runCliAgent(stack, thing, scratch, { env: { ...process.env, OTA_AGENT_V8_FLAGS: '' } }),
+  ];
+  if (P.baseline) fns.push(() => runCliAgent(stack, thing, scratch, { root: P.baseline }));
+  const [silent = [], debug = [], bare = [], noFlags = [], base = []] = await interleave(P.startupRuns, fns);
   const ms = (xs: Array<number | undefined>) => dist(xs.map((x) => x ?? Number.NaN));
   return {
     onceExitMs: ms(silent.map((r) => r.wallSec * 1000)),
@@ -27,6 +28,16 @@ export async function startup(stack: Stack, thing: string, scratch: string, P: P
     startNextAnsweredMs: ms(debug.map((r) => (r as { startNextAnsweredMs?: number }).startNextAnsweredMs)),
     bareNodeMs: ms(bare.map((r) => r.wallSec * 1000)),
     bareNodePeakRssMiB: ms(bare.map((r) => r.maxRssKiB / 1024)),
-    nodeExtraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? '',
+    noFlagsExitMs: ms(noFlags.map((r) => r.wallSec * 1000)),
+    noFlagsCpuMs: ms(noFlags.map((r) => cpuSec(r) * 1000)),
+    noFlagsPeakRssMiB: ms(noFlags.map((r) => r.maxRssKiB / 1024)),
+    ...(P.baseline
+      ? {
+          baselineExitMs: ms(base.map((r) => r.wallSec * 1000)),
+          baselineCpuMs: ms(base.map((r) => cpuSec(r) * 1000)),
+          baselinePeakRssMiB: ms(base.map((r) => r.maxRssKiB / 1024)),
+        }
+      : {}),
+    nodeExtraCaCerts: process.env.NODE_EXTRA_CA_CERTS ?? '(unset)',
   };
 }
