@@ -165,6 +165,12 @@ export function table(r: Record<string, unknown>): string {
       ],
       [`${size}: CPU agent / curl`, fd(d(g, 'ratioCpu')), '≤ 2', ok(d(g, 'ratioCpu').median <= 2)],
       [
+        `${size}: CPU s/GiB curl -o + sync (sync's writeback counted)`,
+        fd(d(g, 'curlSyncCpuPerGiB')),
+        '(info)',
+        '',
+      ],
+      [
         `Peak RSS \`ota agent\` CLI, ${mib(g.smallSize as number)}`,
         `${fd(d(g, 'smallAgentPeakRssMiB'), 1)} MiB`,
         '≤ 64 MiB',

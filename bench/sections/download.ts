@@ -131,6 +131,7 @@ export async function gib(stack: Stack, thing: string, scratch: string, P: Param
     ratioCurl: ratios(w(agent), w(curl)),
     agentCpuPerGiB: dist(agent.map((r) => cpuSec(r) / g)),
     curlCpuPerGiB: dist(curl.map((r) => cpuSec(r) / g)),
+    curlSyncCpuPerGiB: dist(curlSync.map((r) => cpuSec(r) / g)),
     ratioCpu: ratios(agent.map(cpuSec), curl.map(cpuSec)),
     ...(boto3 ? { boto3CpuPerGiB: dist(boto.map((r) => cpuSec(r) / g)) } : {}),
     agentPeakRssMiB: dist(agent.map((r) => r.maxRssKiB / 1024)),
