@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { CLIENT_ID_POLICIES } from '../../cloud/broker/types.ts';
 import { resolveDataDir } from '../../shared/endpoints.ts';
 import { createLogger } from '../../shared/log.ts';
 import { dataDirOption, parsePort, parsePositiveInt } from '../options.ts';
@@ -13,6 +14,12 @@ export function registerDevCommand(program: Command): void {
     .option('--mqtt-port <port>', 'MQTT over TLS port', parsePort('--mqtt-port'), DEV_DEFAULT_PORTS.mqtt)
     .option('--ws-port <port>', 'MQTT over WebSocket port', parsePort('--ws-port'), DEV_DEFAULT_PORTS.ws)
     .option(
+      '--wss-port <port>',
+      'MQTT over WebSocket over TLS port (as AWS IoT serves it)',
+      parsePort('--wss-port'),
+      DEV_DEFAULT_PORTS.wss,
+    )
+    .option(
       '--iot-port <port>',
       'IoT control-plane HTTP port',
       parsePort('--iot-port'),
@@ -26,6 +33,15 @@ export function registerDevCommand(program: Command): void {
       parsePort('--anonymous-port'),
     )
     .option('--progress-prefix <prefix>', 'progress topic prefix', 'CarVi/test/firmware')
+    .addOption(
+      new Option(
+        '--client-ids <policy>',
+        "which MQTT client ids a thing certificate may use: its thing name only (AWS's recommended " +
+          'policy), or any (several connections per certificate, but one thing can disconnect another)',
+      )
+        .choices(CLIENT_ID_POLICIES)
+        .default('thing-name'),
+    )
     .option(
       '--minute-ms <ms>',
       'length of a Jobs "minute": timeouts and presigned-URL lifetimes scale with it (testing)',
@@ -40,6 +56,8 @@ export function registerDevCommand(program: Command): void {
         host: flags.host,
         mqttPort: flags.mqttPort,
         wsPort: flags.wsPort,
+        wssPort: flags.wssPort,
+        clientIds: flags.clientIds,
         iotPort: flags.iotPort,
         s3Port: flags.s3Port,
         s3Tls: flags.s3Tls === true,

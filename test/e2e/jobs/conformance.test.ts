@@ -117,7 +117,8 @@ async function startStack(): Promise<Stack> {
         ca: ca.caCertPem,
         cert: cert.certPem,
         key: cert.keyPem,
-        clientId: `${thing}-${randomUUID().slice(0, 8)}`,
+        // AWS's recommended policy (and the broker's default): the client id is the thing name.
+        clientId: thing,
         protocolVersion: 4,
         reconnectPeriod: 0,
         connectTimeout: 5000,
