@@ -28,7 +28,7 @@ export interface Stack {
 
 export async function startStackProcess(opts: { s3Tls?: boolean } = {}): Promise<Stack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'ota-bench-stack-'));
-  const ports = ['--mqtt-port', '0', '--ws-port', '0', '--wss-port', '0', '--iot-port', '0', '--s3-port', '0'];
+  const ports = ['mqtt', 'ws', 'wss', 'iot', 's3'].flatMap((p) => [`--${p}-port`, '0']);
   const proc = spawn(
     process.execPath,
     [
