@@ -47,9 +47,9 @@ export interface LocalStackOptions {
   /** Client ids the stack's own thing certificates may use (broker/types.ts); default `thing-name`. */
   clientIds?: ClientIdPolicy;
   /**
-   * Length of a Jobs "minute", so tests need not wait minutes. It scales every Jobs time alike: step and
-   * in-progress timeouts, and the lifetime of presigned URLs (`presignedUrlConfig.expiresInSec`, at
-   * least 1 s).
+   * Length of a Jobs "minute", so tests need not wait minutes. It scales every Jobs duration alike: step
+   * and in-progress timeouts, rollout rates (per minute), scheduling distances, maintenance-window
+   * durations, and the lifetime of presigned URLs (`presignedUrlConfig.expiresInSec`, at least 1 s).
    */
   minuteMs?: number;
   allowRejectFromInProgress?: boolean;
@@ -58,6 +58,8 @@ export interface LocalStackOptions {
    * plain HTTP. endpoints.json's `s3.endpoint` then says https, and clients trust `rootCA` for it.
    */
   s3Tls?: boolean;
+  /** Jobs MQTT API requests per second per thing; over it, RequestThrottled. Default: no limit. */
+  jobsRequestsPerSecondPerThing?: number;
   /** Things to ensure at start; default ['RaspberryPi_2']. */
   things?: string[];
   logger?: Logger;
@@ -205,12 +207,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     opened.push(() => objectStore.close());
 
     let broker: RunningBroker | undefined;
+    let security: SecurityRegistry | undefined;
     const jobs = createJobsService({
       dbPath: join(dataDir, 'jobs.sqlite'),
       region,
       accountId: LOCAL_ACCOUNT_ID,
       minuteMs: options.minuteMs,
       allowRejectFromInProgress: options.allowRejectFromInProgress,
+      requestsPerSecondPerThing: options.jobsRequestsPerSecondPerThing,
+      // DeleteThing: the thing's certificates lose their attachments, and its open MQTT and HTTPS
+      // connections are dropped (a registered thing is checked only once per connection).
+      onThingDeleted: (thingName) => {
+        security?.onThingDeleted(thingName);
+        broker?.disconnectThing(thingName);
+      },
       logger: logger.child({ component: 'jobs' }),
       publish: (topic, payload, qos) => {
         if (!broker) throw new OtaError('OTA_NOT_READY', 'broker not started');
@@ -238,15 +248,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     // Provisioned devices (CreateKeysAndCertificate + AttachPolicy + AttachThingPrincipal) are authorized
     // by their attached policies; temporary credentials carry session tokens the stack checks.
-    const security = openSecurityRegistry({
+    security = openSecurityRegistry({
       dbPath: join(dataDir, 'security.sqlite'),
       region,
       accountId: LOCAL_ACCOUNT_ID,
       issueCertificate: () => ca.issueDeviceCertificate(),
       thingExists: isRegisteredThing,
     });
-    opened.push(() => security.close());
-    const sessionTokens = createSessionTokens(security.sessionTokenStore);
+    const registry = security;
+    opened.push(() => registry.close());
+    const sessionTokens = createSessionTokens(registry.sessionTokenStore);
 
     broker = await startBroker({
       host,

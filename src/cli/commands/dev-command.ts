@@ -48,6 +48,11 @@ export function registerDevCommand(program: Command): void {
       parsePositiveInt('--minute-ms'),
     )
     .option('--no-reject-in-progress', 'refuse IN_PROGRESS → REJECTED (AWS behaviour is unconfirmed)')
+    .option(
+      '--jobs-rate-limit <n>',
+      'Jobs MQTT API requests per second per thing; over it the request is answered RequestThrottled',
+      parsePositiveInt('--jobs-rate-limit'),
+    )
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (flags) => {
       const logger = createLogger({ level: flags.logLevel });
@@ -65,6 +70,7 @@ export function registerDevCommand(program: Command): void {
         progressPrefix: flags.progressPrefix,
         minuteMs: flags.minuteMs,
         allowRejectFromInProgress: flags.rejectInProgress,
+        jobsRequestsPerSecondPerThing: flags.jobsRateLimit,
         logger,
       });
       process.stdout.write(`${banner}\n`);

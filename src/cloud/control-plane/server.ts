@@ -23,6 +23,15 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_DRAIN_BYTES = 16 * MAX_BODY_BYTES;
 /** AWS signing name of the IoT control plane (@aws-sdk/client-iot auth scheme `aws.auth#sigv4`). */
 export const IOT_SIGNING_NAME = 'iot';
+/** botocore (boto3, the AWS CLI) signs the IoT control plane as `execute-api` (its model's signingName). */
+const IOT_SIGNING_NAMES = new Set([IOT_SIGNING_NAME, 'execute-api']);
+
+/** The signing name in the request's credential scope, when it is one the IoT control plane accepts. */
+function signingNameOf(headers: RawHttpRequest['headers']): string {
+  const auth = headers.authorization;
+  const m = typeof auth === 'string' ? /Credential=[^/,]+\/[^/,]+\/[^/,]+\/([^/,]+)\//.exec(auth) : null;
+  return m?.[1] !== undefined && IOT_SIGNING_NAMES.has(m[1]) ? m[1] : IOT_SIGNING_NAME;
+}
 
 export interface ControlPlaneHandlerOptions {
   controlPlane: JobsControlPlane;
@@ -141,7 +150,7 @@ export function createControlPlaneHandler(opts: ControlPlaneHandlerOptions): Con
         {
           credentials: opts.credentials,
           region: opts.region,
-          service: IOT_SIGNING_NAME,
+          service: signingNameOf(req.headers),
           now: now(),
           ...(opts.checkSessionToken ? { checkSessionToken: opts.checkSessionToken } : {}),
         },
