@@ -47,6 +47,8 @@ export interface LocalStackOptions {
    */
   minuteMs?: number;
   allowRejectFromInProgress?: boolean;
+  /** Serve the fleet dashboard (src/dashboard) on this port (0 = free); endpoints.json gets its URL. */
+  dashboardPort?: number;
   /** Things to ensure at start; default ['RaspberryPi_2']. */
   things?: string[];
   logger?: Logger;
@@ -265,6 +267,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       things: {},
       operator: { cert: operator.certPath, key: operator.keyPath },
     };
+
+    if (options.dashboardPort !== undefined) {
+      // Loaded only when asked for: the dashboard reads the stack over its public endpoints, like AWS.
+      const { startLocalDashboard } = await import('../dashboard/local.ts');
+      const dashboard = await startLocalDashboard(endpoints, {
+        host,
+        port: options.dashboardPort,
+        progressPrefix: options.progressPrefix,
+        logger: logger.child({ component: 'dashboard' }),
+      });
+      opened.push(() => dashboard.close());
+      await dashboard.feedReady;
+      endpoints.dashboard = { url: dashboard.url };
+    }
 
     const ensureThing = async (thingName: string) => {
       assertThingName(thingName);

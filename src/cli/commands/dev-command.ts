@@ -24,6 +24,13 @@ export function registerDevCommand(program: Command): void {
       'also open a plain-TCP MQTT listener without authentication (read-only)',
       parsePort('--anonymous-port'),
     )
+    .option(
+      '--dashboard-port <port>',
+      'fleet dashboard HTTP port (0 = free)',
+      parsePort('--dashboard-port'),
+      DEV_DEFAULT_PORTS.dashboard,
+    )
+    .option('--no-dashboard', 'do not serve the fleet dashboard')
     .option('--progress-prefix <prefix>', 'progress topic prefix', 'CarVi/test/firmware')
     .option(
       '--minute-ms <ms>',
@@ -42,6 +49,7 @@ export function registerDevCommand(program: Command): void {
         iotPort: flags.iotPort,
         s3Port: flags.s3Port,
         anonymousPort: flags.anonymousPort,
+        dashboardPort: flags.dashboard ? flags.dashboardPort : undefined,
         progressPrefix: flags.progressPrefix,
         minuteMs: flags.minuteMs,
         allowRejectFromInProgress: flags.rejectInProgress,
