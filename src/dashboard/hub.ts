@@ -85,11 +85,16 @@ export class Hub {
   private readonly listCounts: number;
   private readonly maxReasonLookups: number;
   private readonly watched = new Map<string, Watched>();
-  private readonly lagging = new Set<StreamClient>();
+  /**
+   * Pages whose socket buffer is full: `draining` until it empties (nothing missed yet), `stale` once a
+   * batch was skipped for them (they get a fresh snapshot when it empties, not the batches they missed).
+   */
+  private readonly lagging = new Map<StreamClient, 'draining' | 'stale'>();
   /** Every open stream, with the job it follows (none while there is no job at all). */
   private readonly clients = new Map<StreamClient, string | undefined>();
   private jobs: JobListEntry[] = [];
   private jobsLoaded: Promise<void> | undefined;
+  private jobsReadAt = 0;
   private jobsChanged = false;
   private cancelJobsRefresh: (() => void) | undefined;
   private readonly lookups = new Map<string, { jobId: string; thing: string }>();
@@ -148,9 +153,11 @@ export class Hub {
     return unsubscribe;
   }
 
-  /** A lagging page's socket drained: it gets a fresh snapshot instead of the batches it missed. */
+  /** A page's socket drained: a page that missed batches gets a fresh snapshot instead of them. */
   resync(client: StreamClient): void {
-    if (!this.lagging.delete(client)) return;
+    const lag = this.lagging.get(client);
+    this.lagging.delete(client);
+    if (lag !== 'stale') return;
     for (const w of this.watched.values()) if (w.clients.has(client)) this.sendFull(w, client);
   }
 
@@ -262,7 +269,7 @@ export class Hub {
     const now = this.sched.now();
     if (w.info) client.write('job', { now, job: w.info });
     const ok = client.write('snapshot', { now, jobId: w.tracker.jobId, rows: w.tracker.allRows() });
-    if (!ok) this.lagging.add(client);
+    if (!ok) this.lagging.set(client, 'draining');
   }
 
   private flush(): void {
@@ -277,9 +284,14 @@ export class Hub {
       const job = w.infoChanged ? w.info : undefined;
       w.infoChanged = false;
       for (const c of w.clients) {
-        if (this.lagging.has(c)) continue;
+        if (this.lagging.has(c)) {
+          if (rows.length > 0 || job) this.lagging.set(c, 'stale');
+          continue;
+        }
         if (job) c.write('job', { now, job });
-        if (rows.length > 0 && !c.write('rows', { now, jobId: w.tracker.jobId, rows })) this.lagging.add(c);
+        if (rows.length > 0 && !c.write('rows', { now, jobId: w.tracker.jobId, rows })) {
+          this.lagging.set(c, 'draining');
+        }
       }
     }
   }
@@ -292,7 +304,14 @@ export class Hub {
     });
   }
 
+  /**
+   * The job list for a page that opens: read again unless a read finished in the last two seconds and
+   * no notification since has named an unknown job (a page must open on the job created just before
+   * it, and many pages opening at once share one read).
+   */
   private loadJobs(): Promise<void> {
+    const stale = this.cancelJobsRefresh !== undefined || this.sched.now() - this.jobsReadAt > 2000;
+    if (this.jobsLoaded && stale) this.jobsLoaded = undefined;
     this.jobsLoaded ??= this.refreshJobs().catch((err: unknown) => {
       this.jobsLoaded = undefined;
       throw err;
@@ -302,8 +321,10 @@ export class Hub {
 
   private async refreshJobs(): Promise<void> {
     try {
-      this.jobs = await readJobList(this.iot, this.listCounts);
-      this.jobsChanged = true;
+      const jobs = await readJobList(this.iot, this.listCounts);
+      this.jobsReadAt = this.sched.now();
+      if (JSON.stringify(jobs) !== JSON.stringify(this.jobs)) this.jobsChanged = true;
+      this.jobs = jobs;
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'dashboard: cannot list jobs');
       throw err;

@@ -59,22 +59,15 @@ export function encodeRow(r: DeviceRow): WireRow {
   ];
 }
 
-const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
-
 export function decodeRow(w: WireRow): DeviceRow {
-  return {
-    thing: w[0],
-    status: w[1],
-    phase: opt(w[2]),
-    bytes: w[3],
-    total: w[4],
-    rate: w[5],
-    eta: opt(w[6]),
-    lastMessageAt: opt(w[7]),
-    startedAt: opt(w[8]),
-    finishedAt: opt(w[9]),
-    reason: opt(w[10]),
-  };
+  const row: DeviceRow = { thing: w[0], status: w[1], bytes: w[3], total: w[4], rate: w[5] };
+  if (w[2] !== null) row.phase = w[2];
+  if (w[6] !== null) row.eta = w[6];
+  if (w[7] !== null) row.lastMessageAt = w[7];
+  if (w[8] !== null) row.startedAt = w[8];
+  if (w[9] !== null) row.finishedAt = w[9];
+  if (w[10] !== null) row.reason = w[10];
+  return row;
 }
 
 export type StatusCounts = Record<ExecutionStatusName, number>;

@@ -128,5 +128,6 @@ export function timeToFleet(
     const typical = durations.length > 0 ? (durations[durations.length >> 1] ?? 0) / 1000 : 0;
     bounds.push((queued / perMinute) * 60 + typical);
   }
-  return bounds.length > 0 ? Math.max(...bounds) : undefined;
+  // Devices that are still at it take at least a moment, even when their downloads are done.
+  return bounds.length > 0 ? Math.max(1, ...bounds) : undefined;
 }

@@ -116,6 +116,7 @@ export class JobTracker {
       row.status = 'IN_PROGRESS';
     }
     const at = this.now();
+    if (row.status === 'IN_PROGRESS') row.startedAt ??= at;
     const prevBytes = row.bytes;
     const prevAt = row.lastMessageAt;
     if (facts.total !== undefined) row.total = facts.total;
