@@ -179,6 +179,8 @@ async function startStackProcess(): Promise<Stack> {
       '0',
       '--s3-port',
       '0',
+      // The dashboard subscribes to every progress message; the figures are for the stack alone.
+      '--no-dashboard',
       '--log-level',
       'warn',
     ],

@@ -152,7 +152,9 @@ export function openFeed(o: FeedOptions): Feed {
     });
     c.on('message', (topic, payload) => o.onMessage(topic, payload));
     c.on('error', (err) => {
-      log.warn({ err: err.message }, 'dashboard feed error');
+      // Before the first connection the caller hears of it through `ready`; later, only the log does.
+      if (everConnected) log.warn({ err: err.message }, 'dashboard feed error');
+      else log.debug({ err: err.message }, 'dashboard feed error');
       failFirst(err);
     });
     c.on('close', () => scheduleReconnect('connection closed'));

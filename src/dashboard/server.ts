@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import type { IoTClient } from '@aws-sdk/client-iot';
+import { OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { DEFAULT_PROGRESS_PREFIX, JOB_ID_PATTERN } from '../shared/topics.ts';
 import type { WsSigningCredentials } from '../shared/ws-url.ts';
@@ -175,7 +176,17 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   };
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new OtaError(
+              'OTA_PORT_IN_USE',
+              `the dashboard's port ${host}:${o.port} is in use: choose another (--dashboard-port with ota dev, --port with ota dashboard; 0 = free)`,
+              { cause: err },
+            )
+          : err,
+      );
+    });
     server.listen(o.port ?? 0, host, () => {
       server.off('error', reject);
       resolve();

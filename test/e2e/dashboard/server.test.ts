@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import mqtt from 'mqtt';
 import { bundleDashboard } from '../../../src/dashboard/assets.ts';
+import { Hub, type Scheduler, type StreamClient } from '../../../src/dashboard/hub.ts';
 import { decodeRow, type StreamEvents, type WireRow } from '../../../src/dashboard/model.ts';
 import { type RunningDashboard, startDashboard } from '../../../src/dashboard/server.ts';
 import { localSource } from '../../../src/dashboard/sources.ts';
@@ -179,4 +180,62 @@ test('the page bundles from source (the fallback of a checkout that was never bu
   assert.ok(assets['app.js'].includes('EventSource'));
   assert.ok(assets['app.js'].length < 64 * 1024, `app.js is ${assets['app.js'].length} bytes`);
   assert.ok(assets['app.css'].length > 1000);
+});
+
+/** A scheduler the test drives: timers run only when the test says so. */
+function manualScheduler(): Scheduler & { runEvery(): void } {
+  const every: (() => void)[] = [];
+  return {
+    now: () => Date.now(),
+    every: (_ms, fn) => {
+      every.push(fn);
+      return () => every.splice(every.indexOf(fn), 1);
+    },
+    after: () => () => {},
+    runEvery: () => {
+      for (const fn of [...every]) fn();
+    },
+  };
+}
+
+test('a page whose socket buffer fills gets one snapshot, and a fresh one only if it missed batches', async () => {
+  const sched = manualScheduler();
+  const hub = new Hub({ iot: source.iot, progressPrefix: 'CarVi/test/firmware', scheduler: sched });
+  const sent: string[] = [];
+  let full = true; // every write reports a full buffer, as a slow phone's socket would
+  const client: StreamClient = {
+    write: (event) => {
+      sent.push(event);
+      return !full;
+    },
+    problem: (m) => sent.push(`problem:${m}`),
+  };
+  try {
+    const unsubscribe = await hub.subscribe(client, 'srv-job');
+    assert.equal(sent.filter((e) => e === 'snapshot').length, 1);
+    // The buffer drains: nothing was missed, so no second snapshot (before the fix: one per drain, forever).
+    hub.resync(client);
+    assert.equal(sent.filter((e) => e === 'snapshot').length, 1);
+    // Full again, and a batch goes by while it is: the page is stale and gets a snapshot on drain.
+    hub.onMessage(
+      'CarVi/test/firmware/dev-a',
+      Buffer.from('{"jobId":"srv-job","Downloading":1,"Total size":2}'),
+    );
+    sched.runEvery();
+    const rowsBatches = sent.filter((e) => e === 'rows').length;
+    hub.onMessage(
+      'CarVi/test/firmware/dev-a',
+      Buffer.from('{"jobId":"srv-job","Downloading":2,"Total size":2}'),
+    );
+    sched.runEvery();
+    assert.equal(sent.filter((e) => e === 'rows').length, rowsBatches, 'no batch written to a full buffer');
+    full = false;
+    hub.resync(client);
+    assert.equal(sent.filter((e) => e === 'snapshot').length, 2);
+    hub.resync(client);
+    assert.equal(sent.filter((e) => e === 'snapshot').length, 2);
+    unsubscribe();
+  } finally {
+    await hub.close();
+  }
 });
