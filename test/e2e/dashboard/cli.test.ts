@@ -93,3 +93,32 @@ test('ota dashboard --aws without credentials exits non-zero with one line that 
     await rm(home, { recursive: true, force: true });
   }
 });
+
+test('ota demo --keep prints the dashboard URL and keeps it up until Ctrl-C', async () => {
+  const child = spawn(process.execPath, [OTA_BIN, 'demo', '--keep', '--size', '100000', '--rate', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    out += d;
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const deadline = Date.now() + 60_000;
+  while (!out.includes('Ctrl-C to stop')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`ota demo --keep did not stay up:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const url = /stays up \(--keep\): dashboard (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1];
+  assert.ok(url, out);
+  const page = await fetch(url);
+  assert.equal(page.status, 200);
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, out);
+});
