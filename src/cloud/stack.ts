@@ -270,7 +270,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     if (options.dashboardPort !== undefined) {
       // Loaded only when asked for: the dashboard reads the stack over its public endpoints, like AWS.
-      const { startLocalDashboard } = await import('../dashboard/local.ts');
+      const { startLocalDashboard } = await import('../dashboard/serve.ts');
       const dashboard = await startLocalDashboard(endpoints, {
         host,
         port: options.dashboardPort,

@@ -1,52 +1,70 @@
-import { readEndpoints } from '../shared/endpoints.ts';
+import { type Endpoints, readEndpoints } from '../shared/endpoints.ts';
 import { errorMessage, OtaError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
-import { startLocalDashboard } from './local.ts';
 import { type RunningDashboard, startDashboard } from './server.ts';
-import { awsSource } from './sources.ts';
+import { awsSource, type DashboardSource, localSource } from './sources.ts';
 
 /**
- * `ota dashboard`: the dashboard on its own, against the local stack of a data dir or, with `aws`,
- * against AWS IoT with the operator's credentials. It returns once the live feed is connected, or throws
- * one line that says what to do.
+ * Starting the dashboard against a source: `ota dev` (the stack it runs), `ota dashboard` (a local stack
+ * of a data dir, or AWS IoT with `aws`). The dashboard owns the source's IoT client and closes it.
  */
-export interface ServeDashboardOptions {
-  aws?: boolean;
-  region?: string;
-  profile?: string;
-  dataDir: string;
+export interface ListenOptions {
   host?: string;
   port?: number;
   progressPrefix?: string;
   logger?: Logger;
+}
+
+export type ServedDashboard = RunningDashboard & { label: string };
+
+export async function startDashboardFor(
+  source: DashboardSource,
+  opts: ListenOptions,
+): Promise<ServedDashboard> {
+  try {
+    const d = await startDashboard({ ...source, ...opts });
+    return {
+      ...d,
+      label: source.label,
+      close: async () => {
+        await d.close();
+        source.iot.destroy();
+      },
+    };
+  } catch (err) {
+    source.iot.destroy();
+    throw err;
+  }
+}
+
+/**
+ * The dashboard of a local stack: it reads the stack through its control plane and its
+ * MQTT-over-WebSocket listener, exactly as it would read AWS.
+ */
+export function startLocalDashboard(
+  endpoints: Endpoints,
+  opts: ListenOptions = {},
+): Promise<ServedDashboard> {
+  return startDashboardFor(localSource(endpoints), opts);
+}
+
+export interface ServeDashboardOptions extends ListenOptions {
+  aws?: boolean;
+  region?: string;
+  profile?: string;
+  dataDir: string;
   /** How long the first MQTT connection may take (ms). */
   connectTimeoutMs?: number;
 }
 
-export async function serveDashboard(
-  o: ServeDashboardOptions,
-): Promise<RunningDashboard & { label: string }> {
+/**
+ * `ota dashboard`: returns once the live feed is connected, or throws one line that says what to do.
+ */
+export async function serveDashboard(o: ServeDashboardOptions): Promise<ServedDashboard> {
   const opts = { host: o.host, port: o.port, progressPrefix: o.progressPrefix, logger: o.logger };
-  let dash: RunningDashboard & { label: string };
-  if (o.aws) {
-    const source = await awsSource({ region: o.region, profile: o.profile });
-    try {
-      const d = await startDashboard({ ...source, ...opts });
-      dash = {
-        ...d,
-        label: source.label,
-        close: async () => {
-          await d.close();
-          source.iot.destroy();
-        },
-      };
-    } catch (err) {
-      source.iot.destroy();
-      throw err;
-    }
-  } else {
-    dash = await startLocalDashboard(readEndpoints(o.dataDir), opts);
-  }
+  const dash = o.aws
+    ? await startDashboardFor(await awsSource({ region: o.region, profile: o.profile }), opts)
+    : await startLocalDashboard(readEndpoints(o.dataDir), opts);
   const timeoutMs = o.connectTimeoutMs ?? 30_000;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -64,9 +82,7 @@ export async function serveDashboard(
     throw new OtaError(
       'OTA_DASHBOARD_FEED',
       `cannot subscribe over MQTT/WebSocket to ${where}: ${errorMessage(err)}`,
-      {
-        cause: err,
-      },
+      { cause: err },
     );
   } finally {
     clearTimeout(timer);

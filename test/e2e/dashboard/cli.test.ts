@@ -9,41 +9,50 @@ import { OTA_BIN, ota } from '../cli/helpers.ts';
 
 /** `ota dashboard` as an operator runs it: against a running local stack, a stopped one, and AWS without credentials. */
 
+/** Starts `ota <args>` and waits until its output matches `ready`; `stop` sends SIGINT and gives the exit code. */
+async function startOta(args: string[], ready: RegExp, timeoutMs = 60_000) {
+  const child = spawn(process.execPath, [OTA_BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+  let out = '';
+  const collect = (d: Buffer) => {
+    out += d;
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const match = ready.exec(out);
+    if (match) {
+      const stop = () => {
+        child.kill('SIGINT');
+        return exited;
+      };
+      return { match, output: () => out, stop };
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`ota ${args.join(' ')} did not get ready:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 test('ota dashboard serves the page for a running local stack and stops on Ctrl-C', async () => {
   const t = await startTestStack('ota-e2e-dashboard-cli');
   try {
-    const child = spawn(
-      process.execPath,
-      [OTA_BIN, 'dashboard', '--data-dir', t.stack.dataDir, '--port', '0'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-      },
+    const run = await startOta(
+      ['dashboard', '--data-dir', t.stack.dataDir, '--port', '0'],
+      /ota dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/,
     );
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const deadline = Date.now() + 30_000;
-    let url: string | undefined;
-    while (!url) {
-      url = /ota dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1];
-      if (child.exitCode !== null || Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`ota dashboard did not start:\n${out}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.match(out, /local stack http:\/\/127\.0\.0\.1:\d+/);
+    const url = run.match[1] as string;
+    assert.match(run.output(), /local stack http:\/\/127\.0\.0\.1:\d+/);
     const page = await fetch(url);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /OTA fleet dashboard/);
-    child.kill('SIGINT');
-    assert.equal(await exited, 0, out);
+    assert.equal(await run.stop(), 0, run.output());
   } finally {
     await t.close();
   }
@@ -95,30 +104,12 @@ test('ota dashboard --aws without credentials exits non-zero with one line that 
 });
 
 test('ota demo --keep prints the dashboard URL and keeps it up until Ctrl-C', async () => {
-  const child = spawn(process.execPath, [OTA_BIN, 'demo', '--keep', '--size', '100000', '--rate', '0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-  });
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    out += d;
-  });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('Ctrl-C to stop')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`ota demo --keep did not stay up:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const url = /stays up \(--keep\): dashboard (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1];
-  assert.ok(url, out);
+  const run = await startOta(
+    ['demo', '--keep', '--size', '100000', '--rate', '0'],
+    /stays up \(--keep\): dashboard (http:\/\/127\.0\.0\.1:\d+\/); Ctrl-C to stop/,
+  );
+  const url = run.match[1] as string;
   const page = await fetch(url);
   assert.equal(page.status, 200);
-  child.kill('SIGINT');
-  assert.equal(await exited, 0, out);
+  assert.equal(await run.stop(), 0, run.output());
 });

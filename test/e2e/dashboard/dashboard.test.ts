@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { CancelJobCommand, IoTClient } from '@aws-sdk/client-iot';
+import { CancelJobCommand } from '@aws-sdk/client-iot';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Browser, Page } from 'playwright-core';
+import { iotClientFor } from '../../../src/operator/clients.ts';
 import { startPacedLink } from '../../../src/operator/paced-link.ts';
 import { localS3ClientConfig } from '../../../src/shared/s3-client-config.ts';
 import { startTestStack, type TestStack } from '../../helpers/stack.ts';
@@ -22,11 +23,7 @@ before(async () => {
   browser = await launchChromium();
   t = await startTestStack('ota-e2e-dashboard', { things: [], dashboardPort: 0 });
   const ep = t.stack.endpoints;
-  const iot = new IoTClient({
-    endpoint: ep.iot.endpoint,
-    region: ep.region,
-    credentials: { accessKeyId: ep.iot.accessKeyId, secretAccessKey: ep.iot.secretAccessKey },
-  });
+  const iot = iotClientFor({ kind: 'local', endpoints: ep });
   const s3 = new S3Client(localS3ClientConfig(ep.s3.endpoint, ep.s3, ep.region));
   w = { dir: t.dir, stack: t.stack, iot, s3, bucket: ep.s3.bucket, close: async () => {} };
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { CreateJobCommand, CreateThingGroupCommand, IoTClient } from '@aws-sdk/client-iot';
+import { CreateJobCommand, CreateThingGroupCommand, type IoTClient } from '@aws-sdk/client-iot';
 import type { Browser, Page } from 'playwright-core';
+import { iotClientFor } from '../../../src/operator/clients.ts';
 import { startTestStack, type TestStack } from '../../helpers/stack.ts';
 import { artifactPath, launchChromium } from './browser.ts';
 
@@ -26,11 +27,7 @@ before(async () => {
   browser = await launchChromium();
   t = await startTestStack('ota-e2e-dashboard-scale', { things: [], dashboardPort: 0 });
   const ep = t.stack.endpoints;
-  iot = new IoTClient({
-    endpoint: ep.iot.endpoint,
-    region: ep.region,
-    credentials: { accessKeyId: ep.iot.accessKeyId, secretAccessKey: ep.iot.secretAccessKey },
-  });
+  iot = iotClientFor({ kind: 'local', endpoints: ep });
 });
 
 after(async () => {
