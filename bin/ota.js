@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `ota` command. It runs the compiled CLI (npm ci builds it through `prepare`); in a checkout where
-// dist/ is missing it falls back to the TypeScript sources through tsx, so a fresh clone always works.
+// The `ota` command. It runs the compiled CLI: an installed package ships dist/ (`npm pack` builds it
+// through `prepack`), a checkout builds it with `npm run build` (npm start and npm test do). In a checkout
+// where dist/ is missing it falls back to the TypeScript sources through tsx (a devDependency).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

@@ -2,12 +2,24 @@ import { InvalidArgumentError, Option } from 'commander';
 import type { Target } from '../operator/clients.ts';
 import type { Endpoints } from '../shared/endpoints.ts';
 import { readEndpoints, resolveDataDir } from '../shared/endpoints.ts';
+import { noteLocalStack } from './errors.ts';
 
+/** A port to listen on: 0 asks the system for a free one. */
 export function parsePort(flag: string) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0 || n > 65535)
-      throw new InvalidArgumentError(`${flag}: must be 0-65535`);
+      throw new InvalidArgumentError(`${flag}: must be 0-65535 (0 = a free port)`);
+    return n;
+  };
+}
+
+/** A port to connect to: 1-65535, as the agent's config schema says (docs/agent.md). */
+export function parseConnectPort(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > 65535)
+      throw new InvalidArgumentError(`${flag}: must be 1-65535`);
     return n;
   };
 }
@@ -43,5 +55,8 @@ export function targetFrom(flags: TargetFlags): Target {
 }
 
 export function localEndpoints(dataDir?: string): Endpoints {
-  return readEndpoints(resolveDataDir(dataDir));
+  const dir = resolveDataDir(dataDir);
+  const endpoints = readEndpoints(dir);
+  noteLocalStack(dir);
+  return endpoints;
 }

@@ -56,6 +56,8 @@ export interface DeviceProgress {
   etaSeconds?: number;
   state: string;
   firmware?: string;
+  /** The job the message is about (the agent's `jobId` extra field), when it says. */
+  jobId?: string;
   messages: number;
   firstSeenAt: number;
   lastSeenAt: number;
@@ -86,9 +88,17 @@ export function parseProgress(payload: Buffer): ProgressMessage | undefined {
   }
 }
 
+/** The first connection failed: the cause (ECONNREFUSED, a TLS alert, a timeout) is kept for the caller. */
+function connectError(conn: WatchConnection, cause: Error | undefined): OtaError {
+  const why = cause?.message ?? 'the connection closed before the broker accepted it (timeout or refused)';
+  return new OtaError('OTA_CONNECT', `cannot connect to mqtts://${conn.host}:${conn.port}: ${why}`, {
+    cause,
+  });
+}
+
 export function watchProgress(
   conn: WatchConnection,
-  opts: { topic?: string; logger?: Logger } & WatchEvents = {},
+  opts: { topic?: string; logger?: Logger; connectTimeoutMs?: number } & WatchEvents = {},
 ): WatchHandle {
   const topic = opts.topic ?? `${DEFAULT_PROGRESS_PREFIX}/+`;
   const logger = opts.logger ?? silentLogger;
@@ -106,9 +116,24 @@ export function watchProgress(
     clean: true,
     keepalive: 60,
     reconnectPeriod: 2000,
+    connectTimeout: opts.connectTimeoutMs ?? 10_000,
   });
   const ready = new Promise<void>((resolve, reject) => {
+    let lastError: Error | undefined;
+    const onError = (err: Error) => {
+      lastError = err;
+    };
+    // Before the first CONNACK, a closed connection is a failure to report, not a reason to retry
+    // forever: a watcher started against a stack that is not running must say so and let its caller exit.
+    const onClose = () => {
+      client.off('error', onError);
+      reject(connectError(conn, lastError));
+    };
+    client.on('error', onError);
+    client.once('close', onClose);
     client.once('connect', () => {
+      client.off('error', onError);
+      client.off('close', onClose);
       client.subscribe(topic, { qos: 1 }, (err, granted) => {
         if (err) return reject(err);
         if (granted?.some((g) => g.qos === 128)) {
@@ -120,8 +145,9 @@ export function watchProgress(
         resolve();
       });
     });
-    client.once('error', reject);
   });
+  // A watcher that never got going holds no connection (and no timer) open.
+  ready.catch(() => client.end(true));
   client.on('error', (err) => {
     logger.warn({ err }, 'watch connection error');
     opts.onError?.(err);
@@ -150,6 +176,7 @@ export function watchProgress(
       etaSeconds: msg.etaSeconds ?? (bytesPerSecond > 0 ? (total - bytes) / bytesPerSecond : undefined),
       state,
       firmware: msg['Firmware version'],
+      jobId: typeof msg.jobId === 'string' ? msg.jobId : prev?.jobId,
       messages: (prev?.messages ?? 0) + 1,
       firstSeenAt: startedAt,
       lastSeenAt: now,

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { resolveAgentConfig, startAgent } from '../../device/index.ts';
 import { createLogger } from '../../shared/log.ts';
-import { parsePort } from '../options.ts';
+import { parseConnectPort } from '../options.ts';
 
 /** Seconds (as the flag reads) → milliseconds (as the config keeps them). */
 const seconds = (flag: string) => (v: string) => {
@@ -23,7 +23,7 @@ export function registerAgentCommand(program: Command): void {
     .option('-c, --cert <file>', 'device certificate')
     .option('-k, --key <file>', 'device private key')
     .option('-n, --thing-name <name>', 'thing name (the IMEI)')
-    .option('-p, --port <port>', 'MQTT port (default 8883)', parsePort('--port'))
+    .option('-p, --port <port>', 'MQTT port (default 8883)', parseConnectPort('--port'))
     .option('-m, --mode <mode>', 'both | publish | subscribe (default both)')
     .option('-t, --topic <topic>', 'progress topic (default CarVi/test/firmware/<thing>)')
     .option('--current-version <v>', 'installed version, used when no state file exists yet')

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { iotClientFor } from '../../operator/clients.ts';
 import { cancelJob, createJob, describeJob, listExecutions, listJobs } from '../../operator/jobs.ts';
+import { withLastKnownProgress } from '../../operator/live-progress.ts';
+import { executionsTable } from '../executions-table.ts';
 import { isoSeconds, json, table } from '../format.ts';
 import { awsOptions, dataDirOption, parsePositiveInt, targetFrom } from '../options.ts';
 
@@ -122,23 +124,12 @@ export function registerJobCommands(program: Command): void {
     job
       .command('executions <jobId>')
       .description("list a job's executions with their status details")
-      .option('--status <status>', 'filter by status'),
+      .option('--status <status>', 'filter by status')
+      .option('--no-live', "don't read the progress topic for IN_PROGRESS executions (local stack)"),
   ).action(async (jobId: string, flags) => {
-    const rows = await listExecutions(iotClientFor(targetFrom(flags)), jobId, { status: flags.status });
-    process.stdout.write(
-      flags.json
-        ? `${json(rows)}\n`
-        : `${table(
-            ['THING', 'STATUS', 'EXEC#', 'VERSION', 'UPDATED', 'STATUS DETAILS'],
-            rows.map((r) => [
-              r.thingName,
-              r.status,
-              r.executionNumber,
-              r.versionNumber,
-              isoSeconds(r.lastUpdatedAt),
-              r.statusDetails ? JSON.stringify(r.statusDetails) : '',
-            ]),
-          )}\n`,
-    );
+    const target = targetFrom(flags);
+    const listed = await listExecutions(iotClientFor(target), jobId, { status: flags.status });
+    const rows = flags.live ? await withLastKnownProgress(listed, jobId, target) : listed;
+    process.stdout.write(flags.json ? `${json(rows)}\n` : `${executionsTable(rows)}\n`);
   });
 }

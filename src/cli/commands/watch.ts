@@ -8,7 +8,7 @@ import {
 } from '../../operator/watch.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import { DEFAULT_PROGRESS_PREFIX } from '../../shared/topics.ts';
-import { dataDirOption, localEndpoints, parsePort, parsePositiveInt } from '../options.ts';
+import { dataDirOption, localEndpoints, parseConnectPort, parsePositiveInt } from '../options.ts';
 import { FleetProgressView } from '../progress-view.ts';
 
 export function registerWatchCommand(program: Command): void {
@@ -19,7 +19,7 @@ export function registerWatchCommand(program: Command): void {
     .option('--json', 'print the raw messages as NDJSON instead of bars')
     .option('--count <n>', 'exit after N devices reached a final state', parsePositiveInt('--count'))
     .option('-e, --endpoint <host>', 'MQTT endpoint (AWS IoT); default: the local stack')
-    .option('-p, --port <port>', 'MQTT port', parsePort('--port'), 8883)
+    .option('-p, --port <port>', 'MQTT port', parseConnectPort('--port'), 8883)
     .option('-r, --root-ca <file>', 'root CA (with --endpoint)')
     .option('-c, --cert <file>', 'client certificate (with --endpoint)')
     .option('-k, --key <file>', 'private key (with --endpoint)')
@@ -41,7 +41,7 @@ export function registerWatchCommand(program: Command): void {
       } else {
         conn = operatorConnection(localEndpoints(flags.dataDir));
       }
-      const view = flags.json ? undefined : new FleetProgressView();
+      let view: FleetProgressView | undefined;
       const finished = new Set<string>();
       let resolveDone: () => void = () => {};
       const done = new Promise<void>((r) => {
@@ -62,7 +62,9 @@ export function registerWatchCommand(program: Command): void {
           if (flags.count && finished.size >= flags.count) resolveDone();
         },
       });
+      // Rejects (and closes the connection) when the first connection fails: the CLI says why and exits.
       await handle.ready;
+      if (!flags.json) view = new FleetProgressView();
       process.stderr.write(`watching ${flags.topic} (Ctrl-C to stop)\n`);
       process.once('SIGINT', resolveDone);
       process.once('SIGTERM', resolveDone);

@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { stripVTControlCharacters } from 'node:util';
+
+/** Cursor moves and line clears (CSI … A/B/C/D/G/H/J/K) start a new piece of the screen: split there. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal escape sequences
+const CURSOR_MOVES = /\x1b\[[0-9;]*[ABCDGHJK]/g;
+
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type LocalStack, startLocalStack } from '../../../src/cloud/stack.ts';
 import { resolveAgentConfig, startAgent } from '../../../src/device/index.ts';
@@ -36,15 +42,23 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function startWatch(args: string[]) {
-  const child = spawn(
-    process.execPath,
-    [OTA_BIN, 'watch', '--data-dir', stack.dataDir, '--count', '1', ...args],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    },
-  );
+function startWatch(args: string[], opts: { terminalColumns?: number } = {}) {
+  const argv = [OTA_BIN, 'watch', '--data-dir', stack.dataDir, '--count', '1', ...args];
+  // On a terminal: util-linux `script` gives the command a pseudo-terminal, `stty` sets its width.
+  const [cmd, cmdArgs] = opts.terminalColumns
+    ? [
+        'script',
+        [
+          '-qefc',
+          `stty cols ${opts.terminalColumns} rows 24; exec ${[process.execPath, ...argv].map((a) => `'${a}'`).join(' ')}`,
+          '/dev/null',
+        ],
+      ]
+    : [process.execPath, argv];
+  const child = spawn(cmd as string, cmdArgs as string[], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => {
@@ -56,7 +70,7 @@ function startWatch(args: string[]) {
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const ready = (async () => {
     const deadline = Date.now() + 20_000;
-    while (!stderr.includes('watching')) {
+    while (!stderr.includes('watching') && !stdout.includes('watching')) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`watch did not start: ${stderr}`);
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -122,7 +136,33 @@ test('ota watch draws one line per device with %, bytes, rate, ETA and the final
     assert.equal(await watch.exited, 0);
     // Not a terminal here, so the view prints a line per 10 % step and per state change.
     assert.match(watch.out(), /RaspberryPi_2\s+0\.00% 0 B\/2\.0 MiB .* DOWNLOADING/);
-    assert.match(watch.out(), /RaspberryPi_2\s+100\.00% 2\.0 MiB\/2\.0 MiB [\d.]+ \w+\/s ETA \S+ SUCCEEDED/);
+    assert.match(watch.out(), /RaspberryPi_2\s+100\.00% 2\.0\/2\.0 MiB [\d.]+ \w+\/s ETA \d+s SUCCEEDED/);
+  } finally {
+    watch.child.kill();
+  }
+});
+
+const hasScript = spawnSync('script', ['--version']).status === 0;
+
+test('on an 80-column terminal the bar line fits and ends with the rate, the ETA and the final state', {
+  skip: !hasScript && 'util-linux `script` is not installed',
+}, async () => {
+  const watch = startWatch([], { terminalColumns: 80 });
+  try {
+    await watch.ready;
+    await runOta('watch-tty', join(dir, 'dl3'));
+    assert.equal(await watch.exited, 0);
+    const screen = stripVTControlCharacters(watch.out().replace(CURSOR_MOVES, '\n'))
+      .split(/[\r\n]/)
+      .filter((l) => l.trim() !== '');
+    for (const l of screen) assert.ok(l.length <= 80, `${l.length} columns: ${l}`);
+    const bars = screen.filter((l) => l.startsWith('RaspberryPi_2'));
+    assert.ok(bars.length > 0, screen.join('\n'));
+    assert.match(bars.at(-1) ?? '', /\|█+\| 100\.00% 2\.0\/2\.0 MiB [\d.]+ \w+\/s ETA \d+s SUCCEEDED$/);
+    assert.ok(
+      bars.every((l) => !/ETA (NULL|INF|\d+ )/.test(l)),
+      bars.join('\n'),
+    );
   } finally {
     watch.child.kill();
   }

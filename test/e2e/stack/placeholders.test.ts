@@ -14,8 +14,13 @@ import { jobsTopics } from '../../../src/shared/topics.ts';
 /**
  * `${aws:iot:s3-presigned-url:...}` through the whole stack (reference section 4): the Jobs service asks
  * the real S3 store for a fresh URL on every delivery; the URL works with a plain GET, expires after
- * `presignedUrlConfig.expiresInSec` (scaled by --minute-ms, here 1 minute = 1 s), and `{jobId}/get` gives a
+ * `presignedUrlConfig.expiresInSec` (scaled by --minute-ms, here 1 minute = 4 s), and `{jobId}/get` gives a
  * fresh one.
+ *
+ * X-Amz-Date has whole seconds (the signer drops the fraction, as on AWS), so a URL signed for N seconds
+ * is good for between N - 1 and N seconds after it was made: a 1 s URL could be stale after 1 ms, which
+ * once made the first GET here a 403. So the URL lives 4 s (3 to 4 s in fact), and the test waits for the
+ * expiry that the URL itself states (X-Amz-Date + X-Amz-Expires), not for a fixed time.
  */
 const THING = 'Dashcam_presign';
 const KEY = 'firmware/CV150-C3_0.6.7/cv150_ubifs.img';
@@ -32,7 +37,7 @@ before(async () => {
     wsPort: 0,
     iotPort: 0,
     s3Port: 0,
-    minuteMs: 1000,
+    minuteMs: 4000,
     things: [THING],
   });
   const e = stack.endpoints;
@@ -58,6 +63,15 @@ after(async () => {
   await stack?.close();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** When the presigned URL stops working: X-Amz-Date (yyyyMMddTHHmmssZ) + X-Amz-Expires seconds. */
+function expiresAt(url: string): number {
+  const q = new URL(url).searchParams;
+  const d = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(q.get('X-Amz-Date') ?? '');
+  assert.ok(d, url);
+  const [, y, mo, da, h, mi, se] = d.map(Number);
+  return Date.UTC(y!, mo! - 1, da!, h!, mi!, se!) + Number(q.get('X-Amz-Expires')) * 1000;
+}
 
 function request(topic: string, payload: object, replyTopic: string): Promise<Record<string, unknown>> {
   return new Promise((resolve) => {
@@ -96,12 +110,12 @@ test('placeholders become fresh presigned URLs of the local store, which expire'
   const url1 = exec.jobDocument.firmware.url;
   assert.ok(url1.startsWith(`${e.s3.endpoint}/${e.s3.bucket}/${KEY}?`), url1);
   assert.match(url1, /X-Amz-Signature=/);
-  assert.match(url1, /X-Amz-Expires=1(&|$)/); // 60 s at 1 minute = 1 s
+  assert.match(url1, /X-Amz-Expires=4(&|$)/); // 60 s at 1 minute = 4 s
   const ok = await fetch(url1);
   assert.equal(ok.status, 200);
   assert.deepEqual(Buffer.from(await ok.arrayBuffer()), body);
 
-  await new Promise((r) => setTimeout(r, 2200));
+  await new Promise((r) => setTimeout(r, expiresAt(url1) - Date.now() + 100));
   const expired = await fetch(url1);
   assert.equal(expired.status, 403);
   assert.match(await expired.text(), /expired/i);
