@@ -1,7 +1,7 @@
 import { DescribeEndpointCommand, type IoTClient } from '@aws-sdk/client-iot';
 import { iotClientFor } from '../operator/clients.ts';
 import type { Endpoints } from '../shared/endpoints.ts';
-import { ConfigError, errorMessage } from '../shared/errors.ts';
+import { ConfigError } from '../shared/errors.ts';
 import type { WsSigningCredentials } from '../shared/ws-url.ts';
 
 /**
@@ -43,11 +43,9 @@ export async function awsSource(opts: { region?: string; profile?: string }): Pr
     region = await iot.config.region();
     host = (await iot.send(new DescribeEndpointCommand({ endpointType: 'iot:Data-ATS' }))).endpointAddress;
   } catch (err) {
+    // The CLI explains the SDK's own errors (no credentials, no region) in one line.
     iot.destroy();
-    throw new ConfigError(
-      `AWS: ${errorMessage(err)} (check your AWS credentials and region: AWS_PROFILE / --profile, AWS_REGION / --region)`,
-      { cause: err },
-    );
+    throw err;
   }
   if (!host) throw new ConfigError('AWS: DescribeEndpoint returned no iot:Data-ATS endpoint');
   return {

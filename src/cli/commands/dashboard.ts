@@ -3,6 +3,7 @@ import { serveDashboard } from '../../dashboard/serve.ts';
 import { resolveDataDir } from '../../shared/endpoints.ts';
 import { createLogger } from '../../shared/log.ts';
 import { DEFAULT_PROGRESS_PREFIX } from '../../shared/topics.ts';
+import { noteLocalStack } from '../errors.ts';
 import { awsOptions, dataDirOption, parsePort } from '../options.ts';
 
 /** `ota dev` serves the dashboard on 8790; a separate `ota dashboard` defaults to the next port. */
@@ -23,11 +24,14 @@ export function registerDashboardCommand(program: Command): void {
     .addOption(dataDirOption());
   for (const o of awsOptions()) cmd.addOption(o);
   cmd.action(async (flags) => {
+    const dataDir = resolveDataDir(flags.dataDir);
+    // A refused connection then reads "the local stack at <dir> is not running" (src/cli/errors.ts).
+    if (!flags.aws) noteLocalStack(dataDir);
     const dash = await serveDashboard({
       aws: flags.aws,
       region: flags.region,
       profile: flags.profile,
-      dataDir: resolveDataDir(flags.dataDir),
+      dataDir,
       host: flags.host,
       port: flags.port,
       progressPrefix: flags.progressPrefix,
