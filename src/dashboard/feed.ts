@@ -1,6 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { backoffDelay } from '../device/download.ts';
-import { OtaError } from '../shared/errors.ts';
+import { errorMessage, OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { presignWebSocketUrlSync, type WsSigningCredentials } from '../shared/ws-url.ts';
 
@@ -50,35 +50,152 @@ export interface Feed {
 }
 
 export function openFeed(o: FeedOptions): Feed {
-  const log = o.logger ?? silentLogger;
-  const random = o.random ?? Math.random;
-  let state: FeedState = 'connecting';
-  let creds: WsSigningCredentials | undefined;
-  let client: MqttClient | undefined;
-  let attempt = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let everConnected = false;
-  let settleReady: { resolve: () => void; reject: (e: Error) => void } | undefined;
-  const ready = new Promise<void>((resolve, reject) => {
-    settleReady = { resolve, reject };
-  });
-  ready.catch(() => {}); // a caller that does not wait must not see an unhandled rejection
+  const feed = new FeedConnection(o);
+  feed.start();
+  return feed;
+}
 
-  const transition = (next: FeedState, detail?: string) => {
-    if (state === next) return;
-    if (!TRANSITIONS[state].includes(next)) return;
-    state = next;
-    o.onState?.(next, detail);
-  };
+/** One attempt = one fresh MQTT.js client (reconnectPeriod 0), so no client is ever reused after `end`. */
+class FeedConnection implements Feed {
+  readonly ready: Promise<void>;
+  private _state: FeedState = 'connecting';
+  private readonly log: Logger;
+  private readonly random: () => number;
+  private readonly clientId: string;
+  private creds: WsSigningCredentials | undefined;
+  private client: MqttClient | undefined;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private everConnected = false;
+  private settleReady: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
-  const failFirst = (err: Error) => {
-    if (everConnected || !settleReady) return;
-    settleReady.reject(err);
-    settleReady = undefined;
-  };
+  constructor(private readonly o: FeedOptions) {
+    this.log = o.logger ?? silentLogger;
+    this.random = o.random ?? Math.random;
+    this.clientId = o.clientId ?? `ota-dashboard-${this.random().toString(16).slice(2, 10)}`;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.settleReady = { resolve, reject };
+    });
+    this.ready.catch(() => {}); // a caller that does not wait must not see an unhandled rejection
+  }
 
-  const subscribe = async (c: MqttClient) => {
-    const granted = await c.subscribeAsync(o.topics, { qos: 0 });
+  get state(): FeedState {
+    return this._state;
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  async close(): Promise<void> {
+    this.transition('closed');
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.failFirst(new OtaError('OTA_ABORTED', 'feed closed'));
+    const c = this.client;
+    this.client = undefined;
+    if (c) await c.endAsync(true).catch(() => {});
+  }
+
+  private transition(next: FeedState, detail?: string): void {
+    if (this._state === next || !TRANSITIONS[this._state].includes(next)) return;
+    this._state = next;
+    this.o.onState?.(next, detail);
+  }
+
+  private failFirst(err: Error): void {
+    if (this.everConnected || !this.settleReady) return;
+    this.settleReady.reject(err);
+    this.settleReady = undefined;
+  }
+
+  private scheduleReconnect(detail: string): void {
+    if (this._state === 'closed' || this.timer) return;
+    this.transition('reconnecting', detail);
+    const delay = backoffDelay(
+      this.attempt++,
+      this.o.reconnectBaseMs ?? 1000,
+      this.o.reconnectMaxMs ?? 30_000,
+      this.random,
+    );
+    this.log.info({ delay, attempt: this.attempt, detail }, 'dashboard feed closed; reconnecting');
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.connect();
+    }, delay);
+  }
+
+  private async connect(): Promise<void> {
+    if (this._state === 'closed') return;
+    this.transition('connecting');
+    try {
+      this.creds = await this.o.credentials();
+    } catch (err) {
+      const e = new OtaError('OTA_CREDENTIALS', `no credentials for the MQTT feed: ${errorMessage(err)}`, {
+        cause: err,
+      });
+      this.failFirst(e);
+      this.scheduleReconnect(e.message);
+      return;
+    }
+    // The feed may have been closed while the credentials were read.
+    if ((this._state as FeedState) === 'closed') return;
+    const creds = this.creds;
+    const c = mqtt.connect(this.o.url, {
+      protocolVersion: 4,
+      clientId: this.clientId,
+      clean: true,
+      keepalive: 60,
+      reconnectPeriod: 0,
+      connectTimeout: 15_000,
+      resubscribe: false,
+      ...(this.o.ca ? { ca: this.o.ca } : {}),
+      transformWsUrl: (url) => presignWebSocketUrlSync(url, creds, this.o.region),
+    });
+    this.client = c;
+    // MQTT.js drops the WebSocket's own error (e.g. "Unexpected server response: 403" for a bad
+    // signature) and only emits `close`; keep it so the first failure says why.
+    let lastError: Error | undefined;
+    (c.stream as { on?: (e: 'error', f: (err: Error) => void) => void } | undefined)?.on?.('error', (err) => {
+      lastError = err;
+    });
+    c.on('connect', () => {
+      this.subscribe(c).then(
+        () => {
+          this.attempt = 0;
+          this.everConnected = true;
+          this.transition('connected');
+          this.settleReady?.resolve();
+          this.settleReady = undefined;
+        },
+        (err: Error) => {
+          this.log.error({ err: err.message }, 'dashboard feed: subscribe failed');
+          this.failFirst(err);
+          c.end(true);
+        },
+      );
+    });
+    c.on('message', (topic, payload) => this.o.onMessage(topic, payload));
+    c.on('error', (err) => {
+      // Before the first connection the caller hears of it through `ready`; later, only the log does.
+      if (this.everConnected) this.log.warn({ err: err.message }, 'dashboard feed error');
+      else this.log.debug({ err: err.message }, 'dashboard feed error');
+      lastError = err;
+      this.failFirst(err);
+    });
+    c.on('close', () => {
+      if (this.client !== c) return;
+      this.client = undefined;
+      c.end(true);
+      this.failFirst(
+        lastError ?? new OtaError('OTA_FEED_CLOSED', 'the connection closed before MQTT CONNACK'),
+      );
+      this.scheduleReconnect('connection closed');
+    });
+  }
+
+  private async subscribe(c: MqttClient): Promise<void> {
+    const granted = await c.subscribeAsync(this.o.topics, { qos: 0 });
     const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
     if (refused.length > 0) {
       throw new OtaError(
@@ -86,92 +203,5 @@ export function openFeed(o: FeedOptions): Feed {
         `the broker refused the subscription to ${refused.join(', ')}`,
       );
     }
-  };
-
-  const scheduleReconnect = (detail: string) => {
-    if (state === 'closed' || timer) return;
-    transition('reconnecting', detail);
-    const delay = backoffDelay(attempt++, o.reconnectBaseMs ?? 1000, o.reconnectMaxMs ?? 30_000, random);
-    log.info({ delay, attempt, detail }, 'dashboard feed closed; reconnecting');
-    timer = setTimeout(() => {
-      timer = undefined;
-      void connect();
-    }, delay);
-  };
-
-  const connect = async () => {
-    if (state === 'closed') return;
-    transition('connecting');
-    try {
-      creds = await o.credentials();
-    } catch (err) {
-      const e = new OtaError(
-        'OTA_CREDENTIALS',
-        `no credentials for the MQTT feed: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
-      failFirst(e);
-      scheduleReconnect(e.message);
-      return;
-    }
-    // `state` may have changed while the credentials were read.
-    if ((state as FeedState) === 'closed') return;
-    if (client) {
-      client.reconnect();
-      return;
-    }
-    const c = mqtt.connect(o.url, {
-      protocolVersion: 4,
-      clientId: o.clientId ?? `ota-dashboard-${random().toString(16).slice(2, 10)}`,
-      clean: true,
-      keepalive: 60,
-      reconnectPeriod: 0,
-      connectTimeout: 15_000,
-      resubscribe: false,
-      ...(o.ca ? { ca: o.ca } : {}),
-      transformWsUrl: (url) => presignWebSocketUrlSync(url, creds as WsSigningCredentials, o.region),
-    });
-    client = c;
-    c.on('connect', () => {
-      subscribe(c).then(
-        () => {
-          attempt = 0;
-          everConnected = true;
-          transition('connected');
-          settleReady?.resolve();
-          settleReady = undefined;
-        },
-        (err: Error) => {
-          log.error({ err: err.message }, 'dashboard feed: subscribe failed');
-          failFirst(err);
-          c.end(true);
-        },
-      );
-    });
-    c.on('message', (topic, payload) => o.onMessage(topic, payload));
-    c.on('error', (err) => {
-      // Before the first connection the caller hears of it through `ready`; later, only the log does.
-      if (everConnected) log.warn({ err: err.message }, 'dashboard feed error');
-      else log.debug({ err: err.message }, 'dashboard feed error');
-      failFirst(err);
-    });
-    c.on('close', () => scheduleReconnect('connection closed'));
-  };
-
-  void connect();
-  return {
-    ready,
-    get state() {
-      return state;
-    },
-    close: async () => {
-      transition('closed');
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      failFirst(new OtaError('OTA_ABORTED', 'feed closed'));
-      if (client) await client.endAsync(true).catch(() => {});
-    },
-  };
+  }
 }

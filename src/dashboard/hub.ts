@@ -2,7 +2,8 @@ import type { IoTClient } from '@aws-sdk/client-iot';
 import { errorMessage } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { THING_NAME_PATTERN } from '../shared/topics.ts';
-import { readExecution, readExecutions, readJobInfo, readJobList } from './iot-reads.ts';
+import { readExecutions, readJobInfo, readJobList } from './iot-reads.ts';
+import { ExecutionLookups } from './lookups.ts';
 import { countByStatus, type JobInfo, type JobListEntry, type StreamEvents } from './model.ts';
 import { JobTracker, NotifySchema, progressFacts } from './tracker.ts';
 
@@ -97,8 +98,7 @@ export class Hub {
   private jobsReadAt = 0;
   private jobsChanged = false;
   private cancelJobsRefresh: (() => void) | undefined;
-  private readonly lookups = new Map<string, { jobId: string; thing: string }>();
-  private lookupsRunning = 0;
+  private readonly lookups: ExecutionLookups;
   private stopTimers: (() => void)[] = [];
   private closed = false;
   private feed: StreamEvents['feed'] = { now: 0, state: 'connecting' };
@@ -112,11 +112,19 @@ export class Hub {
     this.refreshMs = o.refreshMs ?? 10_000;
     this.listCounts = o.listCounts ?? 25;
     this.maxReasonLookups = o.maxReasonLookups ?? 200;
+    this.lookups = new ExecutionLookups(
+      o.iot,
+      (jobId, thing, facts) => this.watched.get(jobId)?.tracker.applyExecution(thing, facts),
+      this.log,
+    );
   }
 
   /** Registers a page's stream: sends the job list, the selected job and its rows; returns the unsubscribe. */
   async subscribe(client: StreamClient, requested?: string): Promise<() => void> {
-    if (this.clients.size === 0) this.startTimers();
+    // Counted at once, before any await: a page that reselects opens its new stream before the old one
+    // has closed, and the old one's close must not stop the timers the new one needs.
+    this.clients.set(client, requested);
+    this.startTimers();
     try {
       await this.loadJobs();
     } catch (err) {
@@ -187,7 +195,7 @@ export class Hub {
     const msg = parsed.data;
     for (const w of this.watched.values()) {
       const outcome = w.tracker.applyNotify(thing, msg);
-      if (outcome === 'describe') this.lookup(w.tracker.jobId, thing);
+      if (outcome === 'describe') this.lookups.add(w.tracker.jobId, thing);
       if (outcome !== 'none') this.scheduleDescribe(w);
     }
     const listed = [...(msg.jobs?.QUEUED ?? []), ...(msg.jobs?.IN_PROGRESS ?? [])];
@@ -196,6 +204,7 @@ export class Hub {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.lookups.close();
     this.stopAllTimers();
     this.cancelJobsRefresh?.();
     for (const w of this.watched.values()) {
@@ -255,13 +264,13 @@ export class Hub {
     w.info = info;
     const requestedAt = this.sched.now();
     const executions = await readExecutions(this.iot, jobId);
-    w.tracker.loadSnapshot(executions, requestedAt);
+    for (const thing of w.tracker.loadSnapshot(executions, requestedAt)) this.lookups.add(jobId, thing);
     w.tracker.takeDirty();
     let n = 0;
     for (const e of executions) {
       if (!TERMINAL_FAILURES.has(e.status)) continue;
       if (n++ >= this.maxReasonLookups) break;
-      this.lookup(jobId, e.thing);
+      this.lookups.add(jobId, e.thing);
     }
   }
 
@@ -361,31 +370,6 @@ export class Hub {
           w.cancelDescribe = undefined;
         });
     });
-  }
-
-  /** Describes one execution (final status and reason), at most 4 at a time, deduplicated. */
-  private lookup(jobId: string, thing: string): void {
-    this.lookups.set(`${jobId}\n${thing}`, { jobId, thing });
-    this.drainLookups();
-  }
-
-  private drainLookups(): void {
-    while (this.lookupsRunning < 4 && this.lookups.size > 0 && !this.closed) {
-      const [key, next] = this.lookups.entries().next().value as [string, { jobId: string; thing: string }];
-      this.lookups.delete(key);
-      this.lookupsRunning++;
-      readExecution(this.iot, next.jobId, next.thing)
-        .then((facts) => {
-          if (facts) this.watched.get(next.jobId)?.tracker.applyExecution(next.thing, facts);
-        })
-        .catch((err: unknown) =>
-          this.log.warn({ err: errorMessage(err) }, 'dashboard: DescribeJobExecution failed'),
-        )
-        .finally(() => {
-          this.lookupsRunning--;
-          this.drainLookups();
-        });
-    }
   }
 }
 

@@ -79,6 +79,87 @@ export function hostHeaders(host: string, port: number): Set<string> {
   return new Set([...addresses].map((a) => `${a.includes(':') ? `[${a}]` : a}:${port}`.toLowerCase()));
 }
 
+function serveAsset(req: IncomingMessage, res: ServerResponse, assets: DashboardAssets, name: string): void {
+  if (!Object.hasOwn(CONTENT_TYPES, name)) {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    return;
+  }
+  const key = name as keyof DashboardAssets;
+  const body = assets[key];
+  res.writeHead(200, {
+    'content-type': CONTENT_TYPES[key],
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-cache',
+    ...SECURITY_HEADERS,
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** `/api/stream?job=<jobId>`: one page's server-sent events, fed by the hub until the page goes. */
+async function serveStream(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  hub: Hub,
+  streams: Set<ServerResponse>,
+): Promise<void> {
+  const job = url.searchParams.get('job') ?? undefined;
+  if (job !== undefined && !JOB_ID_PATTERN.test(job)) {
+    res.writeHead(400, { 'content-type': 'text/plain' }).end(`job: must match ${JOB_ID_PATTERN.source}\n`);
+    return;
+  }
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  res.socket?.setNoDelay(true);
+  res.write('retry: 2000\n\n');
+  streams.add(res);
+  let open = true;
+  const client: StreamClient = {
+    // JSON.stringify never emits a raw newline, so one `data:` line always holds the whole event.
+    write: (event, data) => open && res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
+    problem: (message) => {
+      if (open) res.write(`event: problem\ndata: ${JSON.stringify({ message })}\n\n`);
+    },
+  };
+  const keepalive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
+  keepalive.unref();
+  let unsubscribe: (() => void) | undefined;
+  req.on('close', () => {
+    if (!open) return;
+    open = false;
+    clearInterval(keepalive);
+    streams.delete(res);
+    unsubscribe?.();
+  });
+  res.on('drain', () => hub.resync(client));
+  unsubscribe = await hub.subscribe(client, job);
+  if (!open) unsubscribe();
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new OtaError(
+              'OTA_PORT_IN_USE',
+              `the dashboard's port ${host}:${port} is in use: choose another (--dashboard-port with ota dev, --port with ota dashboard; 0 = free)`,
+              { cause: err },
+            )
+          : err,
+      );
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
 export async function startDashboard(o: DashboardOptions): Promise<RunningDashboard> {
   const log = o.logger ?? silentLogger;
   const assets = o.assets ?? (await loadDashboardAssets());
@@ -96,6 +177,20 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   const host = o.host ?? '127.0.0.1';
   let allowedHosts = new Set<string>();
 
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
+      res.writeHead(421, { 'content-type': 'text/plain' }).end('unknown Host\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
+    const name = url.pathname === '/' ? 'index.html' : url.pathname.slice(1);
+    if (name === 'api/stream') return serveStream(req, res, url, hub, streams);
+    serveAsset(req, res, assets, name);
+  };
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       log.error({ err }, 'dashboard request failed');
@@ -109,109 +204,19 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   });
   server.on('clientError', (_err, socket) => socket.destroy());
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
-      res.writeHead(421, { 'content-type': 'text/plain' }).end('unknown Host\n');
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
-      return;
-    }
-    const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
-    const name = url.pathname === '/' ? 'index.html' : url.pathname.slice(1);
-    if (name === 'api/stream') return stream(req, res, url);
-    if (!Object.hasOwn(CONTENT_TYPES, name)) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    const key = name as keyof DashboardAssets;
-    const body = assets[key];
-    res.writeHead(200, {
-      'content-type': CONTENT_TYPES[key],
-      'content-length': Buffer.byteLength(body),
-      'cache-control': 'no-cache',
-      ...SECURITY_HEADERS,
-    });
-    res.end(req.method === 'HEAD' ? undefined : body);
-  };
-
-  const stream = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
-    const job = url.searchParams.get('job') ?? undefined;
-    if (job !== undefined && !JOB_ID_PATTERN.test(job)) {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end(`job: must match ${JOB_ID_PATTERN.source}\n`);
-      return;
-    }
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    res.socket?.setNoDelay(true);
-    res.write('retry: 2000\n\n');
-    streams.add(res);
-    let open = true;
-    const client: StreamClient = {
-      // JSON.stringify never emits a raw newline, so one `data:` line always holds the whole event.
-      write: (event, data) => open && res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
-      problem: (message) => {
-        if (open) res.write(`event: problem\ndata: ${JSON.stringify({ message })}\n\n`);
-      },
-    };
-    const keepalive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
-    keepalive.unref();
-    let unsubscribe: (() => void) | undefined;
-    const closeStream = () => {
-      if (!open) return;
-      open = false;
-      clearInterval(keepalive);
-      streams.delete(res);
-      unsubscribe?.();
-    };
-    req.on('close', closeStream);
-    res.on('drain', () => hub.resync(client));
-    unsubscribe = await hub.subscribe(client, job);
-    if (!open) unsubscribe();
-  };
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new OtaError(
-              'OTA_PORT_IN_USE',
-              `the dashboard's port ${host}:${o.port} is in use: choose another (--dashboard-port with ota dev, --port with ota dashboard; 0 = free)`,
-              { cause: err },
-            )
-          : err,
-      );
-    });
-    server.listen(o.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, host, o.port ?? 0);
   const urlHost = host.includes(':') ? `[${host}]` : host;
   allowedHosts = hostHeaders(host, port);
-
-  let feed: Feed;
-  try {
-    feed = openFeed({
-      url: o.mqttUrl,
-      region: o.region,
-      credentials: o.credentials,
-      ...(o.ca ? { ca: o.ca } : {}),
-      topics: [`${prefix}/+`, '$aws/things/+/jobs/notify'],
-      onMessage: (topic, payload) => hub.onMessage(topic, payload),
-      onState: (state, detail) => hub.setFeedState(state, detail),
-      logger: log,
-    });
-  } catch (err) {
-    server.close();
-    throw err;
-  }
+  const feed: Feed = openFeed({
+    url: o.mqttUrl,
+    region: o.region,
+    credentials: o.credentials,
+    ...(o.ca ? { ca: o.ca } : {}),
+    topics: [`${prefix}/+`, '$aws/things/+/jobs/notify'],
+    onMessage: (topic, payload) => hub.onMessage(topic, payload),
+    onState: (state, detail) => hub.setFeedState(state, detail),
+    logger: log,
+  });
 
   return {
     url: `http://${urlHost}:${port}/`,

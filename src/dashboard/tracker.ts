@@ -76,13 +76,28 @@ export class JobTracker {
     private readonly now: () => number,
   ) {}
 
-  /** Merges a snapshot that was requested at `requestedAt`; live events newer than that win. */
-  loadSnapshot(executions: Iterable<{ thing: string } & ExecutionFacts>, requestedAt: number): void {
+  /** Things whose notify said the job was gone before the snapshot arrived (see loadSnapshot). */
+  private readonly goneBeforeSnapshot = new Set<string>();
+  private loaded = false;
+
+  /**
+   * Merges a snapshot that was requested at `requestedAt`; live events newer than that win. Returns the
+   * things to describe again: a notify that the job left a device's list may have arrived while the
+   * snapshot was being read, and the snapshot may still say QUEUED or IN_PROGRESS for it.
+   */
+  loadSnapshot(executions: Iterable<{ thing: string } & ExecutionFacts>, requestedAt: number): string[] {
     for (const e of executions) {
       const live = this.liveAt.get(e.thing);
       if (live !== undefined && live >= requestedAt) continue;
       this.setExecution(e.thing, e);
     }
+    this.loaded = true;
+    const recheck = [...this.goneBeforeSnapshot].filter((thing) => {
+      const row = this.rows.get(thing);
+      return row !== undefined && !isTerminalExecutionStatus(row.status);
+    });
+    this.goneBeforeSnapshot.clear();
+    return recheck;
   }
 
   applyExecution(thing: string, facts: ExecutionFacts): void {
@@ -165,6 +180,7 @@ export class JobTracker {
       this.dirty.add(thing);
       return 'describe';
     }
+    if (!row && !this.loaded) this.goneBeforeSnapshot.add(thing);
     return 'none';
   }
 

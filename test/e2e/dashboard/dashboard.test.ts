@@ -154,7 +154,8 @@ test('a cancelled job shows its reason, and a rejected execution shows the agent
     // The same version as installed: the agent rejects the job; the row shows statusDetails.reason.
     await createJob(w, thing, 'dash-reject', firmwareDoc(w, 1024, { version: '41811019' }));
     await page.goto(dashboardUrl('dash-reject'));
-    await row(page, thing).waitFor();
+    await page.locator('#job-title', { hasText: 'dash-reject' }).waitFor();
+    await row(page, thing).locator('.c-state', { hasText: 'QUEUED' }).waitFor();
     const agent = runAgent(await agentConfig(w, thing, { once: true }));
     const summary = await agent.done;
     assert.equal(summary.jobs[0]?.status, 'REJECTED');

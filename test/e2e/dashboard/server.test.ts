@@ -239,3 +239,36 @@ test('a page whose socket buffer fills gets one snapshot, and a fresh one only i
     await hub.close();
   }
 });
+
+test('a page that reselects (new stream opened before the old one closed) keeps getting its batches', async () => {
+  const sched = manualScheduler();
+  const hub = new Hub({ iot: source.iot, progressPrefix: 'CarVi/test/firmware', scheduler: sched });
+  const recorder = () => {
+    const events: string[] = [];
+    const client: StreamClient = {
+      write: (event) => {
+        events.push(event);
+        return true;
+      },
+      problem: (m) => events.push(`problem:${m}`),
+    };
+    return { client, events };
+  };
+  const a = recorder();
+  const b = recorder();
+  try {
+    const unsubscribeA = await hub.subscribe(a.client, 'srv-job');
+    const subscribingB = hub.subscribe(b.client, 'srv-job');
+    unsubscribeA(); // the old stream closes while the new one is still reading the job list
+    const unsubscribeB = await subscribingB;
+    hub.onMessage(
+      'CarVi/test/firmware/dev-a',
+      Buffer.from('{"jobId":"srv-job","Downloading":1,"Total size":3}'),
+    );
+    sched.runEvery();
+    assert.ok(b.events.includes('rows'), `events of the new stream: ${b.events.join(', ')}`);
+    unsubscribeB();
+  } finally {
+    await hub.close();
+  }
+});

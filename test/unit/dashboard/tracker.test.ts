@@ -133,3 +133,24 @@ test('notify payloads that are not AWS-shaped are refused by the schema', () => 
   assert.equal(NotifySchema.safeParse({ jobs: { QUEUED: [{ jobId: 'x'.repeat(65) }] } }).success, false);
   assert.equal(NotifySchema.safeParse({ timestamp: 1 }).success, true);
 });
+
+test('a notify that the job left a device, arriving before the snapshot, is checked again after it', () => {
+  const c = clock();
+  const t = new JobTracker('job-1', c.now);
+  const requestedAt = c.now();
+  // The execution ends while the snapshot is being read; the snapshot still says IN_PROGRESS.
+  assert.equal(t.applyNotify('A', notify({ jobs: {} })), 'none');
+  assert.deepEqual(
+    t.loadSnapshot(
+      [
+        { thing: 'A', status: 'IN_PROGRESS' },
+        { thing: 'B', status: 'QUEUED' },
+      ],
+      requestedAt,
+    ),
+    ['A'],
+  );
+  // After the snapshot, a device not in the job is nobody's business.
+  assert.equal(t.applyNotify('C', notify({ jobs: {} })), 'none');
+  assert.deepEqual(t.loadSnapshot([], c.now()), []);
+});
