@@ -63,7 +63,7 @@ export interface HubOptions {
   logger?: Logger;
   /** How often changed rows go out (ms). */
   flushMs?: number;
-  /** How often DescribeJob and the job list are re-read while a page is open (ms). */
+  /** How often DescribeJob of a watched job is re-read while a page is open (ms); the job list, 3× that. */
   refreshMs?: number;
   /** Jobs in the list that get per-status counts (one DescribeJob each). */
   listCounts?: number;
@@ -225,9 +225,10 @@ export class Hub {
     this.stopTimers.push(
       this.sched.every(this.flushMs, () => this.flush()),
       this.sched.every(this.refreshMs, () => {
-        this.scheduleJobList();
         for (const w of this.watched.values()) if (w.clients.size > 0) this.scheduleDescribe(w);
       }),
+      // The list costs a ListJobs and up to `listCounts` DescribeJobs: read it less often.
+      this.sched.every(this.refreshMs * 3, () => this.scheduleJobList()),
     );
   }
 
