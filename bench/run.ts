@@ -175,6 +175,8 @@ async function startStackProcess(): Promise<Stack> {
       '0',
       '--ws-port',
       '0',
+      '--wss-port',
+      '0',
       '--iot-port',
       '0',
       '--s3-port',

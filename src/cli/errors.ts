@@ -25,6 +25,7 @@ const NOT_FOR_THE_AGENT = [
   '@peculiar/x509',
   'reflect-metadata',
   '@aws-sdk/client-iot',
+  'croner',
 ];
 
 /** The name of the package an agent-only install (`npm install --omit=optional`) left out, if that is why. */

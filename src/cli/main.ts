@@ -27,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   demo: async () => (await import('./commands/demo.ts')).registerDemoCommand,
   sim: async () => (await import('./commands/sim.ts')).registerSimCommand,
   dashboard: async () => (await import('./commands/dashboard.ts')).registerDashboardCommand,
+  provision: async () => (await import('./commands/provision.ts')).registerProvisionCommand,
 };
 
 /** package.json's version: the same file from src/cli (tsx) and from dist/cli (compiled). */

@@ -15,13 +15,15 @@ import { OtaError, ValidationError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { parseS3Url } from '../shared/s3-url.ts';
 import { DEFAULT_PROGRESS_PREFIX, THING_NAME_PATTERN } from '../shared/topics.ts';
-import { startBroker } from './broker/broker.ts';
-import type { RunningBroker } from './broker/types.ts';
+import { getRequestIdentity, startBroker, WS_PATH } from './broker/broker.ts';
+import type { ClientIdPolicy, RunningBroker } from './broker/types.ts';
 import { startControlPlane } from './control-plane/server.ts';
 import { createCredentialsHandler } from './credentials/provider.ts';
+import { createSessionTokens } from './credentials/session-tokens.ts';
 import { createJobsService, type JobsService } from './jobs/service.ts';
 import { type RunningObjectStore, startObjectStore } from './object-store/store.ts';
 import { ensureLocalCa, type LocalCa } from './pki/pki.ts';
+import { openSecurityRegistry, type SecurityRegistry } from './security/registry.ts';
 
 /**
  * The embedded local AWS IoT stack: MQTT broker (mTLS + WebSocket), Jobs service, control plane and S3
@@ -34,21 +36,27 @@ export interface LocalStackOptions {
   /** Ports; 0 picks a free one. `ota dev` passes its defaults, tests pass 0. */
   mqttPort?: number;
   wsPort?: number;
+  /** MQTT over WebSocket over TLS; 0 (the default) picks a free port. */
+  wssPort?: number;
   iotPort?: number;
   s3Port?: number;
   anonymousPort?: number;
   region?: string;
   bucket?: string;
   progressPrefix?: string;
+  /** Client ids the stack's own thing certificates may use (broker/types.ts); default `thing-name`. */
+  clientIds?: ClientIdPolicy;
   /**
-   * Length of a Jobs "minute", so tests need not wait minutes. It scales every Jobs time alike: step and
-   * in-progress timeouts, and the lifetime of presigned URLs (`presignedUrlConfig.expiresInSec`, at
-   * least 1 s).
+   * Length of a Jobs "minute", so tests need not wait minutes. It scales every Jobs duration alike: step
+   * and in-progress timeouts, rollout rates (per minute), scheduling distances, maintenance-window
+   * durations, and the lifetime of presigned URLs (`presignedUrlConfig.expiresInSec`, at least 1 s).
    */
   minuteMs?: number;
   allowRejectFromInProgress?: boolean;
   /** Serve the fleet dashboard (src/dashboard) on this port (0 = free); endpoints.json gets its URL. */
   dashboardPort?: number;
+  /** Jobs MQTT API requests per second per thing; over it, RequestThrottled. Default: no limit. */
+  jobsRequestsPerSecondPerThing?: number;
   /** Things to ensure at start; default ['RaspberryPi_2']. */
   things?: string[];
   logger?: Logger;
@@ -60,6 +68,8 @@ export interface LocalStack {
   readonly jobs: JobsService;
   readonly broker: RunningBroker;
   readonly objectStore: RunningObjectStore;
+  /** Certificates, IoT policies, thing principals and role aliases made through the control plane. */
+  readonly security: SecurityRegistry;
   /** Registers the thing and issues its certificate (idempotent); endpoints.json is rewritten. */
   ensureThing(thingName: string): Promise<{ cert: string; key: string }>;
   close(): Promise<void>;
@@ -193,12 +203,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     opened.push(() => objectStore.close());
 
     let broker: RunningBroker | undefined;
+    let security: SecurityRegistry | undefined;
     const jobs = createJobsService({
       dbPath: join(dataDir, 'jobs.sqlite'),
       region,
       accountId: LOCAL_ACCOUNT_ID,
       minuteMs: options.minuteMs,
       allowRejectFromInProgress: options.allowRejectFromInProgress,
+      requestsPerSecondPerThing: options.jobsRequestsPerSecondPerThing,
+      // DeleteThing: the thing's certificates lose their attachments, and its open MQTT and HTTPS
+      // connections are dropped (a registered thing is checked only once per connection).
+      onThingDeleted: (thingName) => {
+        security?.onThingDeleted(thingName);
+        broker?.disconnectThing(thingName);
+      },
       logger: logger.child({ component: 'jobs' }),
       publish: (topic, payload, qos) => {
         if (!broker) throw new OtaError('OTA_NOT_READY', 'broker not started');
@@ -224,20 +242,40 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }
     };
 
+    // Provisioned devices (CreateKeysAndCertificate + AttachPolicy + AttachThingPrincipal) are authorized
+    // by their attached policies; temporary credentials carry session tokens the stack checks.
+    security = openSecurityRegistry({
+      dbPath: join(dataDir, 'security.sqlite'),
+      region,
+      accountId: LOCAL_ACCOUNT_ID,
+      issueCertificate: () => ca.issueDeviceCertificate(),
+      thingExists: isRegisteredThing,
+    });
+    const registry = security;
+    opened.push(() => registry.close());
+    const sessionTokens = createSessionTokens(registry.sessionTokenStore);
+
     broker = await startBroker({
       host,
       mqttPort: options.mqttPort ?? 0,
       wsPort: options.wsPort ?? 0,
+      wssPort: options.wssPort ?? 0,
+      clientIds: options.clientIds ?? 'thing-name',
       anonymousPort: options.anonymousPort,
       tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
       progressPrefix: options.progressPrefix ?? DEFAULT_PROGRESS_PREFIX,
       operatorName: OPERATOR_IDENTITY,
       isRegisteredThing,
-      wsCredentials: { ...credentials, region },
+      certificates: security,
+      wsCredentials: { ...credentials, region, checkSessionToken: sessionTokens.check },
       services: [jobs.topicService],
       // The IoT credentials provider (reference section 5) shares the mTLS port, chosen by ALPN.
       httpsHandler: createCredentialsHandler({
         roleAliases: { [LOCAL_ROLE_ALIAS]: { ...credentials, durationSeconds: 3600 } },
+        getIdentity: getRequestIdentity,
+        registry: security,
+        registryCredentials: credentials,
+        sessionTokens,
       }),
       logger: logger.child({ component: 'broker' }),
     });
@@ -250,17 +288,24 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       controlPlane: jobs.controlPlane,
       credentials,
       region,
+      // DescribeEndpoint: AWS answers host names only; locally MQTT and the credentials provider share
+      // the mTLS port, which endpoints.json names.
       iotEndpointAddress: host,
+      credentialsEndpointAddress: host,
+      security,
+      checkSessionToken: sessionTokens.check,
       logger: logger.child({ component: 'control-plane' }),
     });
     opened.push(() => controlPlane.close());
 
     const operator = await ca.issueClientCert(OPERATOR_IDENTITY);
+    const urlHost = host.includes(':') ? `[${host}]` : host;
     const endpointsFile = join(dataDir, ENDPOINTS_FILE);
     const endpoints: Endpoints = {
       region,
       mqtt: { host, port: runningBroker.mqttPort },
-      ws: { url: `ws://${host}:${runningBroker.wsPort}/mqtt` },
+      ws: { url: `ws://${urlHost}:${runningBroker.wsPort}${WS_PATH}` },
+      wss: { url: `wss://${urlHost}:${runningBroker.wssPort}${WS_PATH}` },
       iot: { endpoint: controlPlane.endpoint, ...credentials },
       s3: { endpoint: objectStore.endpoint, ...credentials, bucket },
       rootCA: ca.caCertPath,
@@ -301,6 +346,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       jobs,
       broker: runningBroker,
       objectStore,
+      security,
       ensureThing,
       close: closeAll,
     };

@@ -11,6 +11,8 @@ export const EndpointsSchema = z.object({
   region: z.string(),
   mqtt: z.object({ host: z.string(), port: z.number().int().positive() }),
   ws: z.object({ url: z.string() }),
+  /** MQTT over WebSocket over TLS (SigV4-presigned URL; the server certificate chains to rootCA). */
+  wss: z.object({ url: z.string() }).optional(),
   iot: z.object({ endpoint: z.string(), accessKeyId: z.string(), secretAccessKey: z.string() }),
   s3: z.object({
     endpoint: z.string(),

@@ -12,3 +12,48 @@ export type JobsMqttErrorCode =
   | 'InternalError'
   | 'RequestThrottled'
   | 'TerminalStateReached';
+
+/** reasonCode the Jobs service puts on a job cancelled by its abortConfig (DescribeJob). */
+export const ABORT_REASON_CODE = 'ABORT_CRITERIA_MET';
+
+/** AWS's ceiling for a rollout rate (maximumPerMinute and baseRatePerMinute: 1–1000). */
+export const MAX_ROLLOUT_RATE = 1000;
+
+/** The members of JobExecutionsRolloutConfig that decide the rate (AWS API reference). */
+export interface RolloutRateConfig {
+  maximumPerMinute?: number | undefined;
+  exponentialRate?:
+    | {
+        baseRatePerMinute?: number | undefined;
+        incrementFactor?: number | undefined;
+        rateIncreaseCriteria?:
+          | { numberOfNotifiedThings?: number | undefined; numberOfSucceededThings?: number | undefined }
+          | undefined;
+      }
+    | undefined;
+}
+
+/**
+ * The rollout rate in force (AWS developer guide, "Job rollout rates"): maximumPerMinute, or the
+ * exponential rate — baseRatePerMinute × incrementFactor for each full numberOfNotifiedThings notified
+ * or numberOfSucceededThings succeeded (50, 100, 200, 400 … for a base of 50 and a factor of 2), capped
+ * by maximumPerMinute when both are given. `level` counts the increases. The service paces with it; an
+ * operator tool computes the same figure from DescribeJob.
+ */
+export function rolloutRate(
+  cfg: RolloutRateConfig,
+  progress: { notified: number; succeeded: number },
+): { rate: number; level: number } {
+  const cap = Math.min(cfg.maximumPerMinute ?? MAX_ROLLOUT_RATE, MAX_ROLLOUT_RATE);
+  const exp = cfg.exponentialRate;
+  if (exp?.baseRatePerMinute === undefined || exp.incrementFactor === undefined)
+    return { rate: cap, level: 0 };
+  const byNotified = exp.rateIncreaseCriteria?.numberOfNotifiedThings;
+  const bySucceeded = exp.rateIncreaseCriteria?.numberOfSucceededThings;
+  const level = Math.max(
+    byNotified === undefined ? 0 : Math.floor(progress.notified / byNotified),
+    bySucceeded === undefined ? 0 : Math.floor(progress.succeeded / bySucceeded),
+  );
+  const rate = Math.floor(exp.baseRatePerMinute * exp.incrementFactor ** Math.min(level, 100));
+  return { rate: Math.max(1, Math.min(rate, cap)), level };
+}

@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { CLIENT_ID_POLICIES } from '../../cloud/broker/types.ts';
 import { resolveDataDir } from '../../shared/endpoints.ts';
 import { createLogger } from '../../shared/log.ts';
 import { dataDirOption, parsePort, parsePositiveInt } from '../options.ts';
@@ -12,6 +13,12 @@ export function registerDevCommand(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--mqtt-port <port>', 'MQTT over TLS port', parsePort('--mqtt-port'), DEV_DEFAULT_PORTS.mqtt)
     .option('--ws-port <port>', 'MQTT over WebSocket port', parsePort('--ws-port'), DEV_DEFAULT_PORTS.ws)
+    .option(
+      '--wss-port <port>',
+      'MQTT over WebSocket over TLS port (as AWS IoT serves it)',
+      parsePort('--wss-port'),
+      DEV_DEFAULT_PORTS.wss,
+    )
     .option(
       '--iot-port <port>',
       'IoT control-plane HTTP port',
@@ -32,12 +39,26 @@ export function registerDevCommand(program: Command): void {
     )
     .option('--no-dashboard', 'do not serve the fleet dashboard')
     .option('--progress-prefix <prefix>', 'progress topic prefix', 'CarVi/test/firmware')
+    .addOption(
+      new Option(
+        '--client-ids <policy>',
+        "which MQTT client ids a thing certificate may use: its thing name only (AWS's recommended " +
+          'policy), or any (several connections per certificate, but one thing can disconnect another)',
+      )
+        .choices(CLIENT_ID_POLICIES)
+        .default('thing-name'),
+    )
     .option(
       '--minute-ms <ms>',
       'length of a Jobs "minute": timeouts and presigned-URL lifetimes scale with it (testing)',
       parsePositiveInt('--minute-ms'),
     )
     .option('--no-reject-in-progress', 'refuse IN_PROGRESS → REJECTED (AWS behaviour is unconfirmed)')
+    .option(
+      '--jobs-rate-limit <n>',
+      'Jobs MQTT API requests per second per thing; over it the request is answered RequestThrottled',
+      parsePositiveInt('--jobs-rate-limit'),
+    )
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (flags) => {
       const logger = createLogger({ level: flags.logLevel });
@@ -46,6 +67,8 @@ export function registerDevCommand(program: Command): void {
         host: flags.host,
         mqttPort: flags.mqttPort,
         wsPort: flags.wsPort,
+        wssPort: flags.wssPort,
+        clientIds: flags.clientIds,
         iotPort: flags.iotPort,
         s3Port: flags.s3Port,
         anonymousPort: flags.anonymousPort,
@@ -53,6 +76,7 @@ export function registerDevCommand(program: Command): void {
         progressPrefix: flags.progressPrefix,
         minuteMs: flags.minuteMs,
         allowRejectFromInProgress: flags.rejectInProgress,
+        jobsRequestsPerSecondPerThing: flags.jobsRateLimit,
         logger,
       });
       process.stdout.write(`${banner}\n`);

@@ -1,12 +1,126 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { iotClientFor } from '../../operator/clients.ts';
-import { cancelJob, createJob, describeJob, listExecutions, listJobs } from '../../operator/jobs.ts';
+import {
+  type JobFigures,
+  parseAbortCriterion,
+  parseMaintenanceWindow,
+  parseRetryCriterion,
+} from '../../operator/job-configs.ts';
+import {
+  cancelJob,
+  createJob,
+  createJobTemplate,
+  deleteJobTemplate,
+  describeJob,
+  describeJobTemplate,
+  type JobConfigRequest,
+  listExecutions,
+  listJobs,
+  listJobTemplates,
+} from '../../operator/jobs.ts';
 import { withLastKnownProgress } from '../../operator/live-progress.ts';
 import { executionsTable } from '../executions-table.ts';
 import { isoSeconds, json, table } from '../format.ts';
 import { awsOptions, dataDirOption, parsePositiveInt, targetFrom } from '../options.ts';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function parseNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag}: must be a positive number`);
+    return n;
+  };
+}
+
+/** Flags for the configurations a job and a job template share (AWS field names in the help). */
+function withConfigFlags(cmd: Command): Command {
+  return cmd
+    .option(
+      '--presigned-url-expires <sec>',
+      'presignedUrlConfig.expiresInSec (60-3600)',
+      parsePositiveInt('--presigned-url-expires'),
+    )
+    .option('--presigned-url-role-arn <arn>', 'presignedUrlConfig.roleArn (AWS)')
+    .option(
+      '--in-progress-timeout <min>',
+      'timeoutConfig.inProgressTimeoutInMinutes',
+      parsePositiveInt('--in-progress-timeout'),
+    )
+    .option(
+      '--max-per-minute <n>',
+      'jobExecutionsRolloutConfig.maximumPerMinute (1-1000)',
+      parsePositiveInt('--max-per-minute'),
+    )
+    .option('--rate-base <n>', 'exponentialRate.baseRatePerMinute (1-1000)', parsePositiveInt('--rate-base'))
+    .option('--rate-factor <f>', 'exponentialRate.incrementFactor (1.1-5)', parseNumber('--rate-factor'))
+    .option(
+      '--rate-notified <n>',
+      'rateIncreaseCriteria.numberOfNotifiedThings',
+      parsePositiveInt('--rate-notified'),
+    )
+    .option(
+      '--rate-succeeded <n>',
+      'rateIncreaseCriteria.numberOfSucceededThings',
+      parsePositiveInt('--rate-succeeded'),
+    )
+    .option('--abort <TYPE:PCT%:minN>', 'abortConfig criterion, e.g. FAILED:20%:min50 (repeatable)', collect)
+    .option('--retry <TYPE:N>', 'jobExecutionsRetryConfig criterion, e.g. TIMED_OUT:3 (repeatable)', collect)
+    .option(
+      '--maintenance-window <CRON,MIN>',
+      "maintenance window, e.g. 'cron(0 2 * * ? *),120' (repeatable)",
+      collect,
+    );
+}
+
+interface ConfigFlags {
+  presignedUrlExpires?: number;
+  presignedUrlRoleArn?: string;
+  inProgressTimeout?: number;
+  maxPerMinute?: number;
+  rateBase?: number;
+  rateFactor?: number;
+  rateNotified?: number;
+  rateSucceeded?: number;
+  abort?: string[];
+  retry?: string[];
+}
+
+function configFrom(flags: ConfigFlags): JobConfigRequest {
+  const req: JobConfigRequest = {
+    presignedUrlExpiresInSec: flags.presignedUrlExpires,
+    presignedUrlRoleArn: flags.presignedUrlRoleArn,
+    inProgressTimeoutInMinutes: flags.inProgressTimeout,
+    maxPerMinute: flags.maxPerMinute,
+    abort: flags.abort?.map(parseAbortCriterion),
+    retry: flags.retry?.map(parseRetryCriterion),
+  };
+  if (flags.rateBase !== undefined || flags.rateFactor !== undefined) {
+    if (flags.rateBase === undefined || flags.rateFactor === undefined) {
+      throw new InvalidArgumentError('--rate-base and --rate-factor go together (exponentialRate)');
+    }
+    req.exponentialRate = {
+      baseRatePerMinute: flags.rateBase,
+      incrementFactor: flags.rateFactor,
+      numberOfNotifiedThings: flags.rateNotified,
+      numberOfSucceededThings: flags.rateSucceeded,
+    };
+  }
+  return req;
+}
+
+function figuresText(f: JobFigures): string[] {
+  const c = f.counts;
+  const lines = [
+    `  executions queued ${c.queued}, in progress ${c.inProgress}, succeeded ${c.succeeded}, failed ${c.failed}, ` +
+      `rejected ${c.rejected}, canceled ${c.canceled}, timed out ${c.timedOut}, removed ${c.removed}`,
+  ];
+  if (f.ratePerMinute !== undefined)
+    lines.push(`  rollout    ${f.ratePerMinute} per minute now (${f.notified} notified)`);
+  if (f.abort.state === 'aborted') lines.push(`  abort      ABORTED: ${f.abort.reason}`);
+  if (f.abort.state === 'armed') for (const c2 of f.abort.criteria) lines.push(`  abort      armed: ${c2}`);
+  return lines;
+}
 
 function withTarget(cmd: Command): Command {
   cmd.addOption(dataDirOption()).option('--json', 'print JSON for scripts');
@@ -18,27 +132,22 @@ export function registerJobCommands(program: Command): void {
   const job = program.command('job').description('AWS IoT jobs (local stack by default, --aws for AWS)');
 
   withTarget(
-    job
-      .command('create')
-      .description('create a job for things or thing groups')
-      .requiredOption('--job-id <id>', 'job id ([a-zA-Z0-9_-]{1,64})')
-      .option('--thing <name>', 'target thing (repeatable)', collect)
-      .option('--group <name>', 'target thing group (repeatable)', collect)
-      .option('--document <file>', 'job document JSON file')
-      .option('--document-source <url>', 'S3 URL of the job document')
-      .option('--continuous', 'CONTINUOUS target selection (things added to a group later get the job)')
-      .option('--description <text>', 'description')
-      .option(
-        '--presigned-url-expires <sec>',
-        'presignedUrlConfig.expiresInSec (60-3600)',
-        parsePositiveInt('--presigned-url-expires'),
-      )
-      .option('--presigned-url-role-arn <arn>', 'presignedUrlConfig.roleArn (AWS)')
-      .option(
-        '--in-progress-timeout <min>',
-        'timeoutConfig.inProgressTimeoutInMinutes',
-        parsePositiveInt('--in-progress-timeout'),
-      ),
+    withConfigFlags(
+      job
+        .command('create')
+        .description('create a job for things or thing groups')
+        .requiredOption('--job-id <id>', 'job id ([a-zA-Z0-9_-]{1,64})')
+        .option('--thing <name>', 'target thing (repeatable)', collect)
+        .option('--group <name>', 'target thing group (repeatable)', collect)
+        .option('--document <file>', 'job document JSON file')
+        .option('--document-source <url>', 'S3 URL of the job document')
+        .option('--template <id|arn>', 'job template: its document and configurations')
+        .option('--continuous', 'CONTINUOUS target selection (things added to a group later get the job)')
+        .option('--description <text>', 'description')
+        .option('--start-time <time>', 'schedulingConfig.startTime (YYYY-MM-DDTHH:MM UTC; ≥ 30 min ahead)')
+        .option('--end-time <time>', 'schedulingConfig.endTime')
+        .option('--end-behavior <b>', 'schedulingConfig.endBehavior: STOP_ROLLOUT | CANCEL | FORCE_CANCEL'),
+    ),
   ).action(async (flags) => {
     const out = await createJob(iotClientFor(targetFrom(flags)), {
       jobId: flags.jobId,
@@ -46,11 +155,14 @@ export function registerJobCommands(program: Command): void {
       groups: flags.group,
       documentFile: flags.document,
       documentSource: flags.documentSource,
+      template: flags.template,
       continuous: flags.continuous,
       description: flags.description,
-      presignedUrlExpiresInSec: flags.presignedUrlExpires,
-      presignedUrlRoleArn: flags.presignedUrlRoleArn,
-      inProgressTimeoutInMinutes: flags.inProgressTimeout,
+      startTime: flags.startTime,
+      endTime: flags.endTime,
+      endBehavior: flags.endBehavior,
+      maintenanceWindows: (flags.maintenanceWindow as string[] | undefined)?.map(parseMaintenanceWindow),
+      ...configFrom(flags),
     });
     process.stdout.write(
       flags.json
@@ -67,7 +179,6 @@ export function registerJobCommands(program: Command): void {
         return;
       }
       const j = out.job;
-      const p = j?.jobProcessDetails;
       process.stdout.write(
         `${[
           `job ${j?.jobId}  ${j?.status}  ${j?.targetSelection}`,
@@ -76,10 +187,8 @@ export function registerJobCommands(program: Command): void {
           `  created    ${isoSeconds(j?.createdAt)}`,
           `  updated    ${isoSeconds(j?.lastUpdatedAt)}`,
           j?.completedAt ? `  completed  ${isoSeconds(j.completedAt)}` : undefined,
-          `  executions queued ${p?.numberOfQueuedThings ?? 0}, in progress ${p?.numberOfInProgressThings ?? 0}, ` +
-            `succeeded ${p?.numberOfSucceededThings ?? 0}, failed ${p?.numberOfFailedThings ?? 0}, ` +
-            `rejected ${p?.numberOfRejectedThings ?? 0}, canceled ${p?.numberOfCanceledThings ?? 0}, ` +
-            `timed out ${p?.numberOfTimedOutThings ?? 0}, removed ${p?.numberOfRemovedThings ?? 0}`,
+          ...(out.figures === undefined ? [] : figuresText(out.figures)),
+          j?.reasonCode ? `  reason     ${j.reasonCode}${j.comment ? `: ${j.comment}` : ''}` : undefined,
         ]
           .filter((l) => l !== undefined)
           .join('\n')}\n`,
@@ -91,7 +200,7 @@ export function registerJobCommands(program: Command): void {
     job
       .command('list')
       .description('list jobs')
-      .option('--status <status>', 'IN_PROGRESS | CANCELED | COMPLETED'),
+      .option('--status <status>', 'IN_PROGRESS | SCHEDULED | CANCELED | COMPLETED'),
   ).action(async (flags) => {
     const jobs = await listJobs(iotClientFor(targetFrom(flags)), { status: flags.status });
     process.stdout.write(
@@ -132,4 +241,61 @@ export function registerJobCommands(program: Command): void {
     const rows = flags.live ? await withLastKnownProgress(listed, jobId, target) : listed;
     process.stdout.write(flags.json ? `${json(rows)}\n` : `${executionsTable(rows)}\n`);
   });
+
+  const template = job
+    .command('template')
+    .description('job templates (a document and configurations to create jobs from)');
+  withTarget(
+    withConfigFlags(
+      template
+        .command('create <templateId>')
+        .description('create a job template')
+        .requiredOption('--description <text>', 'description (required by AWS)')
+        .option('--document <file>', 'job document JSON file')
+        .option('--document-source <url>', 'S3 URL of the job document')
+        .option('--from-job <jobId>', "copy an existing job's document and configurations"),
+    ),
+  ).action(async (templateId: string, flags) => {
+    const out = await createJobTemplate(iotClientFor(targetFrom(flags)), {
+      templateId,
+      description: flags.description,
+      documentFile: flags.document,
+      documentSource: flags.documentSource,
+      fromJob: flags.fromJob,
+      maintenanceWindows: (flags.maintenanceWindow as string[] | undefined)?.map(parseMaintenanceWindow),
+      ...configFrom(flags),
+    });
+    const summary = { jobTemplateId: out.jobTemplateId, jobTemplateArn: out.jobTemplateArn };
+    process.stdout.write(
+      flags.json
+        ? `${json(summary)}\n`
+        : `created job template ${out.jobTemplateId}\n  ${out.jobTemplateArn}\n`,
+    );
+  });
+  withTarget(template.command('list').description('list job templates')).action(async (flags) => {
+    const rows = await listJobTemplates(iotClientFor(targetFrom(flags)));
+    process.stdout.write(
+      flags.json
+        ? `${json(rows)}\n`
+        : `${table(
+            ['TEMPLATE', 'CREATED', 'DESCRIPTION'],
+            rows.map((t) => [t.jobTemplateId, isoSeconds(t.createdAt), t.description]),
+          )}\n`,
+    );
+  });
+  withTarget(template.command('describe <templateId>').description('describe a job template')).action(
+    async (templateId: string, flags) => {
+      const out = await describeJobTemplate(iotClientFor(targetFrom(flags)), templateId);
+      const { $metadata: _m, ...t } = out;
+      process.stdout.write(`${json(t)}\n`);
+    },
+  );
+  withTarget(template.command('delete <templateId>').description('delete a job template')).action(
+    async (templateId: string, flags) => {
+      await deleteJobTemplate(iotClientFor(targetFrom(flags)), templateId);
+      process.stdout.write(
+        flags.json ? `${json({ deleted: templateId })}\n` : `deleted job template ${templateId}\n`,
+      );
+    },
+  );
 }

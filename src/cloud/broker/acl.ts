@@ -30,6 +30,13 @@ function isServiceToDeviceSuffix(rest: string): boolean {
   );
 }
 
+/** A Jobs reply or notification topic of any thing: `$aws/things/<thing>/jobs/(notify|notify-next|…/accepted|…/rejected)`. */
+export function isServiceToDeviceTopic(topic: string): boolean {
+  const m = /^\$aws\/things\/[^/]+\/jobs\/(.+)$/.exec(topic);
+  return m?.[1] !== undefined && isServiceToDeviceSuffix(m[1]);
+}
+
+/** The built-in policy of the stack's CN-named certificates (certificate identities are never granted here). */
 export function canPublish(identity: ClientIdentity, topic: string, opts: AclOptions): boolean {
   // Operators (and WebSocket / anonymous watchers) observe; they never publish (no iot:Publish).
   if (identity.kind !== 'thing') return false;
@@ -50,6 +57,7 @@ export function canSubscribe(identity: ClientIdentity, filter: string, opts: Acl
     const root = `${JOBS_PREFIX(thing)}/`;
     return filter.startsWith(root) && filter.length > root.length;
   }
+  if (identity.kind !== 'operator') return false;
   if (filter === `${prefix}/+` || filter === `${prefix}/#`) return true;
   if (filter.startsWith(`${prefix}/`)) {
     return THING_NAME_PATTERN.test(filter.slice(prefix.length + 1));

@@ -1,8 +1,8 @@
 import type { EventEmitter } from 'node:events';
-import http, { type IncomingMessage, STATUS_CODES } from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import http, { type IncomingMessage } from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls, { type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import {
   Aedes,
   type AedesPublishPacket,
@@ -11,33 +11,52 @@ import {
   type PublishPacket,
   type Subscription,
 } from 'aedes';
-import { createWebSocketStream, WebSocketServer } from 'ws';
 import { errorMessage, OtaError } from '../../shared/errors.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { DEFAULT_PROGRESS_PREFIX } from '../../shared/topics.ts';
-import { canPublish, canSubscribe } from './acl.ts';
+import { createAuthorizer } from './authorizer.ts';
+import {
+  closeServer,
+  createMtlsListener,
+  createWebSocketListener,
+  listen,
+  peerCertificateId,
+  peerCommonName,
+  WS_PATH,
+} from './listeners.ts';
+import { hookParser } from './packet-limit.ts';
 import type { BrokerOptions, ClientIdentity, RunningBroker, TopicService } from './types.ts';
-import { verifyPresignedWebSocketRequest } from './ws-auth.ts';
+
+export { WS_PATH };
 
 /**
  * The local stand-in for AWS IoT Core's message broker: aedes (MQTT 3.1.1) behind listeners we own.
  *
- * - mqtts (mutual TLS): the client certificate's CN is the identity, as with AWS IoT X.509 authentication.
- *   CN = operator name → operator; any other CN must be a registered thing or CONNECT gets return code 5
- *   (MQTT 3.1.1 §3.2.2.3 "not authorized"). The same TLS port also serves HTTPS chosen by ALPN `http/1.1`,
- *   the way AWS multiplexes MQTT and HTTPS on 443 (the credentials provider lives there).
- * - WebSocket (`/mqtt`): authenticated by a SigV4 presigned URL (service `iotdevicegateway`), like AWS
- *   IoT's WebSocket endpoint; a verified client is the operator.
+ * - mqtts (mutual TLS): for the stack's own certificates the CN is the identity: CN = operator name →
+ *   operator; any other CN must be a registered thing or CONNECT gets return code 5 (MQTT 3.1.1 §3.2.2.3
+ *   "not authorized"). A certificate registered through the control plane (CreateKeysAndCertificate) is
+ *   known by its id instead; its thing is the client id of a thing attached to it (AttachThingPrincipal),
+ *   and its attached IoT policies decide (authorizer.ts). The same TLS port also serves HTTPS chosen by
+ *   ALPN `http/1.1`, the way AWS multiplexes MQTT and HTTPS on 443 (the credentials provider lives there).
+ * - WebSocket (`/mqtt`), plain and over TLS (`wss`, the only kind AWS IoT serves): authenticated by a SigV4
+ *   presigned URL (service `iotdevicegateway`), like AWS IoT's WebSocket endpoint; a verified client is
+ *   the operator.
  * - optional plain-TCP anonymous listener: read-only operator rights; only when explicitly configured.
  *
- * Authorization (acl.ts) follows an AWS IoT policy using `${iot:Connection.Thing.ThingName}`. What a denial
- * looks like on the wire:
+ * Client ids: AWS's recommended policy allows `iot:Connect` only on `client/${iot:Connection.Thing.ThingName}`;
+ * by default (`clientIds: 'thing-name'`) the built-in policy does the same, so that no certificate can
+ * take over another thing's session (a second CONNECT with a client id disconnects the first, §3.1.4).
+ *
+ * What a denial looks like on the wire:
+ * - CONNECT: CONNACK return code 5.
  * - SUBSCRIBE: the filter's SUBACK return code is 0x80 (MQTT 3.1.1 §3.9.3); the connection stays up.
  * - PUBLISH: the connection is closed (that is how aedes refuses a publish, and what AWS IoT does on a
  *   policy violation); the message reaches nobody and a QoS 1 publish gets no PUBACK.
  * - QoS 2: AWS IoT supports QoS 0 and 1 only (reference section 3). A QoS 2 PUBLISH is refused like an
  *   unauthorized one; a QoS 2 SUBSCRIBE is granted QoS 1 (AWS sends no SUBACK at all, which would leave a
  *   client hanging; granting the maximum QoS we support is the MQTT-conformant downgrade, §3.9.3).
+ * - a packet whose fixed header announces more than MAX_PACKET_BYTES: the connection is closed before the
+ *   body is read (packet-limit.ts), so no peer can make the broker buffer more than that.
  *
  * Topic services (the Jobs service): a publish whose topic a service claims goes to that service after
  * authorization and is never forwarded to subscribers, as with AWS's reserved `$aws/things/.../jobs/...`
@@ -52,7 +71,10 @@ import { verifyPresignedWebSocketRequest } from './ws-auth.ts';
  */
 const connIdentities = new WeakMap<object, ClientIdentity>();
 
-/** The identity the broker gave an HTTPS request on the mTLS port (undefined: unknown or unregistered CN). */
+/**
+ * The identity the broker gave an HTTPS request on the mTLS port: a thing or the operator for the stack's
+ * certificates, `certificate` for a registered one (undefined: unknown or unregistered CN).
+ */
 export function getRequestIdentity(req: IncomingMessage): ClientIdentity | undefined {
   return connIdentities.get(req.socket);
 }
@@ -62,12 +84,16 @@ export const MTLS_ALPN_PROTOCOLS = ['x-amzn-mqtt-ca', 'mqtt', 'http/1.1'];
 /** AWS IoT Core: MQTT payload ≤ 128 KB, topic ≤ 256 bytes ("AWS IoT Core message broker limits"). */
 export const MAX_PAYLOAD_BYTES = 128 * 1024;
 export const MAX_TOPIC_BYTES = 256;
+/**
+ * Largest Remaining Length (MQTT 3.1.1 §2.2.3) of any packet: a PUBLISH of the largest payload needs
+ * 2 + 256 (topic) + 2 (packet id) bytes more; a CONNECT with a will of that size needs a little more for
+ * client id, will topic, user name and password. Anything larger can only be refused, so it is refused
+ * from its fixed header.
+ */
+export const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 4096;
 
-export const WS_PATH = '/mqtt';
 /** AWS IoT allows client ids up to 128 bytes (reference section 3); aedes defaults to 23. */
 const MAX_CLIENT_ID_LENGTH = 128;
-/** AWS IoT caps an MQTT payload at 128 KB; leave room for the MQTT header in a WebSocket frame. */
-const WS_MAX_PAYLOAD = 256 * 1024;
 
 export class BrokerError extends OtaError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -75,47 +101,16 @@ export class BrokerError extends OtaError {
   }
 }
 
-function peerCommonName(socket: TLSSocket): string | undefined {
-  if (!socket.authorized) return undefined;
-  const cn = socket.getPeerCertificate()?.subject?.CN;
-  return Array.isArray(cn) ? cn[0] : cn;
-}
-
 function notAuthorized(message: string): AuthenticateError {
   // 5 = "Connection Refused, not authorized" (MQTT 3.1.1 §3.2.2.3).
   return Object.assign(new Error(message), { returnCode: 5 }) as AuthenticateError;
 }
 
-function listen(server: net.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-function closeServer(server: net.Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
-}
-
-/** Refuses a WebSocket upgrade with a plain HTTP status (AWS answers a bad signature with 403). */
-function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
-  const body = `${reason}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
-}
-
 export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
   const log = (options.logger ?? silentLogger).child({ component: 'broker' });
-  const aclOpts = { progressPrefix: options.progressPrefix ?? DEFAULT_PROGRESS_PREFIX };
   const operatorName = options.operatorName ?? 'operator';
   const services: TopicService[] = options.services ?? [];
-  const counters = { publishesIn: 0, publishesOut: 0 };
+  const counters = { publishesIn: 0, publishesOut: 0, oversizedPackets: 0 };
   /** Every socket we accepted, destroyed on close so no handle outlives the broker. */
   const sockets = new Set<Duplex>();
   let closed = false;
@@ -137,6 +132,14 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     }
   };
 
+  const authorizer = createAuthorizer({
+    acl: { progressPrefix: options.progressPrefix ?? DEFAULT_PROGRESS_PREFIX },
+    clientIds: options.clientIds ?? 'thing-name',
+    isRegistered,
+    ...(options.certificates ? { certificates: options.certificates } : {}),
+    log,
+  });
+
   const claimant = (topic: string): TopicService | undefined => {
     for (const s of services) {
       try {
@@ -152,18 +155,18 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
 
     authenticate(client, _username, _password, done) {
-      const identity = identityOf(client);
-      if (!identity) return done(notAuthorized('no verified identity on this connection'), false);
-      if (identity.kind === 'thing' && !isRegistered(identity.thingName)) {
-        log.info({ thing: identity.thingName, clientId: client.id }, 'CONNECT refused: unregistered thing');
-        return done(notAuthorized(`thing ${identity.thingName} is not registered`), false);
+      const decision = authorizer.connect(identityOf(client), client.id);
+      if (!decision.ok) {
+        log.info({ clientId: client.id, reason: decision.reason }, 'CONNECT refused (return code 5)');
+        return done(notAuthorized(decision.reason), false);
       }
+      connIdentities.set(client.conn, decision.identity);
       done(null, true);
     },
 
     authorizePublish(client, packet, done) {
       const identity = identityOf(client);
-      if (!identity) return done(new BrokerError('publish without identity'));
+      if (!client || !identity) return done(new BrokerError('publish without identity'));
       if (packet.qos === 2)
         return done(new BrokerError('QoS 2 is not supported (AWS IoT: QoS 0 and 1 only)'));
       // AWS IoT Core message broker limits (reference section 3): payload ≤ 128 KB, topic ≤ 256 bytes.
@@ -180,7 +183,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
           ),
         );
       }
-      if (!canPublish(identity, packet.topic, aclOpts)) {
+      if (!authorizer.canPublish(identity, client.id, packet.topic)) {
         log.info({ identity, topic: packet.topic }, 'PUBLISH refused by policy; closing connection');
         return done(new BrokerError(`not authorized to publish to ${packet.topic}`));
       }
@@ -191,7 +194,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
 
     authorizeSubscribe(client, sub: Subscription, done) {
       const identity = identityOf(client);
-      if (!identity || !canSubscribe(identity, sub.topic, aclOpts)) {
+      if (!client || !identity || !authorizer.canSubscribe(identity, client.id, sub.topic)) {
         log.info({ identity, filter: sub.topic }, 'SUBSCRIBE denied by policy (SUBACK 0x80)');
         return done(null, null);
       }
@@ -199,9 +202,11 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       done(null, sub);
     },
 
-    authorizeForward(_client, packet: AedesPublishPacket) {
+    authorizeForward(client, packet: AedesPublishPacket) {
       // Publishes to a service's topics (Jobs requests) are for the service only.
       if (claimant(packet.topic)) return null;
+      const identity = identityOf(client);
+      if (client && identity && !authorizer.canReceive(identity, client.id, packet.topic)) return null;
       counters.publishesOut++;
       return packet;
     },
@@ -229,19 +234,22 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   // aedes emits 'error' for persistence failures; an unhandled 'error' event would crash the process.
   (aedes as EventEmitter).on('error', (err: unknown) => log.error({ err }, 'aedes error'));
 
-  /** Hands a connection to aedes with its identity; QoS 2 SUBSCRIBE requests are downgraded to QoS 1. */
+  /** Hands a connection to aedes with its identity, behind the packet-size guard (packet-limit.ts). */
   const handleMqtt = (stream: Duplex, identity: ClientIdentity | undefined, req?: IncomingMessage) => {
     if (identity) connIdentities.set(stream, identity);
     const client = aedes.handle(stream, req);
-    // The SUBACK's granted QoS is taken from the request before authorizeSubscribe runs, so the request
-    // itself is capped as it leaves the parser. `_parser` is aedes-internal; without it, delivery is still
-    // capped at QoS 1 (no QoS 2 message ever enters the broker) and only the SUBACK would say 2.
-    const parser = (client as unknown as { _parser?: EventEmitter })._parser;
-    parser?.prependListener('packet', (packet: { cmd?: string; subscriptions?: { qos: number }[] }) => {
-      if (packet.cmd === 'subscribe' && packet.subscriptions) {
-        for (const s of packet.subscriptions) if (s.qos > 1) s.qos = 1;
-      }
+    const hooked = hookParser(client, MAX_PACKET_BYTES, (check) => {
+      counters.oversizedPackets++;
+      log.info(
+        { clientId: client.id, identity: connIdentities.get(stream), ...check, limit: MAX_PACKET_BYTES },
+        'packet refused from its fixed header; closing connection',
+      );
+      stream.destroy();
     });
+    if (!hooked) {
+      log.error('aedes internals changed (no _parser.parse): refusing the connection');
+      stream.destroy();
+    }
   };
 
   // --- HTTPS on the mTLS port (ALPN http/1.1) ------------------------------------------------------------
@@ -260,92 +268,60 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   });
   httpsInternal.on('clientError', (_err, socket) => socket.destroy());
 
-  // --- mTLS listener -------------------------------------------------------------------------------------
-  const tlsServer = tls.createServer({
-    ca: options.tls.ca,
-    cert: options.tls.cert,
-    key: options.tls.key,
-    requestCert: true,
-    rejectUnauthorized: true,
-    minVersion: 'TLSv1.2',
-    ALPNProtocols: MTLS_ALPN_PROTOCOLS,
-    // MQTT is request/response in small packets: with Nagle's algorithm a reply waits for the peer's
-    // delayed ACK (40 ms on Linux), which doubled the time of an 83 MiB OTA on loopback.
-    noDelay: true,
-  });
-  tlsServer.on('connection', (raw: net.Socket) => {
-    track(raw);
-    raw.on('error', () => {}); // surfaced (and logged) through tlsClientError / the TLS socket
-  });
-  tlsServer.on('tlsClientError', (err, socket) => {
-    log.debug({ err: errorMessage(err) }, 'TLS handshake failed');
-    socket.destroy();
-  });
-  tlsServer.on('secureConnection', (socket: TLSSocket) => {
-    track(socket);
-    socket.on('error', (err) => log.debug({ err: errorMessage(err) }, 'mTLS socket error'));
-    if (closed) {
-      socket.destroy();
-      return;
+  /** Identity from the verified certificate: a registered certificate by id, else the CN. */
+  const certificateIdentity = (socket: TLSSocket): ClientIdentity | undefined => {
+    if (options.certificates) {
+      const certificateId = peerCertificateId(socket);
+      if (certificateId && options.certificates.certificateStatus(certificateId) !== undefined) {
+        return { kind: 'certificate', certificateId };
+      }
     }
     const cn = peerCommonName(socket);
-    let identity: ClientIdentity | undefined;
-    if (cn === operatorName) identity = { kind: 'operator', name: cn };
-    else if (cn) identity = { kind: 'thing', thingName: cn };
-    if (socket.alpnProtocol === 'http/1.1') {
-      // HTTPS callers must be registered things or the operator now; MQTT checks at CONNECT.
-      if (identity && (identity.kind === 'operator' || isRegistered(identity.thingName))) {
-        connIdentities.set(socket, identity);
-      }
-      httpsInternal.emit('connection', socket);
-      return;
-    }
-    handleMqtt(socket, identity);
-  });
-  tlsServer.on('error', (err) => log.error({ err }, 'mTLS server error'));
+    if (cn === operatorName) return { kind: 'operator', name: cn };
+    return cn ? { kind: 'thing', thingName: cn } : undefined;
+  };
 
-  // --- WebSocket listener (SigV4-presigned URL) -----------------------------------------------------------
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: WS_MAX_PAYLOAD });
-  wss.on('error', (err) => log.error({ err }, 'WebSocket server error'));
-  const wsHttp = http.createServer({ noDelay: true }, (_req, res) => {
-    res
-      .writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
-      .end('WebSocket upgrade required\n');
-  });
-  wsHttp.on('connection', (s: net.Socket) => track(s));
-  wsHttp.on('clientError', (_err, socket) => socket.destroy());
-  wsHttp.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', (err) => log.debug({ err: errorMessage(err) }, 'WebSocket upgrade socket error'));
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (path !== WS_PATH) {
-      refuseUpgrade(socket, 404, `no WebSocket endpoint at ${path}; use ${WS_PATH}`);
-      return;
-    }
-    verifyPresignedWebSocketRequest(req, options.wsCredentials).then(
-      (auth) => {
-        if (closed || socket.destroyed) {
-          socket.destroy();
-          return;
+  // --- mTLS listener: MQTT, and HTTPS by ALPN http/1.1 ----------------------------------------------------
+  const tlsServer = createMtlsListener({
+    tls: options.tls,
+    alpnProtocols: MTLS_ALPN_PROTOCOLS,
+    track,
+    isClosed: () => closed,
+    log,
+    onConnection(socket) {
+      let identity: ClientIdentity | undefined;
+      try {
+        identity = certificateIdentity(socket);
+      } catch (err) {
+        log.error({ err }, 'certificate lookup threw; connection has no identity');
+      }
+      if (socket.alpnProtocol === 'http/1.1') {
+        // HTTPS callers must be registered things, registered certificates or the operator now; MQTT
+        // checks at CONNECT.
+        if (identity && (identity.kind !== 'thing' || isRegistered(identity.thingName))) {
+          connIdentities.set(socket, identity);
         }
-        if (!auth.ok) {
-          log.info({ reason: auth.reason }, 'WebSocket upgrade refused (403)');
-          refuseUpgrade(socket, 403, `Forbidden: ${auth.reason}`);
-          return;
-        }
-        wss.handleUpgrade(req, socket, head, (ws) => {
-          ws.on('error', (err) => log.debug({ err: errorMessage(err) }, 'WebSocket error'));
-          const stream = createWebSocketStream(ws);
-          stream.on('error', (err) => log.debug({ err: errorMessage(err) }, 'WebSocket stream error'));
-          track(stream);
-          handleMqtt(stream, { kind: 'operator', name: operatorName }, req);
-        });
-      },
-      (err) => {
-        log.error({ err }, 'WebSocket authentication failed unexpectedly');
-        socket.destroy();
-      },
-    );
+        httpsInternal.emit('connection', socket);
+        return;
+      }
+      handleMqtt(socket, identity);
+    },
   });
+
+  // --- WebSocket listeners (SigV4-presigned URL): plain and TLS -----------------------------------------
+  const wsListenerOptions = {
+    credentials: options.wsCredentials,
+    onStream: (stream: Duplex, req: IncomingMessage) =>
+      handleMqtt(stream, { kind: 'operator', name: operatorName }, req),
+    track,
+    isClosed: () => closed,
+    log,
+  };
+  const ws = createWebSocketListener(wsListenerOptions);
+  const wssListener =
+    options.wssPort !== undefined
+      ? createWebSocketListener({ ...wsListenerOptions, tls: options.tls })
+      : undefined;
 
   // --- optional anonymous plain-TCP listener --------------------------------------------------------------
   let anonServer: net.Server | undefined;
@@ -359,25 +335,33 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     anonServer.on('error', (err) => log.error({ err }, 'anonymous server error'));
   }
 
-  const servers: net.Server[] = [tlsServer, wsHttp, ...(anonServer ? [anonServer] : [])];
+  const servers: net.Server[] = [
+    tlsServer,
+    ws.server,
+    ...(wssListener ? [wssListener.server] : []),
+    ...(anonServer ? [anonServer] : []),
+  ];
   let mqttPort: number;
   let wsPort: number;
+  let wssPort: number | undefined;
   let anonymousPort: number | undefined;
   try {
     mqttPort = await listen(tlsServer, options.mqttPort, options.host);
-    wsPort = await listen(wsHttp, options.wsPort, options.host);
+    wsPort = await listen(ws.server, options.wsPort, options.host);
+    if (wssListener) wssPort = await listen(wssListener.server, options.wssPort ?? 0, options.host);
     if (anonServer) anonymousPort = await listen(anonServer, options.anonymousPort ?? 0, options.host);
   } catch (err) {
     await Promise.all(servers.filter((s) => s.listening).map(closeServer));
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
     throw new BrokerError(`cannot listen on ${options.host}: ${errorMessage(err)}`, { cause: err });
   }
-  log.info({ host: options.host, mqttPort, wsPort, anonymousPort }, 'broker listening');
+  log.info({ host: options.host, mqttPort, wsPort, wssPort, anonymousPort }, 'broker listening');
 
   let closing: Promise<void> | undefined;
   const broker: RunningBroker = {
     mqttPort,
     wsPort,
+    ...(wssPort !== undefined ? { wssPort } : {}),
     ...(anonymousPort !== undefined ? { anonymousPort } : {}),
 
     publish(topic, payload, qos = 1) {
@@ -397,6 +381,19 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       });
     },
 
+    disconnectThing(thingName) {
+      let n = 0;
+      for (const s of sockets) {
+        const identity = connIdentities.get(s);
+        if (identity?.kind === 'thing' && identity.thingName === thingName) {
+          s.destroy();
+          n++;
+        }
+      }
+      if (n > 0) log.info({ thing: thingName, connections: n }, 'thing disconnected');
+      return n;
+    },
+
     stats() {
       return { connectedClients: aedes.connectedClients ?? 0, ...counters };
     },
@@ -405,7 +402,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       closing ??= (async () => {
         closed = true;
         const serversClosed = servers.map(closeServer);
-        wss.close();
+        ws.close();
+        wssListener?.close();
         await new Promise<void>((resolve) => aedes.close(() => resolve()));
         for (const s of sockets) s.destroy();
         await Promise.all(serversClosed);

@@ -4,6 +4,7 @@ import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { IOT_WS_SERVICE, MAX_WS_PRESIGN_EXPIRES_SEC, SIGV4_QUERY_PARAMS } from '../../shared/ws-url.ts';
+import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
 
 /**
  * Server side of AWS IoT's WebSocket authentication: the upgrade request's URL carries a SigV4
@@ -16,6 +17,11 @@ export interface WsCredentials {
   accessKeyId: string;
   secretAccessKey: string;
   region: string;
+  /**
+   * Checks the `X-Amz-Security-Token` appended to a URL signed with temporary credentials
+   * (credentials/session-tokens.ts). Without it every token is refused: nothing issued it.
+   */
+  checkSessionToken?: (sessionToken: string) => SessionTokenCheck;
 }
 
 export type WsAuthResult = { ok: true; accessKeyId: string } | { ok: false; reason: string };
@@ -60,6 +66,12 @@ export async function verifyPresignedWebSocketRequest(
     const [akid, scopeDate, region, service, terminator, ...extra] = credential.split('/');
     if (extra.length > 0 || terminator !== 'aws4_request') return fail('malformed X-Amz-Credential');
     if (akid !== creds.accessKeyId) return fail('unknown access key');
+    // AWS IoT appends the session token after signing, so it is checked on its own.
+    const sessionToken = p.get('X-Amz-Security-Token');
+    if (sessionToken !== null) {
+      const check = creds.checkSessionToken?.(sessionToken) ?? 'invalid';
+      if (check !== 'valid') return fail(`session token ${check}`);
+    }
     if (region !== creds.region) return fail('wrong region in credential scope');
     if (service !== IOT_WS_SERVICE) return fail('wrong service in credential scope');
     const signingDate = parseAmzDate(amzDate);

@@ -3,7 +3,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { errorMessage } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
+import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
 import { ControlPlaneError, type JobsControlPlane } from '../jobs/types.ts';
+import type { SecurityRegistry } from '../security/registry.ts';
+import { ApiError } from './api-error.ts';
+import { type ProvisioningContext, provisioningRouter } from './provisioning-routes.ts';
 import { type ApiRequest, matchRoute, type RouteContext } from './routes.ts';
 import { parseQuery, verifySigV4 } from './sigv4.ts';
 
@@ -19,6 +23,15 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_DRAIN_BYTES = 16 * MAX_BODY_BYTES;
 /** AWS signing name of the IoT control plane (@aws-sdk/client-iot auth scheme `aws.auth#sigv4`). */
 export const IOT_SIGNING_NAME = 'iot';
+/** botocore (boto3, the AWS CLI) signs the IoT control plane as `execute-api` (its model's signingName). */
+const IOT_SIGNING_NAMES = new Set([IOT_SIGNING_NAME, 'execute-api']);
+
+/** The signing name in the request's credential scope, when it is one the IoT control plane accepts. */
+function signingNameOf(headers: RawHttpRequest['headers']): string {
+  const auth = headers.authorization;
+  const m = typeof auth === 'string' ? /Credential=[^/,]+\/[^/,]+\/[^/,]+\/([^/,]+)\//.exec(auth) : null;
+  return m?.[1] !== undefined && IOT_SIGNING_NAMES.has(m[1]) ? m[1] : IOT_SIGNING_NAME;
+}
 
 export interface ControlPlaneHandlerOptions {
   controlPlane: JobsControlPlane;
@@ -31,6 +44,10 @@ export interface ControlPlaneHandlerOptions {
   iotEndpointAddress?: string;
   /** Answer of DescribeEndpoint for iot:CredentialProvider. */
   credentialsEndpointAddress?: string;
+  /** Certificates, policies, thing principals, role aliases (provisioning-routes.ts); absent: not served. */
+  security?: SecurityRegistry;
+  /** Session tokens of the stack's temporary credentials; absent: every X-Amz-Security-Token is refused. */
+  checkSessionToken?: (sessionToken: string) => SessionTokenCheck;
 }
 
 export interface ControlPlaneServerOptions extends ControlPlaneHandlerOptions {
@@ -79,6 +96,11 @@ function errorResponse(status: number, type: string, message: string, requestId:
   };
 }
 
+type Dispatch =
+  | { kind: 'match'; operation: string; run(query: ApiRequest['query'], body: unknown): unknown }
+  | { kind: 'badLabel'; label: string }
+  | { kind: 'none' };
+
 /** The socket-free request handler: signature check, routing, validation, the service call, mapping. */
 export function createControlPlaneHandler(opts: ControlPlaneHandlerOptions): ControlPlaneHandler {
   const logger = opts.logger ?? silentLogger;
@@ -92,6 +114,30 @@ export function createControlPlaneHandler(opts: ControlPlaneHandlerOptions): Con
     }),
   };
 
+  /** The operation for a request: provisioning routes (when a registry is given), then the Jobs routes. */
+  const dispatch = (method: string, path: string, headers: RawHttpRequest['headers']): Dispatch => {
+    const registry = opts.security;
+    if (registry) {
+      const p = provisioningRouter.match(method, path);
+      if (p.kind === 'badLabel') return p;
+      if (p.kind === 'match') {
+        const provisioningCtx: ProvisioningContext = { registry };
+        return {
+          kind: 'match',
+          operation: p.route.operation,
+          run: (query, body) => p.route.handle(provisioningCtx, { labels: p.labels, query, body, headers }),
+        };
+      }
+    }
+    const m = matchRoute(method, path);
+    if (m.kind !== 'match') return m;
+    return {
+      kind: 'match',
+      operation: m.route.operation,
+      run: (query, body) => m.route.handle(ctx, { labels: m.labels, query, body }),
+    };
+  };
+
   return async (req) => {
     const requestId = randomUUID();
     const method = req.method.toUpperCase();
@@ -101,14 +147,20 @@ export function createControlPlaneHandler(opts: ControlPlaneHandlerOptions): Con
     try {
       const auth = await verifySigV4(
         { method, path, rawQuery, headers: req.headers, body: req.body },
-        { credentials: opts.credentials, region: opts.region, service: IOT_SIGNING_NAME, now: now() },
+        {
+          credentials: opts.credentials,
+          region: opts.region,
+          service: signingNameOf(req.headers),
+          now: now(),
+          ...(opts.checkSessionToken ? { checkSessionToken: opts.checkSessionToken } : {}),
+        },
       );
       if (!auth.ok) {
         logger.warn({ method, path, reason: auth.message }, 'control plane: request refused (SigV4)');
-        return errorResponse(403, 'ForbiddenException', auth.message, requestId);
+        return errorResponse(403, auth.errorType ?? 'ForbiddenException', auth.message, requestId);
       }
 
-      const match = matchRoute(method, path);
+      const match = dispatch(method, path, req.headers);
       if (match.kind === 'badLabel') {
         return errorResponse(
           400,
@@ -147,16 +199,16 @@ export function createControlPlaneHandler(opts: ControlPlaneHandlerOptions): Con
         }
       }
 
-      const { route } = match;
-      const output = await route.handle(ctx, { labels: match.labels, query, body });
-      logger.debug({ operation: route.operation, requestId }, 'control plane: ok');
+      const output = await match.run(query, body);
+      const { operation } = match;
+      logger.debug({ operation, requestId }, 'control plane: ok');
       return {
         status: 200,
         headers: { 'content-type': 'application/json', 'x-amzn-requestid': requestId },
         body: JSON.stringify(output ?? {}),
       };
     } catch (err) {
-      if (err instanceof ControlPlaneError) {
+      if (err instanceof ControlPlaneError || err instanceof ApiError) {
         logger.debug({ method, path, code: err.code, message: err.message }, 'control plane: refused');
         return errorResponse(err.httpStatus, err.code, err.message, requestId);
       }

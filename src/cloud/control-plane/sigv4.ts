@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
 
 /**
  * Server-side check of AWS Signature Version 4 (header form), the scheme @aws-sdk/client-iot signs every
@@ -33,9 +34,28 @@ export interface SigV4VerifyOptions {
   now: number;
   /** Largest accepted difference between x-amz-date and `now`; AWS allows 15 minutes. */
   maxSkewMs?: number;
+  /**
+   * Checks an `X-Amz-Security-Token` (temporary credentials, credentials/session-tokens.ts). Without it
+   * every token is refused: nothing issued it.
+   */
+  checkSessionToken?: (sessionToken: string) => SessionTokenCheck;
 }
 
-export type SigV4Result = { ok: true; accessKeyId: string } | { ok: false; message: string };
+export type SigV4Result =
+  | { ok: true; accessKeyId: string; sessionToken?: string }
+  | { ok: false; message: string; errorType?: 'UnrecognizedClientException' | 'ExpiredTokenException' };
+
+/** AWS's answers to a session token it did not issue, or one that expired (STS error types). */
+export const INVALID_TOKEN = {
+  ok: false,
+  message: 'The security token included in the request is invalid.',
+  errorType: 'UnrecognizedClientException',
+} as const;
+const EXPIRED_TOKEN = {
+  ok: false,
+  message: 'The security token included in the request is expired',
+  errorType: 'ExpiredTokenException',
+} as const;
 
 export const DEFAULT_MAX_SKEW_MS = 15 * 60_000;
 const ALGORITHM = 'AWS4-HMAC-SHA256';
@@ -124,8 +144,12 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
     return { ok: false, message: `Credential should be scoped to a valid scope (got ${credential})` };
   }
   const [accessKeyId = '', scopeDate = '', scopeRegion = '', scopeService = '', terminator = ''] = scopeParts;
-  if (accessKeyId !== opts.credentials.accessKeyId) {
-    return { ok: false, message: 'The security token included in the request is invalid.' };
+  if (accessKeyId !== opts.credentials.accessKeyId) return INVALID_TOKEN;
+  const sessionToken = headerValue(req.headers, 'x-amz-security-token');
+  if (sessionToken !== undefined) {
+    const check = opts.checkSessionToken?.(sessionToken) ?? 'invalid';
+    if (check === 'expired') return EXPIRED_TOKEN;
+    if (check !== 'valid') return INVALID_TOKEN;
   }
   if (terminator !== 'aws4_request') {
     return { ok: false, message: "Credential should be scoped with a valid terminator: 'aws4_request'" };
@@ -234,5 +258,5 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
         'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.',
     };
   }
-  return { ok: true, accessKeyId };
+  return { ok: true, accessKeyId, ...(sessionToken !== undefined ? { sessionToken } : {}) };
 }

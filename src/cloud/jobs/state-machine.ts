@@ -16,8 +16,12 @@ export const DEVICE_SETTABLE_STATUSES: readonly ExecutionStatus[] = [
   'REJECTED',
 ];
 
-/** Statuses only the service writes: timers (TIMED_OUT), CancelJob/CancelJobExecution (CANCELED), group exit (REMOVED). */
-export const SERVICE_STATUSES: readonly ExecutionStatus[] = ['TIMED_OUT', 'CANCELED', 'REMOVED'];
+/**
+ * Statuses the service writes: timers (TIMED_OUT), CancelJob/CancelJobExecution/abort (CANCELED), a
+ * thing that is no longer a target (REMOVED), and FAILED for a job document that cannot be delivered
+ * (document.ts; it would otherwise wedge the thing's queue).
+ */
+export const SERVICE_STATUSES: readonly ExecutionStatus[] = ['TIMED_OUT', 'CANCELED', 'REMOVED', 'FAILED'];
 
 export type TransitionActor = 'device' | 'service';
 
@@ -51,6 +55,8 @@ export const TRANSITIONS: readonly TransitionRule[] = [
   { from: 'QUEUED', to: 'REMOVED', actor: 'service' },
   { from: 'IN_PROGRESS', to: 'REMOVED', actor: 'service' },
   { from: 'IN_PROGRESS', to: 'TIMED_OUT', actor: 'service' },
+  { from: 'QUEUED', to: 'FAILED', actor: 'service' },
+  { from: 'IN_PROGRESS', to: 'FAILED', actor: 'service' },
 ];
 
 export interface TransitionContext {

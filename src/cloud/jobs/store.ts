@@ -11,10 +11,27 @@
  */
 import Database from 'better-sqlite3';
 import { OtaError } from '../../shared/errors.ts';
+import { RolloutStore, TemplateStore } from './store-rollout.ts';
+import {
+  bool,
+  type ExecutionRow,
+  type GroupRow,
+  type JobRow,
+  jobValues,
+  PENDING_ORDER,
+  SCHEMA_V1,
+  SCHEMA_V2,
+  SCHEMA_VERSION,
+  type Seq,
+  type ThingRow,
+  toExecution,
+  toGroup,
+  toJob,
+  toThing,
+} from './store-schema.ts';
 import type {
   ExecutionRecord,
   ExecutionStatus,
-  JobProcessDetails,
   JobRecord,
   JobStatus,
   TargetSelection,
@@ -22,78 +39,7 @@ import type {
   ThingRecord,
 } from './types.ts';
 
-export const SCHEMA_VERSION = 1;
-
-const SCHEMA_V1 = `
-CREATE TABLE things (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  thing_name TEXT NOT NULL UNIQUE,
-  thing_arn TEXT NOT NULL,
-  thing_id TEXT NOT NULL,
-  attributes TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  -- Last head of the pending queue told to the device by notify-next ('jobId#executionNumber'), so a
-  -- NextJobExecutionChanged is only sent when the head really changes (AWS "Jobs notifications").
-  notified_head TEXT
-);
-CREATE TABLE thing_groups (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  thing_group_name TEXT NOT NULL UNIQUE,
-  thing_group_arn TEXT NOT NULL,
-  thing_group_id TEXT NOT NULL,
-  description TEXT,
-  version INTEGER NOT NULL,
-  created_at INTEGER NOT NULL
-);
-CREATE TABLE thing_group_members (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  thing_group_name TEXT NOT NULL REFERENCES thing_groups(thing_group_name) ON DELETE CASCADE,
-  thing_name TEXT NOT NULL REFERENCES things(thing_name) ON DELETE CASCADE,
-  UNIQUE (thing_group_name, thing_name)
-);
-CREATE TABLE jobs (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  job_id TEXT NOT NULL UNIQUE,
-  job_arn TEXT NOT NULL,
-  targets TEXT NOT NULL,
-  target_selection TEXT NOT NULL,
-  document TEXT NOT NULL,
-  document_source TEXT,
-  description TEXT,
-  status TEXT NOT NULL,
-  presigned_url_config TEXT,
-  timeout_config TEXT,
-  force_canceled INTEGER,
-  comment TEXT,
-  reason_code TEXT,
-  created_at INTEGER NOT NULL,
-  last_updated_at INTEGER NOT NULL,
-  completed_at INTEGER
-);
-CREATE TABLE executions (
-  -- Creation order of executions; never reused (taken from the counters table), so pagination tokens and
-  -- the QUEUED order stay stable across deletions and restarts.
-  seq INTEGER NOT NULL UNIQUE,
-  job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
-  thing_name TEXT NOT NULL,
-  execution_number INTEGER NOT NULL,
-  status TEXT NOT NULL,
-  status_details TEXT NOT NULL,
-  queued_at INTEGER NOT NULL,
-  started_at INTEGER,
-  last_updated_at INTEGER NOT NULL,
-  version_number INTEGER NOT NULL,
-  force_canceled INTEGER,
-  step_timeout_at INTEGER,
-  in_progress_timeout_at INTEGER,
-  PRIMARY KEY (job_id, thing_name, execution_number)
-);
-CREATE INDEX executions_thing ON executions(thing_name, status);
-CREATE INDEX executions_deadlines ON executions(status, step_timeout_at, in_progress_timeout_at);
-CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT INTO counters(name, value) VALUES ('execution_seq', 0);
-`;
+export { SCHEMA_VERSION, type Seq };
 
 export class StoreError extends OtaError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -101,141 +47,11 @@ export class StoreError extends OtaError {
   }
 }
 
-interface ThingRow {
-  seq: number;
-  thing_name: string;
-  thing_arn: string;
-  thing_id: string;
-  attributes: string;
-  version: number;
-  created_at: number;
-  notified_head: string | null;
-}
-interface GroupRow {
-  seq: number;
-  thing_group_name: string;
-  thing_group_arn: string;
-  thing_group_id: string;
-  description: string | null;
-  version: number;
-  created_at: number;
-}
-interface JobRow {
-  seq: number;
-  job_id: string;
-  job_arn: string;
-  targets: string;
-  target_selection: string;
-  document: string;
-  document_source: string | null;
-  description: string | null;
-  status: string;
-  presigned_url_config: string | null;
-  timeout_config: string | null;
-  force_canceled: number | null;
-  comment: string | null;
-  reason_code: string | null;
-  created_at: number;
-  last_updated_at: number;
-  completed_at: number | null;
-}
-interface ExecutionRow {
-  seq: number;
-  job_id: string;
-  thing_name: string;
-  execution_number: number;
-  status: string;
-  status_details: string;
-  queued_at: number;
-  started_at: number | null;
-  last_updated_at: number;
-  version_number: number;
-  force_canceled: number | null;
-  step_timeout_at: number | null;
-  in_progress_timeout_at: number | null;
-}
-
-/** A row plus its position, for keyset pagination. */
-export interface Seq<T> {
-  seq: number;
-  item: T;
-}
-
-const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
-
-function toThing(r: ThingRow): ThingRecord {
-  return {
-    thingName: r.thing_name,
-    thingArn: r.thing_arn,
-    thingId: r.thing_id,
-    attributes: JSON.parse(r.attributes) as Record<string, string>,
-    version: r.version,
-    createdAt: r.created_at,
-  };
-}
-
-function toGroup(r: GroupRow): ThingGroupRecord {
-  const g: ThingGroupRecord = {
-    thingGroupName: r.thing_group_name,
-    thingGroupArn: r.thing_group_arn,
-    thingGroupId: r.thing_group_id,
-    version: r.version,
-    createdAt: r.created_at,
-  };
-  if (r.description !== null) g.description = r.description;
-  return g;
-}
-
-function toJob(r: JobRow): JobRecord {
-  const j: JobRecord = {
-    jobId: r.job_id,
-    jobArn: r.job_arn,
-    targets: JSON.parse(r.targets) as string[],
-    targetSelection: r.target_selection as TargetSelection,
-    document: r.document,
-    status: r.status as JobStatus,
-    createdAt: r.created_at,
-    lastUpdatedAt: r.last_updated_at,
-  };
-  if (r.document_source !== null) j.documentSource = r.document_source;
-  if (r.description !== null) j.description = r.description;
-  if (r.presigned_url_config !== null) j.presignedUrlConfig = JSON.parse(r.presigned_url_config);
-  if (r.timeout_config !== null) j.timeoutConfig = JSON.parse(r.timeout_config);
-  if (r.force_canceled !== null) j.forceCanceled = r.force_canceled === 1;
-  if (r.comment !== null) j.comment = r.comment;
-  if (r.reason_code !== null) j.reasonCode = r.reason_code;
-  if (r.completed_at !== null) j.completedAt = r.completed_at;
-  return j;
-}
-
-function toExecution(r: ExecutionRow): ExecutionRecord {
-  const e: ExecutionRecord = {
-    jobId: r.job_id,
-    thingName: r.thing_name,
-    executionNumber: r.execution_number,
-    status: r.status as ExecutionStatus,
-    statusDetails: JSON.parse(r.status_details) as Record<string, string>,
-    queuedAt: r.queued_at,
-    lastUpdatedAt: r.last_updated_at,
-    versionNumber: r.version_number,
-  };
-  const startedAt = opt(r.started_at);
-  if (startedAt !== undefined) e.startedAt = startedAt;
-  if (r.force_canceled !== null) e.forceCanceled = r.force_canceled === 1;
-  const step = opt(r.step_timeout_at);
-  if (step !== undefined) e.stepTimeoutAt = step;
-  const inProgress = opt(r.in_progress_timeout_at);
-  if (inProgress !== undefined) e.inProgressTimeoutAt = inProgress;
-  return e;
-}
-
-const bool = (v: boolean | undefined): number | null => (v === undefined ? null : v ? 1 : 0);
-
-/** Pending = not terminal; the order of AWS's pending list: IN_PROGRESS first, then by queue time. */
-const PENDING_ORDER = `CASE status WHEN 'IN_PROGRESS' THEN 0 ELSE 1 END, queued_at, seq`;
-
 export class JobsStore {
   readonly db: Database.Database;
+  /** Rollout backlog, wake-up times and per-job counters. */
+  readonly rollout: RolloutStore;
+  readonly templates: TemplateStore;
 
   constructor(dbPath: string) {
     this.db = new Database(dbPath);
@@ -245,6 +61,8 @@ export class JobsStore {
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
       this.migrate();
+      this.rollout = new RolloutStore(this.db);
+      this.templates = new TemplateStore(this.db);
     } catch (err) {
       this.db.close();
       throw err;
@@ -258,9 +76,10 @@ export class JobsStore {
         `jobs database schema version ${version} is newer than this program understands (${SCHEMA_VERSION})`,
       );
     }
-    if (version < 1) {
+    const steps = [SCHEMA_V1, SCHEMA_V2];
+    if (version < steps.length) {
       this.db.transaction(() => {
-        this.db.exec(SCHEMA_V1);
+        for (const sql of steps.slice(version)) this.db.exec(sql);
         this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })();
     }
@@ -300,6 +119,11 @@ export class JobsStore {
     return rows.map((r) => ({ seq: r.seq, item: toThing(r) }));
   }
 
+  /** Deletes the thing and its group memberships; its executions stay (they name it). */
+  deleteThing(thingName: string): void {
+    this.db.prepare('DELETE FROM things WHERE thing_name = ?').run(thingName);
+  }
+
   getNotifiedHead(thingName: string): string | null {
     const r = this.db.prepare('SELECT notified_head FROM things WHERE thing_name = ?').get(thingName) as
       | { notified_head: string | null }
@@ -337,6 +161,22 @@ export class JobsStore {
     return r.changes > 0;
   }
 
+  /** Returns false when the thing was not a member. */
+  removeMember(groupName: string, thingName: string): boolean {
+    const r = this.db
+      .prepare('DELETE FROM thing_group_members WHERE thing_group_name = ? AND thing_name = ?')
+      .run(groupName, thingName);
+    return r.changes > 0;
+  }
+
+  /** The groups a thing belongs to. */
+  groupsOf(thingName: string): string[] {
+    const rows = this.db
+      .prepare('SELECT thing_group_name FROM thing_group_members WHERE thing_name = ? ORDER BY seq')
+      .all(thingName) as { thing_group_name: string }[];
+    return rows.map((r) => r.thing_group_name);
+  }
+
   listMembers(groupName: string, afterSeq: number, limit: number): Seq<string>[] {
     const rows = this.db
       .prepare(
@@ -359,21 +199,23 @@ export class JobsStore {
     this.db
       .prepare(
         `INSERT INTO jobs (job_id, job_arn, targets, target_selection, document, document_source, description, status,
-           presigned_url_config, timeout_config, force_canceled, comment, reason_code, created_at, last_updated_at, completed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           presigned_url_config, timeout_config, force_canceled, comment, reason_code, created_at, last_updated_at, completed_at,
+           configs, job_template_arn, rollout_state)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(...jobValues(j));
   }
 
+  /** Writes a job's mutable fields (status, cancel details, times, rollout state). */
   updateJob(j: JobRecord): void {
-    const [, , , , , , , status, , , forceCanceled, comment, reasonCode, , lastUpdatedAt, completedAt] =
-      jobValues(j);
+    const v = jobValues(j);
     this.db
       .prepare(
-        `UPDATE jobs SET status = ?, force_canceled = ?, comment = ?, reason_code = ?, last_updated_at = ?, completed_at = ?
+        `UPDATE jobs SET status = ?, force_canceled = ?, comment = ?, reason_code = ?, last_updated_at = ?, completed_at = ?,
+           rollout_state = ?
          WHERE job_id = ?`,
       )
-      .run(status, forceCanceled, comment, reasonCode, lastUpdatedAt, completedAt, j.jobId);
+      .run(v[7], v[10], v[11], v[12], v[14], v[15], v[18], j.jobId);
   }
 
   getJob(jobId: string): JobRecord | undefined {
@@ -430,8 +272,8 @@ export class JobsStore {
     this.db
       .prepare(
         `INSERT INTO executions (seq, job_id, thing_name, execution_number, status, status_details, queued_at, started_at,
-           last_updated_at, version_number, force_canceled, step_timeout_at, in_progress_timeout_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           last_updated_at, version_number, force_canceled, step_timeout_at, in_progress_timeout_at, retry_attempt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         this.nextExecutionSeq(),
@@ -447,7 +289,25 @@ export class JobsStore {
         bool(e.forceCanceled),
         e.stepTimeoutAt ?? null,
         e.inProgressTimeoutAt ?? null,
+        e.retryAttempt,
       );
+  }
+
+  /** Every execution of a job on a thing, oldest first (a few: retries and re-additions). */
+  executionsOf(jobId: string, thingName: string): (ExecutionRecord & { superseded: boolean })[] {
+    const rows = this.db
+      .prepare('SELECT * FROM executions WHERE job_id = ? AND thing_name = ? ORDER BY execution_number')
+      .all(jobId, thingName) as ExecutionRow[];
+    return rows.map((r) => ({ ...toExecution(r), superseded: r.superseded !== null }));
+  }
+
+  /** Marks an execution as replaced by a newer one (it leaves the per-status counts). */
+  markSuperseded(e: ExecutionRecord): void {
+    this.db
+      .prepare(
+        'UPDATE executions SET superseded = 1 WHERE job_id = ? AND thing_name = ? AND execution_number = ?',
+      )
+      .run(e.jobId, e.thingName, e.executionNumber);
   }
 
   /**
@@ -551,32 +411,6 @@ export class JobsStore {
     return rows.map((r) => ({ seq: r.seq, item: toExecution(r) }));
   }
 
-  processDetails(jobId: string): JobProcessDetails {
-    const rows = this.db
-      .prepare('SELECT status, count(*) AS n FROM executions WHERE job_id = ? GROUP BY status')
-      .all(jobId) as { status: ExecutionStatus; n: number }[];
-    const n = (s: ExecutionStatus): number => rows.find((r) => r.status === s)?.n ?? 0;
-    return {
-      numberOfQueuedThings: n('QUEUED'),
-      numberOfInProgressThings: n('IN_PROGRESS'),
-      numberOfSucceededThings: n('SUCCEEDED'),
-      numberOfFailedThings: n('FAILED'),
-      numberOfRejectedThings: n('REJECTED'),
-      numberOfCanceledThings: n('CANCELED'),
-      numberOfTimedOutThings: n('TIMED_OUT'),
-      numberOfRemovedThings: n('REMOVED'),
-    };
-  }
-
-  countExecutions(jobId: string): { total: number; pending: number } {
-    return this.db
-      .prepare(
-        `SELECT count(*) AS total, coalesce(sum(status IN ('QUEUED', 'IN_PROGRESS')), 0) AS pending
-         FROM executions WHERE job_id = ?`,
-      )
-      .get(jobId) as { total: number; pending: number };
-  }
-
   /** The earliest armed timer among IN_PROGRESS executions, if any. */
   nextDeadline(): number | undefined {
     const r = this.db
@@ -600,25 +434,4 @@ export class JobsStore {
       .all(now, now) as ExecutionRow[];
     return rows.map(toExecution);
   }
-}
-
-function jobValues(j: JobRecord) {
-  return [
-    j.jobId,
-    j.jobArn,
-    JSON.stringify(j.targets),
-    j.targetSelection,
-    j.document,
-    j.documentSource ?? null,
-    j.description ?? null,
-    j.status,
-    j.presignedUrlConfig === undefined ? null : JSON.stringify(j.presignedUrlConfig),
-    j.timeoutConfig === undefined ? null : JSON.stringify(j.timeoutConfig),
-    bool(j.forceCanceled),
-    j.comment ?? null,
-    j.reasonCode ?? null,
-    j.createdAt,
-    j.lastUpdatedAt,
-    j.completedAt ?? null,
-  ] as const;
 }

@@ -19,7 +19,8 @@ export type ExecutionStatus = ExecutionStatusName;
 export const TERMINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] =
   EXECUTION_STATUSES.filter(isTerminalExecutionStatus);
 
-export type JobStatus = 'IN_PROGRESS' | 'CANCELED' | 'COMPLETED' | 'DELETION_IN_PROGRESS';
+/** SCHEDULED: a `schedulingConfig.startTime` still in the future (AWS "Job states"). */
+export type JobStatus = 'IN_PROGRESS' | 'CANCELED' | 'COMPLETED' | 'DELETION_IN_PROGRESS' | 'SCHEDULED';
 export type TargetSelection = 'SNAPSHOT' | 'CONTINUOUS';
 
 export interface PresignedUrlConfig {
@@ -31,6 +32,110 @@ export interface PresignedUrlConfig {
 export interface TimeoutConfig {
   /** 1 min – 7 days (reference section 2). */
   inProgressTimeoutInMinutes?: number;
+}
+
+// ---- Job configurations (AWS IoT developer guide, "Job configurations"; API reference shapes) ----
+
+/** RateIncreaseCriteria: raise the rate each time this many more things were notified / succeeded. */
+export interface RateIncreaseCriteria {
+  numberOfNotifiedThings?: number;
+  numberOfSucceededThings?: number;
+}
+
+/** ExponentialRolloutRate: baseRatePerMinute 1–1000, incrementFactor 1.1–5 (one decimal). */
+export interface ExponentialRolloutRate {
+  baseRatePerMinute: number;
+  incrementFactor: number;
+  rateIncreaseCriteria: RateIncreaseCriteria;
+}
+
+/** JobExecutionsRolloutConfig: maximumPerMinute 1–1000, or an exponential rate. */
+export interface JobExecutionsRolloutConfig {
+  maximumPerMinute?: number;
+  exponentialRate?: ExponentialRolloutRate;
+}
+
+export type JobExecutionFailureType = 'FAILED' | 'REJECTED' | 'TIMED_OUT' | 'ALL';
+
+/** AbortCriteria: action CANCEL; thresholdPercentage ≤ 100 (two decimals); minNumberOfExecutedThings ≥ 1. */
+export interface AbortCriteria {
+  failureType: JobExecutionFailureType;
+  action: 'CANCEL';
+  thresholdPercentage: number;
+  minNumberOfExecutedThings: number;
+}
+
+export interface AbortConfig {
+  criteriaList: AbortCriteria[];
+}
+
+export type RetryableFailureType = 'FAILED' | 'TIMED_OUT' | 'ALL';
+
+/** RetryCriteria: numberOfRetries 0–10 (10 at most for a device across both failure types). */
+export interface RetryCriteria {
+  failureType: RetryableFailureType;
+  numberOfRetries: number;
+}
+
+export interface JobExecutionsRetryConfig {
+  criteriaList: RetryCriteria[];
+}
+
+export type JobEndBehavior = 'STOP_ROLLOUT' | 'CANCEL' | 'FORCE_CANCEL';
+
+/** A recurring window (`cron(...)` start, 1–1430 minutes) in which the rollout may notify things. */
+export interface MaintenanceWindow {
+  startTime: string;
+  durationInMinutes: number;
+}
+
+/** SchedulingConfig: times as given (ISO 8601 / YYYY-MM-DDTHH:MM, UTC). */
+export interface SchedulingConfig {
+  startTime?: string;
+  endTime?: string;
+  endBehavior?: JobEndBehavior;
+  maintenanceWindows?: MaintenanceWindow[];
+}
+
+/** The configurations a job and a job template share. */
+export interface JobConfigs {
+  presignedUrlConfig?: PresignedUrlConfig;
+  timeoutConfig?: TimeoutConfig;
+  jobExecutionsRolloutConfig?: JobExecutionsRolloutConfig;
+  abortConfig?: AbortConfig;
+  jobExecutionsRetryConfig?: JobExecutionsRetryConfig;
+}
+
+/**
+ * Where a job's rollout stands (local state, not an AWS shape): the rate now in force, how far the
+ * current minute got, and whether the rollout has ended (all targets notified, endTime, abort, cancel).
+ */
+export interface RolloutState {
+  /** Executions per (scaled) minute now in force; 0 when the job has no rollout pacing. */
+  ratePerMinute: number;
+  /** Exponential rate: how many increases have happened. */
+  level: number;
+  /** Start of the minute the counters below belong to. */
+  minuteStart: number;
+  releasedThisMinute: number;
+  ended: boolean;
+  /** Why the rollout ended early, if it did. */
+  endReason?: 'END_TIME' | 'ABORTED' | 'CANCELED';
+}
+
+/** The rollout as a dashboard or `ota job describe` shows it (JobsControlPlane.describeJob). */
+export interface RolloutStatus {
+  ratePerMinute: number | undefined;
+  /** Targets not notified yet (no execution yet). */
+  waiting: number;
+  /** Things notified so far (things with an execution of the job). */
+  notified: number;
+  ended: boolean;
+  endReason?: RolloutState['endReason'];
+  /** In a maintenance window now (always true without windows). */
+  inWindow: boolean;
+  /** Start times (ISO) of the next maintenance windows, at most seven (AWS `scheduledJobRollouts`). */
+  nextWindows: string[];
 }
 
 export interface JobRecord {
@@ -46,12 +151,28 @@ export interface JobRecord {
   status: JobStatus;
   presignedUrlConfig?: PresignedUrlConfig;
   timeoutConfig?: TimeoutConfig;
+  jobExecutionsRolloutConfig?: JobExecutionsRolloutConfig;
+  abortConfig?: AbortConfig;
+  jobExecutionsRetryConfig?: JobExecutionsRetryConfig;
+  schedulingConfig?: SchedulingConfig;
+  jobTemplateArn?: string;
   forceCanceled?: boolean;
   comment?: string;
   reasonCode?: string;
   createdAt: number;
   lastUpdatedAt: number;
   completedAt?: number;
+  rollout?: RolloutState;
+}
+
+export interface JobTemplateRecord extends JobConfigs {
+  jobTemplateId: string;
+  jobTemplateArn: string;
+  description: string;
+  document?: string;
+  documentSource?: string;
+  maintenanceWindows?: MaintenanceWindow[];
+  createdAt: number;
 }
 
 export interface JobProcessDetails {
@@ -76,6 +197,8 @@ export interface ExecutionRecord {
   lastUpdatedAt: number;
   /** Increases on every update (reference section 1). */
   versionNumber: number;
+  /** 0 for the first attempt; n for the n-th retry (jobExecutionsRetryConfig). */
+  retryAttempt: number;
   forceCanceled?: boolean;
   /** When the step timer (stepTimeoutInMinutes) fires, if set. */
   stepTimeoutAt?: number;
@@ -111,15 +234,26 @@ export interface PageRequest {
   nextToken?: string;
 }
 
-export interface CreateJobInput {
+export interface CreateJobInput extends JobConfigs {
   jobId: string;
   targets: string[];
   document?: string;
   documentSource?: string;
   description?: string;
   targetSelection?: TargetSelection;
-  presignedUrlConfig?: PresignedUrlConfig;
-  timeoutConfig?: TimeoutConfig;
+  schedulingConfig?: SchedulingConfig;
+  /** The job takes the template's document and configurations; the input's own ones win. */
+  jobTemplateArn?: string;
+}
+
+export interface CreateJobTemplateInput extends JobConfigs {
+  jobTemplateId: string;
+  description: string;
+  document?: string;
+  documentSource?: string;
+  /** Copy the document and configurations of this job. */
+  jobArn?: string;
+  maintenanceWindows?: MaintenanceWindow[];
 }
 
 /**
@@ -183,7 +317,8 @@ export interface JobsControlPlane {
    * `fetchDocument` option; without that option documentSource is refused (InvalidRequestException).
    */
   createJobAsync(input: CreateJobInput): Promise<JobRecord>;
-  describeJob(jobId: string): { job: JobRecord; processDetails: JobProcessDetails };
+  /** The job, its counts per status (latest execution of each thing) and where its rollout stands. */
+  describeJob(jobId: string): { job: JobRecord; processDetails: JobProcessDetails; rollout: RolloutStatus };
   /** The stored document, placeholders unreplaced (reference section 4). */
   getJobDocument(jobId: string): string;
   listJobs(
@@ -209,4 +344,19 @@ export interface JobsControlPlane {
     options: { force?: boolean; expectedVersion?: number; statusDetails?: Record<string, string> },
   ): void;
   deleteJob(jobId: string, options: { force?: boolean }): void;
+
+  /** Executions of a CONTINUOUS job on the thing become REMOVED when no target holds it any more. */
+  removeThingFromThingGroup(input: { thingGroupName: string; thingName: string }): void;
+  /**
+   * AWS DeleteThing: a thing that does not exist is no error; `expectedVersion` must match. The thing's
+   * pending executions become REMOVED and it leaves its groups.
+   */
+  deleteThing(thingName: string, options: { expectedVersion?: number }): void;
+
+  createJobTemplate(input: CreateJobTemplateInput): JobTemplateRecord;
+  /** Like createJobTemplate, but a `documentSource` is fetched first (see createJobAsync). */
+  createJobTemplateAsync(input: CreateJobTemplateInput): Promise<JobTemplateRecord>;
+  describeJobTemplate(jobTemplateId: string): JobTemplateRecord;
+  listJobTemplates(page: PageRequest): Page<JobTemplateRecord>;
+  deleteJobTemplate(jobTemplateId: string): void;
 }

@@ -59,7 +59,23 @@ export interface LocalCa {
    * operator name and must match AWS's thing-name pattern (it also becomes a file name).
    */
   issueClientCert(commonName: string): Promise<IssuedCert>;
+  /**
+   * A device certificate as AWS's CreateKeysAndCertificate makes one: subject CN `AWS IoT Certificate`
+   * (so the CN names no thing; the registry ties it to things), a fresh key pair, nothing written to disk.
+   */
+  issueDeviceCertificate(): Promise<DeviceCertificate>;
 }
+
+export interface DeviceCertificate {
+  certificatePem: string;
+  /** SPKI PEM. */
+  publicKeyPem: string;
+  /** PKCS#8 PEM; never stored by the stack. */
+  privateKeyPem: string;
+}
+
+/** The subject CN AWS IoT gives certificates it creates (CreateKeysAndCertificate). */
+export const DEVICE_CERTIFICATE_CN = 'AWS IoT Certificate';
 
 export interface EphemeralCa {
   caCertPem: string;
@@ -175,7 +191,7 @@ async function issueLeaf(
   kind: LeafKind,
   commonName: string,
   sans: string[] = [],
-): Promise<Pair> {
+): Promise<Pair & { publicKeyPem: string }> {
   const keys = await generateKeyPair();
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
@@ -208,7 +224,13 @@ async function issueLeaf(
     },
     crypto,
   );
-  return { cert, certPem: certToPem(cert), keyPem: await exportKeyPem(keys.privateKey) };
+  const spki = await crypto.subtle.exportKey('spki', keys.publicKey);
+  return {
+    cert,
+    certPem: certToPem(cert),
+    keyPem: await exportKeyPem(keys.privateKey),
+    publicKeyPem: `${x509.PemConverter.encode(spki, 'PUBLIC KEY')}\n`,
+  };
 }
 
 /** The SAN entries of a certificate, normalised (DNS names lower-cased). */
@@ -361,6 +383,10 @@ export async function ensureLocalCa(dir: string, opts: { hosts?: string[] } = {}
         inFlight.set(commonName, p);
       }
       return p;
+    },
+    async issueDeviceCertificate(): Promise<DeviceCertificate> {
+      const pair = await issueLeaf(caMaterial, 'client', DEVICE_CERTIFICATE_CN);
+      return { certificatePem: pair.certPem, publicKeyPem: pair.publicKeyPem, privateKeyPem: pair.keyPem };
     },
   };
 }

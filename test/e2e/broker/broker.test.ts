@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +24,7 @@ import { verifyPresignedWebSocketRequest } from '../../../src/cloud/broker/ws-au
 import { createCredentialsHandler } from '../../../src/cloud/credentials/provider.ts';
 import { createEphemeralCa, ensureLocalCa, type LocalCa } from '../../../src/cloud/pki/pki.ts';
 import { presignWebSocketUrl, presignWebSocketUrlSync } from '../../../src/shared/ws-url.ts';
+import { wsUpgradeStatus } from '../../helpers/mqtt.ts';
 
 const REGION = 'us-west-2';
 const WS_CREDS = { accessKeyId: 'AKIDBROKERTEST', secretAccessKey: 'broker-test-secret', region: REGION };
@@ -132,6 +132,9 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
       tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
       progressPrefix: PREFIX,
       isRegisteredThing: (name) => registered.has(name),
+      // These tests open several connections per certificate (a watcher and a publisher of one thing),
+      // which only the looser client-id policy allows; client-ids.test.ts covers the default binding.
+      clientIds: 'any',
       wsCredentials: WS_CREDS,
       httpsHandler: createCredentialsHandler({
         roleAliases: {
@@ -337,32 +340,7 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
 
   test('WebSocket upgrade without, with a wrong or with an expired signature gets HTTP 403', async () => {
     const base = `ws://127.0.0.1:${broker.wsPort}/mqtt`;
-    const upgradeStatus = (url: string) =>
-      new Promise<number>((resolve, reject) => {
-        const u = new URL(url);
-        const req = http.request({
-          host: u.hostname,
-          port: u.port,
-          path: `${u.pathname}${u.search}`,
-          headers: {
-            connection: 'Upgrade',
-            upgrade: 'websocket',
-            'sec-websocket-version': '13',
-            'sec-websocket-key': randomBytes(16).toString('base64'),
-            'sec-websocket-protocol': 'mqtt',
-          },
-        });
-        req.on('response', (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on('upgrade', (res, socket) => {
-          socket.destroy();
-          resolve(res.statusCode ?? 0);
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const upgradeStatus = (url: string) => wsUpgradeStatus(url);
 
     assert.equal(await upgradeStatus(base), 403);
     const wrongSecret = await presignWebSocketUrl(base, { ...WS_CREDS, secretAccessKey: 'wrong' }, REGION);
@@ -411,7 +389,7 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
     assert.equal(q.get('a'), 'b c');
   });
 
-  test('presign verification: session token appended after signing is accepted; other hosts are not', async () => {
+  test('presign verification: a session token the stack issued, appended after signing, is accepted; other tokens and hosts are not', async () => {
     const url = await presignWebSocketUrl(
       'ws://127.0.0.1:1234/mqtt',
       { ...WS_CREDS, sessionToken: 'tok/en+=' },
@@ -420,10 +398,24 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
     assert.match(url, /&X-Amz-Security-Token=tok%2Fen%2B%3D$/);
     const u = new URL(url);
     const req = (host: string) => ({ url: `${u.pathname}${u.search}`, headers: { host } });
-    assert.deepEqual(await verifyPresignedWebSocketRequest(req('127.0.0.1:1234'), WS_CREDS), {
+    const checking = {
+      ...WS_CREDS,
+      checkSessionToken: (t: string) => (t === 'tok/en+=' ? 'valid' : 'invalid'),
+    } as const;
+    assert.deepEqual(await verifyPresignedWebSocketRequest(req('127.0.0.1:1234'), checking), {
       ok: true,
       accessKeyId: WS_CREDS.accessKeyId,
     });
+    // A token nobody issued (or no way to check it) is refused even with a good signature.
+    assert.equal((await verifyPresignedWebSocketRequest(req('127.0.0.1:1234'), WS_CREDS)).ok, false);
+    const forged = await presignWebSocketUrl(
+      'ws://127.0.0.1:1234/mqtt',
+      { ...WS_CREDS, sessionToken: 'forged' },
+      REGION,
+    );
+    const fu = new URL(forged);
+    const forgedReq = { url: `${fu.pathname}${fu.search}`, headers: { host: '127.0.0.1:1234' } };
+    assert.equal((await verifyPresignedWebSocketRequest(forgedReq, checking)).ok, false);
     const other = await verifyPresignedWebSocketRequest(req('127.0.0.1:9999'), WS_CREDS);
     assert.equal(other.ok, false);
   });
@@ -531,7 +523,7 @@ describe('broker lifecycle', () => {
         wsPort: 0,
         anonymousPort: 0,
         tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
-        isRegisteredThing: () => true,
+        isRegisteredThing: (name) => name === 'lingering',
         wsCredentials: WS_CREDS,
       });
       assert.ok(broker.anonymousPort && broker.anonymousPort > 0);
@@ -555,6 +547,7 @@ describe('broker lifecycle', () => {
           cert: cert.certPem,
           key: cert.keyPem,
           servername: 'localhost',
+          clientId: 'lingering',
           protocolVersion: 4,
           reconnectPeriod: 0,
         }),

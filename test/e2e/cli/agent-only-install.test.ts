@@ -26,6 +26,7 @@ const CLOUD_ONLY = [
   '@peculiar/x509',
   'reflect-metadata',
   '@aws-sdk/client-iot',
+  'croner',
 ];
 const KEY = 'firmware/CV150-C3_0.6.6/cv150_ubifs.img';
 const IMAGE = Buffer.alloc(1024 * 1024 + 17, 9);

@@ -35,13 +35,14 @@ describe('ota CLI against `ota dev`', () => {
     const e = JSON.parse(readFileSync(join(dataDir, ENDPOINTS_FILE), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(
       Object.keys(e).sort(),
-      ['dashboard', 'iot', 'mqtt', 'operator', 'region', 'rootCA', 's3', 'things', 'ws'].sort(),
+      ['dashboard', 'iot', 'mqtt', 'operator', 'region', 'rootCA', 's3', 'things', 'ws', 'wss'].sort(),
     );
     assert.match(dev.endpoints.dashboard?.url ?? '', /^http:\/\/127\.0\.0\.1:\d+\/$/);
     assert.match(dev.output(), /Dashboard +http:\/\/127\.0\.0\.1:\d+\//);
     assert.equal(e.region, 'us-west-2');
     assert.equal(dev.endpoints.s3.bucket, 'dev-korea-job');
     assert.match(dev.endpoints.ws.url, /^ws:\/\/127\.0\.0\.1:\d+\/mqtt$/);
+    assert.match(dev.endpoints.wss?.url ?? '', /^wss:\/\/127\.0\.0\.1:\d+\/mqtt$/);
     assert.ok(dev.endpoints.things.RaspberryPi_2);
     assert.ok(existsSync(dev.endpoints.rootCA));
     assert.ok(existsSync(dev.endpoints.operator.cert));

@@ -63,6 +63,8 @@ export async function startDev(dataDir: string, extra: string[] = []): Promise<D
       '0',
       '--ws-port',
       '0',
+      '--wss-port',
+      '0',
       '--iot-port',
       '0',
       '--s3-port',

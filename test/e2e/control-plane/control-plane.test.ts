@@ -401,6 +401,19 @@ describe('control plane over @aws-sdk/client-iot', () => {
       'InvalidRequestException',
       /document.*JSON|JSON.*document/i,
     );
+    // Issue 8, section 4: 5,000 nested objects fit in 32 KB; the answer names the problem.
+    await rejects(
+      () =>
+        s.client.send(
+          new CreateJobCommand({
+            jobId: 'job-deep',
+            targets: [thingArn('ref-1')],
+            document: `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`,
+          }),
+        ),
+      'InvalidRequestException',
+      /^document nests objects and arrays 5000 levels deep; at most 100 are allowed$/,
+    );
     await rejects(
       () =>
         s.client.send(
@@ -425,9 +438,22 @@ describe('control plane over @aws-sdk/client-iot', () => {
           }),
         ),
       'InvalidRequestException',
-      /abortConfig: not supported/,
+      /^1 validation error detected: Value '\[0 items\]' at 'abortConfig\.criteriaList' failed to satisfy constraint: Member must have length greater than or equal to 1$/,
     );
-    for (const id of ['job-big', 'job-badjson', 'job-no-targets', 'job-abort']) {
+    await rejects(
+      () =>
+        s.client.send(
+          new CreateJobCommand({
+            jobId: 'job-params',
+            targets: [thingArn('ref-1')],
+            document: DOC,
+            documentParameters: { a: 'b' },
+          }),
+        ),
+      'InvalidRequestException',
+      /documentParameters: not supported/,
+    );
+    for (const id of ['job-big', 'job-badjson', 'job-deep', 'job-no-targets', 'job-abort', 'job-params']) {
       await rejects(() => s.client.send(new DescribeJobCommand({ jobId: id })), 'ResourceNotFoundException');
     }
   });
@@ -724,7 +750,7 @@ describe('control plane over @aws-sdk/client-iot', () => {
     assert.equal(huge.headers.get('x-amzn-errortype'), 'InvalidRequestException');
     await huge.arrayBuffer();
 
-    const unknown = await signedFetch(s.server.endpoint, 'GET', '/job-templates');
+    const unknown = await signedFetch(s.server.endpoint, 'GET', '/managed-job-templates');
     assert.equal(unknown.status, 404);
     assert.equal(unknown.headers.get('x-amzn-errortype'), 'UnknownOperationException');
     await unknown.arrayBuffer();

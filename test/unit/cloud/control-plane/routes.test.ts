@@ -26,11 +26,19 @@ describe('matchRoute', () => {
     assert.equal(operationOf('GET', '/thing-groups/g1'), 'DescribeThingGroup');
     assert.equal(operationOf('GET', '/thing-groups/g1/things'), 'ListThingsInThingGroup');
     assert.equal(operationOf('GET', '/endpoint'), 'DescribeEndpoint');
-    assert.equal(ROUTES.length, 18);
+    assert.equal(operationOf('DELETE', '/things/t1'), 'DeleteThing');
+    assert.equal(operationOf('PUT', '/thing-groups/removeThingFromThingGroup'), 'RemoveThingFromThingGroup');
+    assert.equal(operationOf('PUT', '/job-templates/tpl'), 'CreateJobTemplate');
+    assert.equal(operationOf('GET', '/job-templates/tpl'), 'DescribeJobTemplate');
+    assert.equal(operationOf('GET', '/job-templates'), 'ListJobTemplates');
+    assert.equal(operationOf('DELETE', '/job-templates/tpl'), 'DeleteJobTemplate');
+    assert.equal(ROUTES.length, 24);
+    assert.equal(new Set(ROUTES.map((r) => r.operation)).size, ROUTES.length, 'one route per operation');
   });
 
-  test('the literal addThingToThingGroup path wins over the {thingGroupName} label', () => {
+  test('the literal add/removeThingToThingGroup paths win over the {thingGroupName} label', () => {
     assert.equal(operationOf('PUT', '/thing-groups/addThingToThingGroup'), 'AddThingToThingGroup');
+    assert.equal(operationOf('PUT', '/thing-groups/removeThingFromThingGroup'), 'RemoveThingFromThingGroup');
   });
 
   test('labels are percent-decoded; malformed encoding is reported, unknown paths are none', () => {
@@ -38,7 +46,7 @@ describe('matchRoute', () => {
     assert.equal(m.kind, 'match');
     if (m.kind === 'match') assert.deepEqual(m.labels, { thingName: 'fleet:dev-1', jobId: 'job-1' });
     assert.deepEqual(matchRoute('GET', '/things/%E0%A4%A'), { kind: 'badLabel', label: 'thingName' });
-    assert.deepEqual(matchRoute('GET', '/job-templates'), { kind: 'none' });
+    assert.deepEqual(matchRoute('GET', '/managed-job-templates'), { kind: 'none' });
     assert.deepEqual(matchRoute('PATCH', '/jobs/j1'), { kind: 'none' });
     assert.deepEqual(matchRoute('GET', '/jobs/a/b/c/d'), { kind: 'none' });
   });

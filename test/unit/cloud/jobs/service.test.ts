@@ -6,126 +6,31 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { createJobsService } from '../../../../src/cloud/jobs/service.ts';
 import {
-  createJobsService,
-  type JobsService,
-  type JobsServiceOptions,
-} from '../../../../src/cloud/jobs/service.ts';
-import { ControlPlaneError } from '../../../../src/cloud/jobs/types.ts';
+  ACCOUNT,
+  assertErrorShape,
+  cpCode,
+  DOC,
+  groupArn,
+  type Harness,
+  harness,
+  none,
+  only,
+  placeholder,
+  REGION,
+  T,
+  thingArn,
+  withThing,
+} from './harness.ts';
 
-// biome-ignore lint/suspicious/noExplicitAny: replies are arbitrary JSON that the tests inspect field by field.
-type Msg = { topic: string; payload: any };
-
-const REGION = 'us-west-2';
-const ACCOUNT = '000000000000';
-const thingArn = (n: string) => `arn:aws:iot:${REGION}:${ACCOUNT}:thing/${n}`;
-const groupArn = (n: string) => `arn:aws:iot:${REGION}:${ACCOUNT}:thinggroup/${n}`;
-/** The document placeholder of reference section 4. */
-const placeholder = (url: string) => `\${aws:iot:s3-presigned-url:${url}}`;
-const DOC = JSON.stringify({ operation: 'ota', version: '2.0.0' });
-
-interface Harness {
-  svc: JobsService;
-  sent: Msg[];
-  dbPath: string;
-  presignCalls: { url: string; expires: number }[];
-  /** Publishes as a thing to `$aws/things/<thing>/jobs/<suffix>` and returns what was sent in response. */
-  request(thing: string, suffix: string, body: unknown): Promise<Msg[]>;
-  /** Messages sent since the mark. */
-  since(mark: number): Msg[];
-  restart(extra?: Partial<JobsServiceOptions>): void;
-  close(): Promise<void>;
-}
-
-async function harness(extra: Partial<JobsServiceOptions> = {}): Promise<Harness> {
-  const dir = await mkdtemp(join(tmpdir(), 'jobs-svc-'));
-  const dbPath = join(dir, 'jobs.db');
-  const sent: Msg[] = [];
-  const presignCalls: { url: string; expires: number }[] = [];
-  let n = 0;
-  const make = (more: Partial<JobsServiceOptions>) =>
-    createJobsService({
-      dbPath,
-      publish: (topic, payload) => {
-        sent.push({ topic, payload: JSON.parse(payload) });
-      },
-      presign: async (url, expires) => {
-        presignCalls.push({ url, expires });
-        n += 1;
-        return `${url}?X-Amz-Signature=sig${n}&X-Amz-Expires=${expires}`;
-      },
-      ...more,
-    });
-  let more = extra;
-  const h: Harness = {
-    svc: make(more),
-    sent,
-    dbPath,
-    presignCalls,
-    async request(thing, suffix, body) {
-      const mark = sent.length;
-      const payload = Buffer.isBuffer(body)
-        ? body
-        : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-      h.svc.topicService.onPublish(
-        { kind: 'thing', thingName: thing },
-        `$aws/things/${thing}/jobs/${suffix}`,
-        payload,
-      );
-      await h.svc.idle();
-      return sent.slice(mark);
-    },
-    since: (mark) => sent.slice(mark),
-    restart(next) {
-      h.svc.close();
-      if (next !== undefined) more = { ...more, ...next };
-      h.svc = make(more);
-    },
-    async close() {
-      h.svc.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-  return h;
-}
-
-const only = (msgs: Msg[], topic: string): Msg => {
-  const m = msgs.filter((x) => x.topic === topic);
-  assert.equal(m.length, 1, `expected exactly one message on ${topic}, got ${JSON.stringify(msgs)}`);
-  return m[0] as Msg;
-};
-const none = (msgs: Msg[], topic: string) =>
-  assert.equal(msgs.filter((x) => x.topic === topic).length, 0, `unexpected message on ${topic}`);
-const T = (thing: string, suffix: string) => `$aws/things/${thing}/jobs/${suffix}`;
-
+/** Waits for another process to make progress (the kill -9 test); never for a timer of ours. */
 async function waitFor(pred: () => boolean, what: string, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
   while (!pred()) {
     if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
     await sleep(10);
   }
-}
-
-const cpCode = (code: string, message?: RegExp) => (err: unknown) =>
-  err instanceof ControlPlaneError &&
-  err.code === code &&
-  (message === undefined || message.test(err.message));
-
-async function withThing(h: Harness, thing = 'car-1') {
-  h.svc.controlPlane.createThing({ thingName: thing });
-  return thing;
-}
-
-function assertErrorShape(m: Msg, code: string, clientToken?: string, withState = false) {
-  const keys = ['code', 'message', ...(clientToken === undefined ? [] : ['clientToken']), 'timestamp'];
-  if (withState) keys.push('executionState');
-  assert.deepEqual(Object.keys(m.payload).sort(), keys.sort());
-  assert.equal(m.payload.code, code);
-  assert.equal(typeof m.payload.message, 'string');
-  assert.ok(m.payload.message.length > 0);
-  if (clientToken !== undefined) assert.equal(m.payload.clientToken, clientToken);
-  assert.ok(Number.isInteger(m.payload.timestamp));
-  assert.ok(Math.abs(m.payload.timestamp - Date.now() / 1000) < 5, 'timestamp is in seconds');
 }
 
 describe('jobs service: device flow', () => {
@@ -191,8 +96,11 @@ describe('jobs service: device flow', () => {
       assert.deepEqual(started.execution.statusDetails, { step: 'download' });
       assert.deepEqual(started.execution.jobDocument, JSON.parse(DOC));
       assert.ok(Number.isInteger(started.execution.startedAt));
-      assert.deepEqual(Object.keys(only(msgs, T('car-1', 'notify')).payload.jobs), ['IN_PROGRESS']);
-      none(msgs, T('car-1', 'notify-next')); // same head: no NextJobExecutionChanged
+      // The live service publishes nothing on notify or notify-next for a start-next.
+      assert.deepEqual(
+        msgs.map((m) => m.topic),
+        [T('car-1', 'start-next/accepted')],
+      );
 
       // start-next again returns the IN_PROGRESS execution unchanged, statusDetails kept.
       msgs = await h.request('car-1', 'start-next', { statusDetails: { other: 'x' } });
@@ -235,9 +143,13 @@ describe('jobs service: device flow', () => {
       assert.equal(e.versionNumber, 4);
       assert.deepEqual(e.statusDetails, { progress: '50' }, 'omitting statusDetails keeps the stored ones');
 
-      // Describing a terminal execution still works.
-      const desc = only(await h.request('car-1', 'job-1/get', {}), T('car-1', 'job-1/get/accepted')).payload;
-      assert.equal(desc.execution.status, 'SUCCEEDED');
+      // Describing the execution of a job in a terminal state: TerminalStateReached (AWS ErrorResponse).
+      const desc = only(
+        await h.request('car-1', 'job-1/get', { clientToken: 'd' }),
+        T('car-1', 'job-1/get/rejected'),
+      );
+      assertErrorShape(desc, 'TerminalStateReached', 'd');
+      assert.equal(desc.payload.message, 'job job-1 is COMPLETED and its execution on car-1 is SUCCEEDED');
       // $next with nothing pending: reply without execution.
       const nx = only(
         await h.request('car-1', '$next/get', { clientToken: 'n' }),
@@ -397,7 +309,9 @@ describe('jobs service: device flow', () => {
         T('car-1', 'j1/update/rejected'),
       );
       assertErrorShape(m, 'VersionMismatch', 'v', true);
-      assert.deepEqual(m.payload.executionState, { status: 'QUEUED', statusDetails: {}, versionNumber: 1 });
+      // As the live service: its wording, and only the fields that are set (no statusDetails given yet).
+      assert.equal(m.payload.message, 'Expected version 5 but found version 1');
+      assert.equal(JSON.stringify(m.payload.executionState), '{"status":"QUEUED","versionNumber":1}');
       m = only(
         await h.request('car-1', 'j1/update', { status: 'IN_PROGRESS', expectedVersion: '3' }),
         T('car-1', 'j1/update/rejected'),
@@ -428,7 +342,7 @@ describe('jobs service: device flow', () => {
         T('car-1', 'j1/update/rejected'),
       );
       assertErrorShape(m, 'InvalidStateTransition', 'z', true);
-      assert.deepEqual(m.payload.executionState, { status: 'FAILED', statusDetails: {}, versionNumber: 2 });
+      assert.deepEqual(m.payload.executionState, { status: 'FAILED', versionNumber: 2 });
     } finally {
       await h.close();
     }
@@ -511,7 +425,7 @@ describe('jobs service: device flow', () => {
       const cp = h.svc.controlPlane;
       let mark = h.sent.length;
       cp.createJob({ jobId: 'a', targets: [thingArn('car-1')], document: DOC });
-      await sleep(5);
+      h.clock.advance(5);
       cp.createJob({ jobId: 'b', targets: [thingArn('car-1')], document: DOC });
       await h.svc.idle();
       let msgs = h.since(mark);
@@ -715,19 +629,22 @@ describe('jobs service: presigned placeholders', () => {
 });
 
 describe('jobs service: timeouts', () => {
+  const MINUTE = 1000;
+  const status = (h: Harness, jobId: string) =>
+    h.svc.controlPlane.describeJobExecution(jobId, 'car-1').status;
+
   test('step timer → TIMED_OUT; a new value replaces it and -1 clears it', async () => {
-    const h = await harness({ minuteMs: 40 });
+    const h = await harness({ minuteMs: MINUTE });
     try {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       const mark = h.sent.length;
       await h.request('car-1', 'start-next', { stepTimeoutInMinutes: 1 });
       assert.ok(h.svc.controlPlane.describeJobExecution('j1', 'car-1').stepTimeoutAt !== undefined);
-      await waitFor(
-        () => h.svc.controlPlane.describeJobExecution('j1', 'car-1').status === 'TIMED_OUT',
-        'TIMED_OUT',
-      );
-      await h.svc.idle();
+      await h.advance(MINUTE - 1);
+      assert.equal(status(h, 'j1'), 'IN_PROGRESS', 'not before its time');
+      await h.advance(1);
+      assert.equal(status(h, 'j1'), 'TIMED_OUT');
       const msgs = h.since(mark);
       assert.deepEqual(msgs.filter((m) => m.topic === T('car-1', 'notify')).at(-1)?.payload.jobs, {});
       assert.deepEqual(
@@ -748,22 +665,20 @@ describe('jobs service: timeouts', () => {
       await h.request('car-1', 'start-next', { stepTimeoutInMinutes: 2 });
       await h.request('car-1', 'j2/update', { status: 'IN_PROGRESS', stepTimeoutInMinutes: -1 });
       assert.equal(h.svc.controlPlane.describeJobExecution('j2', 'car-1').stepTimeoutAt, undefined);
-      await sleep(200);
-      assert.equal(h.svc.controlPlane.describeJobExecution('j2', 'car-1').status, 'IN_PROGRESS');
+      await h.advance(10 * MINUTE);
+      assert.equal(status(h, 'j2'), 'IN_PROGRESS');
       // Replace a long one by a short one.
       await h.request('car-1', 'j2/update', { status: 'IN_PROGRESS', stepTimeoutInMinutes: 1000 });
       await h.request('car-1', 'j2/update', { status: 'IN_PROGRESS', stepTimeoutInMinutes: 1 });
-      await waitFor(
-        () => h.svc.controlPlane.describeJobExecution('j2', 'car-1').status === 'TIMED_OUT',
-        'j2 TIMED_OUT',
-      );
+      await h.advance(MINUTE);
+      assert.equal(status(h, 'j2'), 'TIMED_OUT');
     } finally {
       await h.close();
     }
   });
 
   test('in-progress timeout is fixed at start and ignores step updates', async () => {
-    const h = await harness({ minuteMs: 40 });
+    const h = await harness({ minuteMs: MINUTE });
     try {
       await withThing(h);
       h.svc.controlPlane.createJob({
@@ -772,37 +687,34 @@ describe('jobs service: timeouts', () => {
         document: DOC,
         timeoutConfig: { inProgressTimeoutInMinutes: 3 },
       });
-      await sleep(150); // the in-progress timer starts at start, not at queueing
-      const t0 = Date.now();
+      await h.advance(10 * MINUTE); // the in-progress timer starts at start, not at queueing
+      assert.equal(status(h, 'j1'), 'QUEUED');
       await h.request('car-1', 'start-next', {});
       const e = h.svc.controlPlane.describeJobExecution('j1', 'car-1');
       assert.ok(e.inProgressTimeoutAt !== undefined && e.startedAt !== undefined);
-      assert.equal(e.inProgressTimeoutAt - e.startedAt, 120);
+      assert.equal(e.inProgressTimeoutAt - e.startedAt, 3 * MINUTE);
       await h.request('car-1', 'j1/update', { status: 'IN_PROGRESS', stepTimeoutInMinutes: 10000 });
-      await waitFor(
-        () => h.svc.controlPlane.describeJobExecution('j1', 'car-1').status === 'TIMED_OUT',
-        'TIMED_OUT',
-      );
-      assert.ok(Date.now() - t0 >= 100, 'did not fire before its time');
+      await h.advance(3 * MINUTE - 1);
+      assert.equal(status(h, 'j1'), 'IN_PROGRESS', 'did not fire before its time');
+      await h.advance(1);
+      assert.equal(status(h, 'j1'), 'TIMED_OUT');
     } finally {
       await h.close();
     }
   });
 
   test('timers survive a restart mid IN_PROGRESS', async () => {
-    const h = await harness({ minuteMs: 100 });
+    const h = await harness({ minuteMs: MINUTE });
     try {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       await h.request('car-1', 'start-next', { stepTimeoutInMinutes: 2 });
       h.restart();
-      assert.equal(h.svc.controlPlane.describeJobExecution('j1', 'car-1').status, 'IN_PROGRESS');
+      assert.equal(status(h, 'j1'), 'IN_PROGRESS');
+      assert.equal(h.clock.pending, 1, 'the closed service left no timer behind; the new one armed its own');
       const mark = h.sent.length;
-      await waitFor(
-        () => h.svc.controlPlane.describeJobExecution('j1', 'car-1').status === 'TIMED_OUT',
-        'TIMED_OUT',
-      );
-      await h.svc.idle();
+      await h.advance(2 * MINUTE);
+      assert.equal(status(h, 'j1'), 'TIMED_OUT');
       only(h.since(mark), T('car-1', 'notify'));
     } finally {
       await h.close();
@@ -810,17 +722,21 @@ describe('jobs service: timeouts', () => {
   });
 
   test('a timer that expired while the service was down fires on start', async () => {
-    const h = await harness({ minuteMs: 30 });
+    const h = await harness({ minuteMs: MINUTE });
     try {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       await h.request('car-1', 'start-next', { stepTimeoutInMinutes: 1 });
       h.svc.close();
-      await sleep(100);
+      h.clock.advance(5 * MINUTE);
       h.restart();
       // Expired timers are applied before answering, so the device never sees a stale IN_PROGRESS.
-      const r = only(await h.request('car-1', 'j1/get', {}), T('car-1', 'j1/get/accepted'));
-      assert.equal(r.payload.execution.status, 'TIMED_OUT');
+      const r = only(
+        await h.request('car-1', 'j1/update', { status: 'SUCCEEDED' }),
+        T('car-1', 'j1/update/rejected'),
+      );
+      assert.equal(r.payload.code, 'InvalidStateTransition');
+      assert.equal(r.payload.executionState.status, 'TIMED_OUT');
     } finally {
       await h.close();
     }
@@ -880,7 +796,7 @@ describe('jobs service: cancel and delete', () => {
       const cp = h.svc.controlPlane;
       await withThing(h);
       cp.createJob({ jobId: 'a', targets: [thingArn('car-1')], document: DOC });
-      await sleep(5);
+      h.clock.advance(5);
       cp.createJob({ jobId: 'b', targets: [thingArn('car-1')], document: DOC });
       await h.svc.idle();
       const mark = h.sent.length;

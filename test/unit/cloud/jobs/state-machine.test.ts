@@ -29,6 +29,9 @@ const SERVICE_ALLOWED = new Set([
   'QUEUED>REMOVED',
   'IN_PROGRESS>REMOVED',
   'IN_PROGRESS>TIMED_OUT',
+  // An undeliverable job document (document.ts) fails its execution rather than wedge the queue.
+  'QUEUED>FAILED',
+  'IN_PROGRESS>FAILED',
 ]);
 
 describe('execution state machine', () => {
@@ -47,7 +50,7 @@ describe('execution state machine', () => {
       'REJECTED',
       'SUCCEEDED',
     ]);
-    assert.deepEqual([...SERVICE_STATUSES].sort(), ['CANCELED', 'REMOVED', 'TIMED_OUT']);
+    assert.deepEqual([...SERVICE_STATUSES].sort(), ['CANCELED', 'FAILED', 'REMOVED', 'TIMED_OUT']);
   });
 
   for (const actor of ['device', 'service'] as TransitionActor[]) {
