@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { CancelJobCommand } from '@aws-sdk/client-iot';
+import { CancelJobCommand, CreateJobCommand, DescribeThingCommand } from '@aws-sdk/client-iot';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Browser, Page } from 'playwright-core';
 import { iotClientFor } from '../../../src/operator/clients.ts';
@@ -164,6 +164,53 @@ test('a cancelled job shows its reason, and a rejected execution shows the agent
     assert.match(reason, /41811019/, `reason shown: ${reason}`);
     // The job list counts it.
     await page.locator('#job-list button[data-job="dash-cancel"]', { hasText: 'CANCELED' }).waitFor();
+  } finally {
+    await page.close();
+  }
+});
+
+test('rollout pace and abort state: two failures abort the job, the queued device is cancelled', async () => {
+  const things = ['dash-a1', 'dash-a2', 'dash-a3'];
+  const targets: string[] = [];
+  for (const thing of things) {
+    await t.stack.ensureThing(thing);
+    targets.push((await w.iot.send(new DescribeThingCommand({ thingName: thing }))).thingArn as string);
+  }
+  const key = 'firmware/abort_1.0/abort.img';
+  await putFirmware(w, key, 64 * 1024);
+  // A wrong sha256: every device that downloads it fails the job.
+  const doc = firmwareDoc(w, 64 * 1024, { sha256: '0'.repeat(64) }, key);
+  await w.iot.send(
+    new CreateJobCommand({
+      jobId: 'dash-abort',
+      targets,
+      document: JSON.stringify(doc),
+      jobExecutionsRolloutConfig: { maximumPerMinute: 100 },
+      abortConfig: {
+        criteriaList: [
+          { failureType: 'FAILED', action: 'CANCEL', thresholdPercentage: 50, minNumberOfExecutedThings: 2 },
+        ],
+      },
+    }),
+  );
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  try {
+    await page.goto(dashboardUrl('dash-abort'));
+    await page.locator('#pace', { hasText: '≤ 100/min' }).waitFor();
+    await page.locator('#abort', { hasText: 'armed' }).waitFor();
+    await page.locator('#abort small', { hasText: 'FAILED ≥ 50% after 2 things → CANCEL' }).waitFor();
+    for (const thing of ['dash-a1', 'dash-a2']) {
+      const summary = await runAgent(await agentConfig(w, thing, { once: true })).done;
+      assert.equal(summary.jobs[0]?.status, 'FAILED');
+    }
+    await page.locator('#job-status', { hasText: 'CANCELED' }).waitFor({ timeout: 20_000 });
+    await page.locator('#abort', { hasText: 'aborted' }).waitFor();
+    await page.locator('#job-reason', { hasText: 'ABORT_CRITERIA_MET' }).waitFor();
+    await row(page, 'dash-a3').locator('.c-state', { hasText: 'CANCELED' }).waitFor({ timeout: 20_000 });
+    await row(page, 'dash-a1').locator('.c-state', { hasText: 'FAILED' }).waitFor();
+    assert.match((await row(page, 'dash-a1').locator('.c-reason').textContent()) ?? '', /sha256/);
+    await page.locator('#ttf', { hasText: 'done' }).waitFor();
+    await page.screenshot({ path: artifactPath('dashboard-aborted.png') });
   } finally {
     await page.close();
   }
