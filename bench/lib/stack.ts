@@ -38,6 +38,8 @@ export async function startStackProcess(opts: { s3Tls?: boolean } = {}): Promise
       dataDir,
       ...ports,
       ...(opts.s3Tls ? ['--s3-tls'] : []),
+      // The dashboard subscribes to every progress message; the figures are for the stack alone.
+      '--no-dashboard',
       '--log-level',
       'warn',
     ],

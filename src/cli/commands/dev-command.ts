@@ -32,6 +32,13 @@ export function registerDevCommand(program: Command): void {
       'also open a plain-TCP MQTT listener without authentication (read-only)',
       parsePort('--anonymous-port'),
     )
+    .option(
+      '--dashboard-port <port>',
+      'fleet dashboard HTTP port (0 = free)',
+      parsePort('--dashboard-port'),
+      DEV_DEFAULT_PORTS.dashboard,
+    )
+    .option('--no-dashboard', 'do not serve the fleet dashboard')
     .option('--progress-prefix <prefix>', 'progress topic prefix', 'CarVi/test/firmware')
     .addOption(
       new Option(
@@ -67,6 +74,7 @@ export function registerDevCommand(program: Command): void {
         s3Port: flags.s3Port,
         s3Tls: flags.s3Tls === true,
         anonymousPort: flags.anonymousPort,
+        dashboardPort: flags.dashboard ? flags.dashboardPort : undefined,
         progressPrefix: flags.progressPrefix,
         minuteMs: flags.minuteMs,
         allowRejectFromInProgress: flags.rejectInProgress,
