@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   watch: async () => (await import('./commands/watch.ts')).registerWatchCommand,
   demo: async () => (await import('./commands/demo.ts')).registerDemoCommand,
   sim: async () => (await import('./commands/sim.ts')).registerSimCommand,
+  dashboard: async () => (await import('./commands/dashboard.ts')).registerDashboardCommand,
   provision: async () => (await import('./commands/provision.ts')).registerProvisionCommand,
 };
 

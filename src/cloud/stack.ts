@@ -53,6 +53,13 @@ export interface LocalStackOptions {
    */
   minuteMs?: number;
   allowRejectFromInProgress?: boolean;
+  /**
+   * Serve S3 over HTTPS (a server certificate from the stack's CA, the broker's), as real S3 is; default
+   * plain HTTP. endpoints.json's `s3.endpoint` then says https, and clients trust `rootCA` for it.
+   */
+  s3Tls?: boolean;
+  /** Serve the fleet dashboard (src/dashboard) on this port (0 = free); endpoints.json gets its URL. */
+  dashboardPort?: number;
   /** Jobs MQTT API requests per second per thing; over it, RequestThrottled. Default: no limit. */
   jobsRequestsPerSecondPerThing?: number;
   /** Things to ensure at start; default ['RaspberryPi_2']. */
@@ -196,6 +203,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       buckets: [bucket],
       region,
       credentials,
+      ...(options.s3Tls ? { tls: { cert: ca.serverCertPem, key: ca.serverKeyPem } } : {}),
       logger: logger.child({ component: 'object-store' }),
     });
     opened.push(() => objectStore.close());
@@ -310,6 +318,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       things: {},
       operator: { cert: operator.certPath, key: operator.keyPath },
     };
+
+    if (options.dashboardPort !== undefined) {
+      // Loaded only when asked for: the dashboard reads the stack over its public endpoints, like AWS.
+      const { startLocalDashboard } = await import('../dashboard/serve.ts');
+      const dashboard = await startLocalDashboard(endpoints, {
+        host,
+        port: options.dashboardPort,
+        progressPrefix: options.progressPrefix,
+        logger: logger.child({ component: 'dashboard' }),
+      });
+      opened.push(() => dashboard.close());
+      await dashboard.feedReady;
+      endpoints.dashboard = { url: dashboard.url };
+    }
 
     const ensureThing = async (thingName: string) => {
       assertThingName(thingName);

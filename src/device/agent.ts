@@ -338,7 +338,7 @@ class Agent {
       channel: jobs,
       thingName: cfg.thingName,
       topic: cfg.topic,
-      timeZone: cfg.tz,
+      ...(cfg.tz !== undefined ? { timeZone: cfg.tz } : {}),
       progressIntervalMs: cfg.progressIntervalMs,
       statusDetailsIntervalMs: cfg.statusDetailsIntervalMs,
       finalTimeoutMs: cfg.requestTimeoutMs,

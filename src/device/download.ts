@@ -53,7 +53,7 @@ export interface DownloadOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   random?: () => number;
-  /** Size of each staging (write) buffer; up to 5 are in use (default 1 MiB, less for small images). */
+  /** Size of each staging (write) buffer; up to 5 are in use (default 256 KiB, less for small images). */
   highWaterMark?: number;
   logger?: Logger;
   timers?: Timers;
@@ -198,10 +198,11 @@ class Download {
     this.timers = opts.timers ?? systemTimers;
     this.paths = partPaths(opts.dir, opts.fileName);
     this.source = opts.source;
-    // Staging buffer size: 1 MiB writes for large images, but at most 1/16 of the image (≥ 64 KiB) so a
-    // fleet of small downloads in one process (ota sim) does not hold 5 MiB per device.
+    // Staging buffer size: 256 KiB writes (up to 5 buffers, 1.25 MiB: 1 MiB writes held 5 MiB of the
+    // agent's ≤ 64 MiB and were no faster, docs/benchmarks.md), at most 1/16 of the image (≥ 64 KiB) so a
+    // fleet of small downloads in one process (ota sim) holds little per device.
     this.hwm =
-      opts.highWaterMark ?? Math.min(1 << 20, Math.max(64 * 1024, Math.ceil(opts.expectedSize / 16)));
+      opts.highWaterMark ?? Math.min(256 * 1024, Math.max(64 * 1024, Math.ceil(opts.expectedSize / 16)));
     this.budget = new RetryBudget({
       timers: this.timers,
       ...opt('windowMs', opts.retryWindowMs),

@@ -12,7 +12,8 @@
  * (section 7.1) or connection close (section 6.3 rule 8); 1xx interim responses are skipped. No
  * redirects, no request body, no connection reuse: the socket is destroyed once the body is complete (no
  * `Connection: close`, so the server never closes first; a relay that drops its tail on the server's close
- * would cut the body). HTTPS goes through the same parser with TLS 'data' chunks.
+ * would cut the body). HTTPS goes through the same parser and the same reused buffer (`onread` of
+ * tls.connect, Node >= 14.18).
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -20,7 +21,7 @@ import * as tls from 'node:tls';
 export interface RawGetOptions {
   headers?: Record<string, string>;
   signal?: AbortSignal;
-  /** Extra CA for https (the local stack's root). */
+  /** A CA trusted for https in addition to Node's bundled roots (the local stack's root CA). */
   ca?: string | Buffer;
   /** Size of the reused socket read buffer (default 128 KiB; loopback reads rarely exceed 64 KiB). */
   readBufferSize?: number;
@@ -47,6 +48,37 @@ export interface RawResponse {
 }
 
 const MAX_HEAD = 64 * 1024;
+
+/**
+ * One TLS context per extra CA, reused by every connection: building one parses the ~140 bundled roots
+ * (milliseconds of CPU and ~1 MiB each time). `ca` is trusted IN ADDITION to Node's bundled roots, so an
+ * agent pointed at the local stack can still fetch from a public https URL; without `ca` (real S3) the
+ * context is Node's default one.
+ */
+const contexts = new Map<string, tls.SecureContext>();
+function secureContextFor(ca: string | Buffer | undefined): tls.SecureContext | undefined {
+  if (ca === undefined) return undefined;
+  const key = ca.toString();
+  let ctx = contexts.get(key);
+  if (!ctx) {
+    ctx = tls.createSecureContext({ ca: [...tls.rootCertificates, key] });
+    contexts.set(key, ctx);
+  }
+  return ctx;
+}
+
+/**
+ * The last TLS session ticket per (trusted CAs, host:port), so the next request (a resume after a cut, a
+ * refreshed presigned URL) resumes the session instead of a full handshake (RFC 8446 section 2.2).
+ * Keyed by the CA too: a resumed session skips certificate verification, so a session made while
+ * trusting the extra CA must never be offered by a request that does not trust it. Bounded.
+ */
+const sessions = new Map<string, Buffer>();
+function rememberSession(key: string, session: Buffer): void {
+  sessions.delete(key);
+  sessions.set(key, session);
+  if (sessions.size > 16) sessions.delete(sessions.keys().next().value as string);
+}
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 function netError(message: string, code: string): Error {
@@ -227,25 +259,26 @@ export function rawGet(url: URL, opts: RawGetOptions = {}): Promise<RawResponse>
       return body(all.subarray(at)) && !!onData;
     };
 
-    const socket: net.Socket = https
-      ? tls.connect({
-          host,
-          port,
-          servername: net.isIP(host) ? undefined : host,
-          ...(opts.ca ? { ca: opts.ca } : {}),
-        })
-      : net.connect({
-          host,
-          port,
-          onread: {
-            buffer: Buffer.allocUnsafe(opts.readBufferSize ?? 128 * 1024),
-            callback: (n: number, buf: Uint8Array) => onBytes(Buffer.from(buf.buffer, buf.byteOffset, n)),
-          },
-        });
+    // Both transports read into one reused buffer: `onread` is honoured by tls.connect too (the TLS layer
+    // decrypts into it), so HTTPS has the same read path as plain HTTP (docs/benchmarks.md, "HTTPS").
+    const onread = {
+      buffer: Buffer.allocUnsafe(opts.readBufferSize ?? 128 * 1024),
+      callback: (n: number, buf: Uint8Array) => onBytes(Buffer.from(buf.buffer, buf.byteOffset, n)),
+    };
+    const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
+      host,
+      port,
+      onread, // documented for tls.connect (Node >= 14.18) but missing from @types/node's ConnectionOptions
+    };
+    if (!net.isIP(host)) tlsOptions.servername = host;
+    const context = secureContextFor(opts.ca);
+    if (context) tlsOptions.secureContext = context;
+    const sessionKey = `${opts.ca?.toString() ?? ''}|${host}:${port}`;
+    const session = sessions.get(sessionKey);
+    if (session) tlsOptions.session = session;
+    const socket: net.Socket = https ? tls.connect(tlsOptions) : net.connect({ host, port, onread });
     if (https) {
-      socket.on('data', (chunk: Buffer) => {
-        if (!onBytes(chunk)) socket.pause();
-      });
+      socket.on('session', (ticket: Buffer) => rememberSession(sessionKey, ticket));
     }
     socket.setNoDelay(true);
     socket.setTimeout(opts.idleTimeoutMs ?? 60_000, () => fail(netError('socket idle timeout', 'ETIMEDOUT')));
@@ -282,7 +315,6 @@ export function rawGet(url: URL, opts: RawGetOptions = {}): Promise<RawResponse>
             const e = early;
             early = undefined;
             if (!cb(e)) {
-              if (https) socket.pause();
               if (finished) resolve();
               return;
             }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { type IClientOptions, MqttClient } from 'mqtt';
 import { AbortedError, OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type TimerHandle, type Timers } from '../shared/timers.ts';
@@ -171,6 +172,9 @@ export class JobsClient {
       host: o.host,
       port: o.port,
       protocol: 'mqtts',
+      // mqtt-packet would otherwise pre-build 65,536 two-byte Buffers (one per message id) on the first
+      // write: ~6 MiB of heap and ~20 ms of CPU at start-up (docs/benchmarks.md, "Footprint").
+      writeCache: false,
       protocolVersion: 4,
       clientId: o.clientId,
       keepalive: Math.min(1200, Math.max(30, o.keepaliveSec ?? 60)),
@@ -186,7 +190,11 @@ export class JobsClient {
       rejectUnauthorized: true,
       ...(o.ca ? { ca: o.ca } : {}),
     };
-    const client = mqtt.connect(options);
+    // Our own stream builder (a TLS socket, re-created on each reconnect) instead of mqtt.connect():
+    // connect() loads every transport it knows on first use (ws, socks, ip-address, …), ~2 MiB of RSS
+    // and ~40 ms of CPU at start-up for code the agent never runs (docs/benchmarks.md, "Footprint").
+    // TLS errors reach the client as stream errors with a `code`, which MqttClient emits as 'error'.
+    const client = new MqttClient(() => tlsConnect(options as ConnectionOptions), options);
     this.client = client;
     client.on('connect', (connack) => {
       // TCP_NODELAY: a request is one small packet written in several small writes and its reply must

@@ -30,7 +30,8 @@ export interface JobProgressOptions {
   channel: ProgressChannel;
   thingName: string;
   topic: string;
-  timeZone: string;
+  /** IANA zone of OTA_start_time; undefined = the system's local time. */
+  timeZone?: string;
   progressIntervalMs: number;
   statusDetailsIntervalMs: number;
   /** The final, outcome-carrying message waits at most this long for the connection. */
@@ -143,7 +144,7 @@ export class JobProgress {
       cameraId: this.o.thingName,
       startedAt: s.startedAt,
       now,
-      timeZone: this.o.timeZone,
+      ...(this.o.timeZone !== undefined ? { timeZone: this.o.timeZone } : {}),
       firmwareVersion: s.firmwareName ?? s.version ?? '',
       firmwareFilename: s.fileName ?? '',
       totalSize: total,

@@ -16,7 +16,8 @@ export interface ProgressFields {
   startedAt: number;
   /** Epoch ms now (for "Download time"). */
   now: number;
-  timeZone: string;
+  /** IANA zone; undefined = the system's local time. */
+  timeZone?: string;
   firmwareVersion: string;
   firmwareFilename: string;
   totalSize: number;
@@ -25,8 +26,17 @@ export interface ProgressFields {
   extra?: Record<string, string | number | boolean | null>;
 }
 
-/** "YYYY-MM-DD HH:MM:SS" in the given IANA zone (the original used America/Chicago). */
-export function formatStartTime(epochMs: number, timeZone: string): string {
+/**
+ * "YYYY-MM-DD HH:MM:SS" in the given IANA zone (the original used America/Chicago), or in the system's
+ * local time (TZ / /etc/localtime) without one: Date's local getters, so the default path never loads
+ * ICU's time-zone data (~7 MiB of RSS).
+ */
+export function formatStartTime(epochMs: number, timeZone?: string): string {
+  if (timeZone === undefined) {
+    const d = new Date(epochMs);
+    const p2 = (n: number) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
+  }
   const parts = new Intl.DateTimeFormat('en-US', {
     timeZone,
     year: 'numeric',

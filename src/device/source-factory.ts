@@ -30,8 +30,11 @@ export class SourceFactory {
   ) {}
 
   open(src: ResolvedSource): DownloadSource {
-    if (src.kind === 's3') return new S3Source(this.presignerFor(src), src.bucket, src.key);
-    return new HttpSource(src.url);
+    // `--local` against `ota dev --s3-tls`: the stack's CA signs its S3 certificate, so it is trusted for
+    // downloads too (besides Node's roots). Against AWS no CA is added: the same TLS path, default roots.
+    const tls = this.cfg.local && this.pems.ca ? { ca: this.pems.ca } : {};
+    if (src.kind === 's3') return new S3Source(this.presignerFor(src), src.bucket, src.key, tls);
+    return new HttpSource(src.url, tls);
   }
 
   close(): void {

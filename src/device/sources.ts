@@ -179,6 +179,7 @@ export class S3Source implements DownloadSource {
     client: S3Client | S3Presigner,
     readonly bucket: string,
     readonly key: string,
+    private readonly tls: { ca?: string | Buffer } = {},
   ) {
     this.identity = `s3://${bucket}/${key}`;
     this.signer = 'presignGetObject' in client ? client : sdkPresigner(client);
@@ -199,7 +200,11 @@ export class S3Source implements DownloadSource {
       // S3 answers 412 when the ETag no longer matches: the object changed, restart from 0.
       if (req.validator?.etag) headers['if-match'] = req.validator.etag;
     }
-    const res = await rawGet(url, { headers, signal: req.signal });
+    const res = await rawGet(url, {
+      headers,
+      signal: req.signal,
+      ...(this.tls.ca ? { ca: this.tls.ca } : {}),
+    });
     return openedFrom(res, what, false);
   }
 }

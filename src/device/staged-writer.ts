@@ -26,7 +26,7 @@ export interface StagedWriterOptions {
 }
 
 /**
- * Copies body bytes into staging buffers of `stageSize` (default 1 MiB) and writes each full one with
+ * Copies body bytes into staging buffers of `stageSize` (default 256 KiB) and writes each full one with
  * `fs.write` at its explicit position, up to `maxInFlight` writes at once on the threadpool while reading
  * continues. Completed writes are hashed and counted strictly in file order, so `written` is always the
  * length of the valid on-disk prefix of the `.part` file (the resume offset) and the hash covers exactly

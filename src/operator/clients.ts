@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { IoTClient } from '@aws-sdk/client-iot';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Endpoints } from '../shared/endpoints.ts';
+import { localS3ClientConfig } from '../shared/s3-client-config.ts';
 
 /**
  * Where operator tools send their AWS calls: the local stack (endpoints.json) or AWS itself, where the
@@ -27,15 +29,14 @@ export function iotClientFor(target: Target): IoTClient {
 export function s3ClientFor(target: Target): S3Client {
   if (target.kind === 'local') {
     const { endpoints } = target;
-    // s3rver: path-style, and no aws-chunked uploads (checksums only when required), see docs/object-store.md.
-    return new S3Client({
-      region: endpoints.region,
-      endpoint: endpoints.s3.endpoint,
-      forcePathStyle: true,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      credentials: { accessKeyId: endpoints.s3.accessKeyId, secretAccessKey: endpoints.s3.secretAccessKey },
-    });
+    // s3rver: path-style, and no aws-chunked uploads (checksums only when required), see docs/object-store.md;
+    // over https (`ota dev --s3-tls`) the local CA is trusted.
+    const https = endpoints.s3.endpoint.startsWith('https:');
+    return new S3Client(
+      localS3ClientConfig(endpoints.s3.endpoint, endpoints.s3, endpoints.region, {
+        ...(https ? { ca: readFileSync(endpoints.rootCA, 'utf8') } : {}),
+      }),
+    );
   }
   return new S3Client({ region: target.region, profile: target.profile });
 }

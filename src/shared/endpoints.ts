@@ -23,6 +23,8 @@ export const EndpointsSchema = z.object({
   rootCA: z.string(),
   things: z.record(z.string(), z.object({ cert: z.string(), key: z.string() })),
   operator: z.object({ cert: z.string(), key: z.string() }),
+  /** The fleet dashboard, when `ota dev` serves one. */
+  dashboard: z.object({ url: z.string() }).optional(),
 });
 
 export type Endpoints = z.infer<typeof EndpointsSchema>;

@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import { rootCertificates } from 'node:tls';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 
 export interface S3Credentials {
@@ -18,9 +20,33 @@ export interface S3Credentials {
  *   bodies are simpler, cheaper and what older clients (boto3 < 1.36) send anyway.
  * - `responseChecksumValidation: 'WHEN_REQUIRED'`: do not ask for `x-amz-checksum-mode: ENABLED`; the
  *   store never returns checksum headers.
+ * - `ca` (PEM): for an https endpoint (`ota dev --s3-tls`), the local CA is trusted in addition to the
+ *   usual roots.
  */
-export function localS3ClientConfig(endpoint: string, creds: S3Credentials, region: string): S3ClientConfig {
+const require = createRequire(import.meta.url);
+
+export function localS3ClientConfig(
+  endpoint: string,
+  creds: S3Credentials,
+  region: string,
+  opts: { ca?: string } = {},
+): S3ClientConfig {
+  const tls =
+    opts.ca && endpoint.startsWith('https:')
+      ? {
+          requestHandler: {
+            // An Agent, not Agent options: with options the SDK's handler verifies streaming uploads
+            // without `ca` (seen with @smithy/node-http-handler 4.x). node:https is loaded here, on this
+            // path only: the device agent imports this module, and loading it costs ~20 ms at start-up.
+            httpsAgent: new (require('node:https') as typeof import('node:https')).Agent({
+              keepAlive: true,
+              ca: [...rootCertificates, opts.ca],
+            }),
+          },
+        }
+      : {};
   return {
+    ...tls,
     endpoint,
     region,
     credentials: {

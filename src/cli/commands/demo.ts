@@ -72,6 +72,7 @@ export function registerDemoCommand(program: Command): void {
       'commit',
     )
     .option('--log-level <level>', 'log level of the stack and agent', 'warn')
+    .option('--keep', 'keep the stack and its dashboard up after the run, until Ctrl-C')
     .action(async (flags) => {
       const temporary = !flags.dataDir;
       const dataDir = flags.dataDir ? resolve(flags.dataDir) : mkdtempSync(join(tmpdir(), 'ota-demo-'));
@@ -81,7 +82,18 @@ export function registerDemoCommand(program: Command): void {
       say(`ota demo: the original JobProgress.py flow on the embedded local stack (data dir ${dataDir})`);
 
       // Ports 0: the demo never collides with an `ota dev` already running on the default ports.
-      const stack = await startLocalStack({ dataDir, mqttPort: 0, wsPort: 0, iotPort: 0, s3Port: 0, logger });
+      const stack = await startLocalStack({
+        dataDir,
+        mqttPort: 0,
+        wsPort: 0,
+        iotPort: 0,
+        s3Port: 0,
+        dashboardPort: 0,
+        logger,
+      });
+      say(
+        `      dashboard: ${stack.endpoints.dashboard?.url} (open it in a browser to watch the rollout live)`,
+      );
       const view = new FleetProgressView(out);
       let watch: ReturnType<typeof watchProgress> | undefined;
       let link: PacedLink | undefined;
@@ -127,6 +139,10 @@ export function registerDemoCommand(program: Command): void {
             'OTA_DEMO_FAILED',
             `the job ended ${e?.status}, not ${expected}: ${e?.statusDetails?.detailsMap?.reason ?? ''}`,
           );
+        }
+        if (flags.keep) {
+          say(`\nthe stack stays up (--keep): dashboard ${stack.endpoints.dashboard?.url}; Ctrl-C to stop`);
+          await new Promise((r) => process.once('SIGINT', r).once('SIGTERM', r));
         }
       } finally {
         view.stop();

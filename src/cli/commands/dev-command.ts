@@ -26,11 +26,19 @@ export function registerDevCommand(program: Command): void {
       DEV_DEFAULT_PORTS.iot,
     )
     .option('--s3-port <port>', 'S3 API port', parsePort('--s3-port'), DEV_DEFAULT_PORTS.s3)
+    .option('--s3-tls', 'serve S3 over HTTPS with a certificate from the local CA (as real S3 is)')
     .option(
       '--anonymous-port <port>',
       'also open a plain-TCP MQTT listener without authentication (read-only)',
       parsePort('--anonymous-port'),
     )
+    .option(
+      '--dashboard-port <port>',
+      'fleet dashboard HTTP port (0 = free)',
+      parsePort('--dashboard-port'),
+      DEV_DEFAULT_PORTS.dashboard,
+    )
+    .option('--no-dashboard', 'do not serve the fleet dashboard')
     .option('--progress-prefix <prefix>', 'progress topic prefix', 'CarVi/test/firmware')
     .addOption(
       new Option(
@@ -64,7 +72,9 @@ export function registerDevCommand(program: Command): void {
         clientIds: flags.clientIds,
         iotPort: flags.iotPort,
         s3Port: flags.s3Port,
+        s3Tls: flags.s3Tls === true,
         anonymousPort: flags.anonymousPort,
+        dashboardPort: flags.dashboard ? flags.dashboardPort : undefined,
         progressPrefix: flags.progressPrefix,
         minuteMs: flags.minuteMs,
         allowRejectFromInProgress: flags.rejectInProgress,

@@ -2,7 +2,14 @@ import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../
 import { ENDPOINTS_FILE } from '../../shared/endpoints.ts';
 import { OtaError } from '../../shared/errors.ts';
 
-export const DEV_DEFAULT_PORTS = { mqtt: 8883, ws: 8083, wss: 8084, iot: 8780, s3: 4569 } as const;
+export const DEV_DEFAULT_PORTS = {
+  mqtt: 8883,
+  ws: 8083,
+  wss: 8084,
+  iot: 8780,
+  s3: 4569,
+  dashboard: 8790,
+} as const;
 
 export async function runDev(options: LocalStackOptions): Promise<{ stack: LocalStack; banner: string }> {
   let stack: LocalStack;
@@ -14,7 +21,7 @@ export async function runDev(options: LocalStackOptions): Promise<{ stack: Local
       throw new OtaError(
         'OTA_PORT_IN_USE',
         `${e.message}: another process holds that port (is \`ota dev\` already running?). ` +
-          'Choose others with --mqtt-port/--ws-port/--wss-port/--iot-port/--s3-port, or 0 for free ports.',
+          'Choose others with --mqtt-port/--ws-port/--wss-port/--iot-port/--s3-port/--dashboard-port, or 0 for free ports.',
         { cause: err },
       );
     }
@@ -35,6 +42,7 @@ function banner(stack: LocalStack): string {
     ...(e.wss ? [`  MQTT over WSS   ${e.wss.url}   (TLS with the root CA below, SigV4-presigned URL)`] : []),
     `  IoT API         ${e.iot.endpoint}   (@aws-sdk/client-iot, SigV4)`,
     `  S3              ${e.s3.endpoint}   bucket ${e.s3.bucket}`,
+    ...(e.dashboard ? [`  Dashboard       ${e.dashboard.url}   (live fleet view in the browser)`] : []),
     `  Root CA         ${e.rootCA}`,
     `  Things          ${things}`,
     `  Data dir        ${dd}   (${ENDPOINTS_FILE} has every endpoint and credential)`,

@@ -6,36 +6,18 @@
  * seconds, reference section 1; the REST API uses epoch seconds as JSON numbers).
  */
 
-export type ExecutionStatus =
-  | 'QUEUED'
-  | 'IN_PROGRESS'
-  | 'SUCCEEDED'
-  | 'FAILED'
-  | 'TIMED_OUT'
-  | 'REJECTED'
-  | 'REMOVED'
-  | 'CANCELED';
+import {
+  EXECUTION_STATUSES,
+  type ExecutionStatusName,
+  isTerminalExecutionStatus,
+} from '../../shared/execution-status.ts';
 
-/** Every execution status, in AWS's documentation order. */
-export const EXECUTION_STATUSES = [
-  'QUEUED',
-  'IN_PROGRESS',
-  'SUCCEEDED',
-  'FAILED',
-  'TIMED_OUT',
-  'REJECTED',
-  'REMOVED',
-  'CANCELED',
-] as const satisfies readonly ExecutionStatus[];
+/** Every execution status, in AWS's documentation order (one list for the stack and the dashboard). */
+export { EXECUTION_STATUSES };
+export type ExecutionStatus = ExecutionStatusName;
 
-export const TERMINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
-  'SUCCEEDED',
-  'FAILED',
-  'TIMED_OUT',
-  'REJECTED',
-  'REMOVED',
-  'CANCELED',
-];
+export const TERMINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] =
+  EXECUTION_STATUSES.filter(isTerminalExecutionStatus);
 
 /** SCHEDULED: a `schedulingConfig.startTime` still in the future (AWS "Job states"). */
 export type JobStatus = 'IN_PROGRESS' | 'CANCELED' | 'COMPLETED' | 'DELETION_IN_PROGRESS' | 'SCHEDULED';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { format } from 'node:util';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -25,12 +26,17 @@ export interface ObjectStoreOptions {
   region: string;
   /** The only key pair the store accepts. */
   credentials: { accessKeyId: string; secretAccessKey: string };
+  /**
+   * Serve HTTPS with this certificate and key (PEM) instead of plain HTTP: real S3 is HTTPS only, so this
+   * is how the device's TLS read path is exercised and benchmarked locally (`ota dev --s3-tls`).
+   */
+  tls?: { cert: string; key: string };
   logger?: Logger;
 }
 
 export interface RunningObjectStore {
   port: number;
-  /** http://host:port — give it to localS3ClientConfig(). */
+  /** http://host:port (https:// with `tls`) — give it to localS3ClientConfig(). */
   endpoint: string;
   /** A path-style presigned GET URL (query SigV4) for bucket/key, valid for expiresInSec seconds. */
   presignGetUrl(bucket: string, key: string, expiresInSec: number): Promise<string>;
@@ -392,13 +398,17 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
     handle(req, res);
   };
 
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     front(req, res).catch((err: unknown) => {
       logger.error({ err }, 'object store front layer failed');
       if (!res.headersSent) sendS3Error(req, res, 500, 'InternalError', 'We encountered an internal error.');
       else res.destroy();
     });
-  });
+  };
+  // https.Server is an http.Server over TLS sockets: timeouts, close* and address() are the same.
+  const server: Server = opts.tls
+    ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest)
+    : createServer(onRequest);
   // Large PUTs (100 MB firmware) must not hit Node's default 5-minute request timeout on slow links.
   server.requestTimeout = 0;
   await new Promise<void>((resolve, reject) => {
@@ -412,7 +422,7 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
   const port = (server.address() as AddressInfo).port;
   const publicHost =
     opts.host === '0.0.0.0' || opts.host === '::' || opts.host === '' ? '127.0.0.1' : opts.host;
-  const endpoint = `http://${publicHost.includes(':') ? `[${publicHost}]` : publicHost}:${port}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://${publicHost.includes(':') ? `[${publicHost}]` : publicHost}:${port}`;
   logger.info({ endpoint, directory: opts.directory, buckets: opts.buckets }, 'object store listening');
 
   const presigner = new S3Client(localS3ClientConfig(endpoint, opts.credentials, opts.region));

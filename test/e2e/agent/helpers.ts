@@ -23,8 +23,8 @@ import { startTestStack } from '../../helpers/stack.ts';
 export interface World {
   dir: string;
   stack: LocalStack;
-  /** Closes the stack, waits `downMs`, starts it again on the same ports and data dir. */
-  restart(downMs: number): Promise<void>;
+  /** Closes the stack, waits `downMs`, starts it again on the same ports and data dir (startWorld's). */
+  restart?: (downMs: number) => Promise<void>;
   iot: IoTClient;
   s3: S3Client;
   bucket: string;

@@ -35,8 +35,10 @@ describe('ota CLI against `ota dev`', () => {
     const e = JSON.parse(readFileSync(join(dataDir, ENDPOINTS_FILE), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(
       Object.keys(e).sort(),
-      ['iot', 'mqtt', 'operator', 'region', 'rootCA', 's3', 'things', 'ws', 'wss'].sort(),
+      ['dashboard', 'iot', 'mqtt', 'operator', 'region', 'rootCA', 's3', 'things', 'ws', 'wss'].sort(),
     );
+    assert.match(dev.endpoints.dashboard?.url ?? '', /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    assert.match(dev.output(), /Dashboard +http:\/\/127\.0\.0\.1:\d+\//);
     assert.equal(e.region, 'us-west-2');
     assert.equal(dev.endpoints.s3.bucket, 'dev-korea-job');
     assert.match(dev.endpoints.ws.url, /^ws:\/\/127\.0\.0\.1:\d+\/mqtt$/);

@@ -69,6 +69,8 @@ export async function startDev(dataDir: string, extra: string[] = []): Promise<D
       '0',
       '--s3-port',
       '0',
+      '--dashboard-port',
+      '0',
       '--log-level',
       'warn',
       ...extra,

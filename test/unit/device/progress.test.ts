@@ -5,6 +5,7 @@ import {
   formatDuration,
   formatPercent,
   formatStartTime,
+  isValidTimeZone,
   ORIGINAL_PROGRESS_KEYS,
   ProgressThrottle,
   pythonJsonDumps,
@@ -55,6 +56,13 @@ describe('progress message', () => {
     assert.equal(formatStartTime(START, 'UTC'), '2018-10-25 22:35:24');
     assert.equal(formatStartTime(START, 'Asia/Seoul'), '2018-10-26 07:35:24');
     assert.equal(formatStartTime(Date.UTC(2020, 0, 1, 0, 0, 0), 'UTC'), '2020-01-01 00:00:00');
+    // No zone = the system's local time, the same as Intl in the system's zone (TZ / /etc/localtime).
+    // With TZ='' Intl names the zone "Etc/Unknown", which it cannot format in; local time still works.
+    const system = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    for (const t of [START, Date.UTC(2020, 6, 1, 12, 0, 0), Date.UTC(1999, 11, 31, 23, 59, 59)]) {
+      assert.match(formatStartTime(t), /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
+      if (isValidTimeZone(system)) assert.equal(formatStartTime(t), formatStartTime(t, system));
+    }
   });
   test('original keys first and in order; extras after', () => {
     const m = buildProgressMessage({
