@@ -2,7 +2,14 @@ import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../
 import { ENDPOINTS_FILE } from '../../shared/endpoints.ts';
 import { OtaError } from '../../shared/errors.ts';
 
-export const DEV_DEFAULT_PORTS = { mqtt: 8883, ws: 8083, wss: 8084, iot: 8780, s3: 4569, dashboard: 8790 } as const;
+export const DEV_DEFAULT_PORTS = {
+  mqtt: 8883,
+  ws: 8083,
+  wss: 8084,
+  iot: 8780,
+  s3: 4569,
+  dashboard: 8790,
+} as const;
 
 export async function runDev(options: LocalStackOptions): Promise<{ stack: LocalStack; banner: string }> {
   let stack: LocalStack;
