@@ -73,9 +73,16 @@ describe('ota job: configurations through the CLI', () => {
     await s.stack.jobs.idle();
     d = await ota(['job', 'describe', 'cli-abort', '--data-dir', dataDir]);
     assert.match(d.stdout, /job cli-abort {2}CANCELED/);
+    // At 100 per minute the rollout may not have created every thing's execution before the abort
+    // (as on AWS, executions are created at the rollout's pace); the ones it did create and that were
+    // not executed are the canceled ones.
+    const made = s.stack.jobs.controlPlane.listJobExecutionsForJob('cli-abort', {}, {}).items.length;
+    assert.ok(made >= 3 && made <= 4, `executions created: ${made}`);
     assert.match(
       d.stdout,
-      /executions queued 0, in progress 0, succeeded 0, failed 2, rejected 0, canceled 2/,
+      new RegExp(
+        `executions queued 0, in progress 0, succeeded 0, failed 2, rejected 0, canceled ${made - 2}`,
+      ),
     );
     assert.match(
       d.stdout,
