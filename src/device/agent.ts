@@ -4,6 +4,12 @@ import { publicKeyFromPem } from '../shared/firmware-signature.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type Timers } from '../shared/timers.ts';
 import { type AgentConfig, readPem } from './config.ts';
+import {
+  ConnectError,
+  type ConnectProblem,
+  certificateCn,
+  localCertificateMismatch,
+} from './connect-diagnosis.ts';
 import { JobsRequestError } from './errors.ts';
 import { commandHooks, type DeviceHooks, type HookName } from './hooks.ts';
 import {
@@ -14,6 +20,7 @@ import {
   type StepName,
 } from './job-context.ts';
 import { type ConnectionState, type JobExecution, JobsClient } from './jobs-client.ts';
+import { describeProblem } from './mqtt-connection.ts';
 import { OTA_PIPELINE, runPipeline, type StepHooks } from './pipeline.ts';
 import { JobProgress } from './progress-reporter.ts';
 import { publishedLine, receivedSection } from './sections.ts';
@@ -116,6 +123,10 @@ class Agent {
   private readonly hooks: DeviceHooks;
   private readonly trustedKeys: readonly KeyObject[];
   private readonly summary: AgentSummary;
+  /** `--once` gives up waiting for its first connection (timeout, or a refusal retrying cannot fix). */
+  private connectFailed: ((err: ConnectError) => void) | undefined;
+  /** The "waiting for jobs" line was logged since the last job or reconnect. */
+  private saidWaiting = false;
 
   constructor(private readonly opts: AgentOptions) {
     this.cfg = opts.config;
@@ -194,6 +205,7 @@ class Agent {
         key: readPem(c.key, 'key'),
         ...(c.rootCa ? { ca: readPem(c.rootCa, 'rootCa') } : {}),
       };
+      checkCertificate(c, pems);
       this.sources = new SourceFactory(c, pems);
       const state = await this.countBoot(await this.state.load());
       this.summary.currentVersion = this.state.currentVersion;
@@ -204,9 +216,10 @@ class Agent {
         );
       }
       const jobs = this.connect(pems);
-      await Promise.race([jobs.start(), this.stopped()]);
+      await this.firstConnection(jobs);
       if (this.stopAc.signal.aborted) return this.summary;
       if (c.mode === 'subscribe') {
+        this.log.info(`${this.connectedTo()}; printing what ${c.topic} carries`);
         await this.stopped();
         return this.summary;
       }
@@ -245,13 +258,16 @@ class Agent {
   private connect(pems: { ca?: string; cert: string; key: string }): JobsClient {
     const c = this.cfg;
     const subscribe = c.mode === 'subscribe' || c.mode === 'both';
+    const certCn = certificateCn(pems.cert);
     const jobs = new JobsClient({
       host: c.endpoint,
       port: c.port,
       ...pems,
       clientId: c.clientId,
       thingName: c.thingName,
+      diagnosis: { ...(certCn ? { certCn } : {}), ...(c.local ? { localDataDir: c.local } : {}) },
       keepaliveSec: c.keepaliveSec,
+      connectTimeoutMs: c.connectTimeoutMs,
       requestTimeoutMs: c.requestTimeoutMs,
       random: this.random,
       timers: this.timers,
@@ -261,13 +277,67 @@ class Agent {
       onNotifyNext: (msg) => this.onNotifyNext(msg),
       onReady: ({ resumed }) => {
         this.emit({ type: 'ready', resumed });
-        if (resumed) this.wake(); // notifications may have been missed while offline
+        if (!resumed) return;
+        this.saidWaiting = false;
+        this.wake(); // notifications may have been missed while offline
       },
       onStateChange: (state) => this.emit({ type: 'connection', state }),
-      onError: (err) => this.emit({ type: 'error', error: `mqtt: ${err.message}` }),
+      onProblem: (problem) => this.onConnectProblem(problem),
     });
     this.jobs = jobs;
     return jobs;
+  }
+
+  private connectedTo(): string {
+    return `connected to mqtts://${this.cfg.endpoint}:${this.cfg.port} as ${this.cfg.clientId}`;
+  }
+
+  /** Told once per distinct reason (the connection logs it); `--once` gives up on one retrying cannot fix. */
+  private onConnectProblem(problem: ConnectProblem): void {
+    this.emit({ type: 'error', error: `mqtt: ${problem.message}` });
+    const fail = problem.definitive ? this.connectFailed : undefined;
+    if (fail) {
+      fail(connectError(this.cfg, problem)); // `--once`: the error says it, once
+      return;
+    }
+    const c = this.cfg;
+    const line = describeProblem(problem, { host: c.endpoint, port: c.port, clientId: c.clientId });
+    this.log.warn({ kind: problem.kind }, `${line} ${this.jobs?.retryNote ?? ''}`.trim());
+  }
+
+  /**
+   * Waits for the first connection. The long-running agent waits as long as it takes (retrying with
+   * backoff, saying why once); `--once` waits at most `connectTimeoutMs`, and not at all after a refusal
+   * that retrying cannot fix (a CONNACK refusal, an untrusted certificate, a stopped local stack), then
+   * fails with the likely cause.
+   */
+  private async firstConnection(jobs: JobsClient): Promise<void> {
+    if (!this.cfg.once) {
+      await Promise.race([jobs.start(), this.stopped()]);
+      return;
+    }
+    const ms = this.cfg.connectTimeoutMs;
+    let timer: ReturnType<Timers['setTimeout']> | undefined;
+    const failed = new Promise<never>((_, reject) => {
+      this.connectFailed = reject;
+      timer = this.timers.setTimeout(() => {
+        const p = jobs.lastProblem;
+        const why = p ? p.message : 'no answer';
+        reject(
+          new ConnectError(
+            `no connection to mqtts://${this.cfg.endpoint}:${this.cfg.port} within ${ms / 1000} s ` +
+              `(--connect-timeout): ${why}`,
+            p,
+          ),
+        );
+      }, ms);
+    });
+    try {
+      await Promise.race([jobs.start(), this.stopped(), failed]);
+    } finally {
+      this.connectFailed = undefined;
+      this.timers.clearTimeout(timer);
+    }
   }
 
   private stopped(): Promise<void> {
@@ -300,8 +370,11 @@ class Agent {
       if (ctx.end === 'idle') {
         this.emit({ type: 'idle' });
         if (this.cfg.once) break;
+        if (!this.saidWaiting) this.log.info(`${this.connectedTo()}; waiting for jobs`);
+        this.saidWaiting = true;
         continue; // wait for notify-next
       }
+      this.saidWaiting = false;
       this.record(ctx.summary);
       if (ctx.end === 'rebooting') {
         // The device is going down; the agent that starts after it finishes the job.
@@ -419,6 +492,12 @@ class Agent {
     if (next) this.wake(); // queued during a job: the loop picks it up after the current one
   }
 
+  /**
+   * Asks the service whether `jobId` is still ours. A job cancelled with force (or deleted) answers
+   * TerminalStateReached or ResourceNotFound rather than an execution (AWS ErrorResponse: "a command to
+   * describe a job is performed on a job that is in a terminal state"): the step in flight stops at once
+   * and the job ends CANCELED, its partial download removed.
+   */
   private async checkCancelled(jobId: string, ac: AbortController): Promise<void> {
     try {
       const e = await this.jobs?.describe(jobId);
@@ -426,9 +505,26 @@ class Agent {
         ac.abort(new AbortedError(`job ${jobId} is ${e?.status ?? 'gone'}`));
       }
     } catch (err) {
-      if (err instanceof JobsRequestError && err.jobsCode === 'ResourceNotFound') {
-        ac.abort(new AbortedError(`job ${jobId} no longer exists`));
+      if (err instanceof JobsRequestError && err.executionGone) {
+        ac.abort(new AbortedError(`job ${jobId} is over (${err.message})`));
       }
     }
   }
+}
+
+/**
+ * Before connecting: a certificate of the local stack that names another thing can never connect as
+ * this one (the broker takes its CN as the thing name). Refused at once, with both names; AWS's own
+ * certificates (CN "AWS IoT Certificate", from AWS's CA) are never refused here.
+ */
+function checkCertificate(c: AgentConfig, pems: { ca?: string; cert: string }): void {
+  const mismatch = localCertificateMismatch({ certPem: pems.cert, caPem: pems.ca, thingName: c.thingName });
+  if (mismatch)
+    throw new ConnectError(mismatch, { kind: 'wrong-thing', message: mismatch, definitive: true });
+}
+
+function connectError(c: AgentConfig, p: ConnectProblem): ConnectError {
+  // A stopped local stack: the same line the operator commands print for a stale endpoints.json.
+  if (p.kind === 'refused' && c.local) return new ConnectError(p.message, p);
+  return new ConnectError(describeProblem(p, { host: c.endpoint, port: c.port, clientId: c.clientId }), p);
 }

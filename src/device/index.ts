@@ -13,6 +13,7 @@ export {
 export {
   type AgentConfig,
   type AgentMode,
+  type ConfigWarning,
   envName,
   type ResolveAgentConfigInput,
   readPem,
