@@ -104,7 +104,13 @@ export function registerAgentCommand(program: Command): void {
       const summary = await agent.done;
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      const failed = summary.jobs.filter((j) => j.status === 'FAILED' || j.status === 'INTERRUPTED');
+      // A stop (SIGTERM, Ctrl-C) is no failure: the job it interrupted resumes at the next start.
+      const failed = summary.jobs.filter((j) => j.status === 'FAILED');
+      for (const j of summary.jobs.filter((x) => x.status === 'INTERRUPTED')) {
+        process.stderr.write(
+          `ota agent: stopped; ${j.jobId} stays IN_PROGRESS and resumes when the agent starts again\n`,
+        );
+      }
       const rebooting = summary.jobs.find((j) => j.status === 'REBOOTING');
       if (rebooting) {
         process.stderr.write(
