@@ -212,11 +212,16 @@ export class MqttConnection {
       });
   }
 
-  /** Tells why, once per distinct reason: to `onProblem`, or else to the log. */
+  /**
+   * Tells why, once per distinct reason: to `onProblem`, or else to the log. The reason is the kind of
+   * problem (nothing listening, CONNACK refused, ...): a peer that resets one attempt and closes the next
+   * is one reason, not two. Only unclassified errors are told apart by their text.
+   */
   private report(problem: ConnectProblem): void {
     this.lastProblem = problem;
-    if (problem.message === this.reported) return;
-    this.reported = problem.message;
+    const reason = problem.kind === 'other' ? `other: ${problem.message}` : problem.kind;
+    if (reason === this.reported) return;
+    this.reported = reason;
     if (this.o.onProblem) {
       this.o.onProblem(problem);
       return;

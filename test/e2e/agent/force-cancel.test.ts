@@ -56,7 +56,9 @@ test('a forced cancel stops the download at once (TerminalStateReached), removes
     const job = summary.jobs[0];
     assert.equal(job?.status, 'CANCELED', job?.reason);
     assert.match(job?.reason ?? '', /TerminalStateReached|CANCELED/);
-    const bytes = run.events.flatMap((e) => (e.type === 'progress' && e.jobId === 'force-me' ? [e.bytes] : []));
+    const bytes = run.events.flatMap((e) =>
+      e.type === 'progress' && e.jobId === 'force-me' ? [e.bytes] : [],
+    );
     assert.ok(Math.max(...bytes) < SIZE, `the download went on to ${Math.max(...bytes)} of ${SIZE} bytes`);
     assert.equal(existsSync(join(config.downloadDir, 'cv150_ubifs.img')), false);
     assert.deepEqual(debris(config.downloadDir), []);
