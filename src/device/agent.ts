@@ -3,13 +3,8 @@ import { AbortedError, errorMessage } from '../shared/errors.ts';
 import { publicKeyFromPem } from '../shared/firmware-signature.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type Timers } from '../shared/timers.ts';
+import { AgentLink, checkCertificate } from './agent-link.ts';
 import { type AgentConfig, readPem } from './config.ts';
-import {
-  ConnectError,
-  type ConnectProblem,
-  certificateCn,
-  localCertificateMismatch,
-} from './connect-diagnosis.ts';
 import { JobsRequestError } from './errors.ts';
 import { commandHooks, type DeviceHooks, type HookName } from './hooks.ts';
 import {
@@ -19,8 +14,7 @@ import {
   type StepEnv,
   type StepName,
 } from './job-context.ts';
-import { type ConnectionState, type JobExecution, JobsClient } from './jobs-client.ts';
-import { describeProblem } from './mqtt-connection.ts';
+import type { ConnectionState, JobExecution, JobsClient } from './jobs-client.ts';
 import { OTA_PIPELINE, runPipeline, type StepHooks } from './pipeline.ts';
 import { JobProgress } from './progress-reporter.ts';
 import { publishedLine, receivedSection } from './sections.ts';
@@ -115,7 +109,7 @@ class Agent {
   private readonly stopAc = new AbortController();
   private readonly state: StateStore;
   private sources: SourceFactory | undefined;
-  private jobs: JobsClient | undefined;
+  private link: AgentLink | undefined;
   private wakeFlag = true;
   private wakeResolve: (() => void) | undefined;
   private current: { ctx: JobContext; ac: AbortController } | undefined;
@@ -123,8 +117,6 @@ class Agent {
   private readonly hooks: DeviceHooks;
   private readonly trustedKeys: readonly KeyObject[];
   private readonly summary: AgentSummary;
-  /** `--once` gives up waiting for its first connection (timeout, or a refusal retrying cannot fix). */
-  private connectFailed: ((err: ConnectError) => void) | undefined;
   /** The "waiting for jobs" line was logged since the last job or reconnect. */
   private saidWaiting = false;
 
@@ -161,7 +153,7 @@ class Agent {
   }
 
   get connectionState(): ConnectionState {
-    return this.jobs?.state ?? 'idle';
+    return this.link?.jobs.state ?? 'idle';
   }
 
   private emit(e: AgentEvent): void {
@@ -215,20 +207,21 @@ class Agent {
           'a download was in flight before the restart; start-next will resume it',
         );
       }
-      const jobs = this.connect(pems);
-      await this.firstConnection(jobs);
+      const link = this.openLink(pems);
+      const jobs = link.jobs;
+      await link.connect(this.stopped());
       if (this.stopAc.signal.aborted) return this.summary;
       if (c.mode === 'subscribe') {
-        this.log.info(`${this.connectedTo()}; printing what ${c.topic} carries`);
+        this.log.info(`${link.connectedTo}; printing what ${c.topic} carries`);
         await this.stopped();
         return this.summary;
       }
       await this.loop(jobs);
       return this.summary;
     } finally {
-      this.summary.messagesPublished = this.jobs?.published ?? 0;
+      this.summary.messagesPublished = this.link?.jobs.published ?? 0;
       this.summary.currentVersion = this.state.currentVersion;
-      await this.jobs?.close().catch(() => {});
+      await this.link?.jobs.close().catch(() => {});
       this.sources?.close();
       this.stopAc.abort();
     }
@@ -255,89 +248,27 @@ class Agent {
     return this.state.current;
   }
 
-  private connect(pems: { ca?: string; cert: string; key: string }): JobsClient {
-    const c = this.cfg;
-    const subscribe = c.mode === 'subscribe' || c.mode === 'both';
-    const certCn = certificateCn(pems.cert);
-    const jobs = new JobsClient({
-      host: c.endpoint,
-      port: c.port,
-      ...pems,
-      clientId: c.clientId,
-      thingName: c.thingName,
-      diagnosis: { ...(certCn ? { certCn } : {}), ...(c.local ? { localDataDir: c.local } : {}) },
-      keepaliveSec: c.keepaliveSec,
-      connectTimeoutMs: c.connectTimeoutMs,
-      requestTimeoutMs: c.requestTimeoutMs,
-      random: this.random,
+  private openLink(pems: { ca?: string; cert: string; key: string }): AgentLink {
+    this.link = new AgentLink({
+      config: this.cfg,
+      pems,
       timers: this.timers,
+      random: this.random,
       logger: this.log,
-      ...(subscribe ? { extraSubscriptions: [c.topic] } : {}),
-      onMessage: (topic, payload) => this.onMessage(topic, payload),
-      onNotifyNext: (msg) => this.onNotifyNext(msg),
-      onReady: ({ resumed }) => {
-        this.emit({ type: 'ready', resumed });
-        if (!resumed) return;
-        this.saidWaiting = false;
-        this.wake(); // notifications may have been missed while offline
+      events: {
+        onMessage: (topic, payload) => this.onMessage(topic, payload),
+        onNotifyNext: (msg) => this.onNotifyNext(msg),
+        onReady: (resumed) => {
+          this.emit({ type: 'ready', resumed });
+          if (!resumed) return;
+          this.saidWaiting = false;
+          this.wake(); // notifications may have been missed while offline
+        },
+        onStateChange: (state) => this.emit({ type: 'connection', state }),
+        onProblem: (problem) => this.emit({ type: 'error', error: `mqtt: ${problem.message}` }),
       },
-      onStateChange: (state) => this.emit({ type: 'connection', state }),
-      onProblem: (problem) => this.onConnectProblem(problem),
     });
-    this.jobs = jobs;
-    return jobs;
-  }
-
-  private connectedTo(): string {
-    return `connected to mqtts://${this.cfg.endpoint}:${this.cfg.port} as ${this.cfg.clientId}`;
-  }
-
-  /** Told once per distinct reason (the connection logs it); `--once` gives up on one retrying cannot fix. */
-  private onConnectProblem(problem: ConnectProblem): void {
-    this.emit({ type: 'error', error: `mqtt: ${problem.message}` });
-    const fail = problem.definitive ? this.connectFailed : undefined;
-    if (fail) {
-      fail(connectError(this.cfg, problem)); // `--once`: the error says it, once
-      return;
-    }
-    const c = this.cfg;
-    const line = describeProblem(problem, { host: c.endpoint, port: c.port, clientId: c.clientId });
-    this.log.warn({ kind: problem.kind }, `${line} ${this.jobs?.retryNote ?? ''}`.trim());
-  }
-
-  /**
-   * Waits for the first connection. The long-running agent waits as long as it takes (retrying with
-   * backoff, saying why once); `--once` waits at most `connectTimeoutMs`, and not at all after a refusal
-   * that retrying cannot fix (a CONNACK refusal, an untrusted certificate, a stopped local stack), then
-   * fails with the likely cause.
-   */
-  private async firstConnection(jobs: JobsClient): Promise<void> {
-    if (!this.cfg.once) {
-      await Promise.race([jobs.start(), this.stopped()]);
-      return;
-    }
-    const ms = this.cfg.connectTimeoutMs;
-    let timer: ReturnType<Timers['setTimeout']> | undefined;
-    const failed = new Promise<never>((_, reject) => {
-      this.connectFailed = reject;
-      timer = this.timers.setTimeout(() => {
-        const p = jobs.lastProblem;
-        const why = p ? p.message : 'no answer';
-        reject(
-          new ConnectError(
-            `no connection to mqtts://${this.cfg.endpoint}:${this.cfg.port} within ${ms / 1000} s ` +
-              `(--connect-timeout): ${why}`,
-            p,
-          ),
-        );
-      }, ms);
-    });
-    try {
-      await Promise.race([jobs.start(), this.stopped(), failed]);
-    } finally {
-      this.connectFailed = undefined;
-      this.timers.clearTimeout(timer);
-    }
+    return this.link;
   }
 
   private stopped(): Promise<void> {
@@ -370,7 +301,7 @@ class Agent {
       if (ctx.end === 'idle') {
         this.emit({ type: 'idle' });
         if (this.cfg.once) break;
-        if (!this.saidWaiting) this.log.info(`${this.connectedTo()}; waiting for jobs`);
+        if (!this.saidWaiting) this.log.info(`${this.link?.connectedTo}; waiting for jobs`);
         this.saidWaiting = true;
         continue; // wait for notify-next
       }
@@ -500,7 +431,7 @@ class Agent {
    */
   private async checkCancelled(jobId: string, ac: AbortController): Promise<void> {
     try {
-      const e = await this.jobs?.describe(jobId);
+      const e = await this.link?.jobs.describe(jobId);
       if (!e || OVER.has(e.status)) {
         ac.abort(new AbortedError(`job ${jobId} is ${e?.status ?? 'gone'}`));
       }
@@ -510,21 +441,4 @@ class Agent {
       }
     }
   }
-}
-
-/**
- * Before connecting: a certificate of the local stack that names another thing can never connect as
- * this one (the broker takes its CN as the thing name). Refused at once, with both names; AWS's own
- * certificates (CN "AWS IoT Certificate", from AWS's CA) are never refused here.
- */
-function checkCertificate(c: AgentConfig, pems: { ca?: string; cert: string }): void {
-  const mismatch = localCertificateMismatch({ certPem: pems.cert, caPem: pems.ca, thingName: c.thingName });
-  if (mismatch)
-    throw new ConnectError(mismatch, { kind: 'wrong-thing', message: mismatch, definitive: true });
-}
-
-function connectError(c: AgentConfig, p: ConnectProblem): ConnectError {
-  // A stopped local stack: the same line the operator commands print for a stale endpoints.json.
-  if (p.kind === 'refused' && c.local) return new ConnectError(p.message, p);
-  return new ConnectError(describeProblem(p, { host: c.endpoint, port: c.port, clientId: c.clientId }), p);
 }
