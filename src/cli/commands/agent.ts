@@ -97,7 +97,12 @@ export function registerAgentCommand(program: Command): void {
       const logger = createLogger({ level: config.logLevel, base: { thing: config.thingName } });
       for (const w of warnings) logger.warn({ key: w.key, suggestion: w.suggestion }, w.message);
       const controller = new AbortController();
-      const stop = () => controller.abort();
+      // The first SIGINT/SIGTERM stops at a safe point; with the handlers gone, a second one kills.
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        controller.abort();
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       const agent = startAgent({ config, output: process.stdout, logger, signal: controller.signal });
