@@ -19,6 +19,12 @@ export {
   readPem,
   resolveAgentConfig,
 } from './config.ts';
+export {
+  ConnectError,
+  type ConnectProblem,
+  type ConnectProblemKind,
+  diagnoseConnectError,
+} from './connect-diagnosis.ts';
 export { fetchIotCredentials, iotCredentialsProvider, type TemporaryCredentials } from './credentials.ts';
 export {
   type DownloadOptions,

@@ -6,7 +6,7 @@ import { backoffDelay, sleep, systemTimers, type TimerHandle, type Timers } from
 import { JOBS_PREFIX, jobsTopics } from '../shared/topics.ts';
 import type { ConnectProblem, ConnectSubject } from './connect-diagnosis.ts';
 import { JobsRequestError } from './errors.ts';
-import { type ConnectionState, MqttConnection } from './mqtt-connection.ts';
+import { type ConnectionState, MqttConnection, type MqttLinkOptions } from './mqtt-connection.ts';
 
 export { CONNECTION_TRANSITIONS, type ConnectionState } from './mqtt-connection.ts';
 
@@ -32,44 +32,18 @@ export interface ExecutionState {
 
 export type UpdateStatus = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'REJECTED';
 
-export interface JobsClientOptions {
-  host: string;
-  port: number;
-  ca?: string;
-  cert: string;
-  key: string;
-  /** SNI name; default `host`. */
-  servername?: string;
-  clientId: string;
+export interface JobsClientOptions extends MqttLinkOptions {
   thingName: string;
   /** The device certificate's CN and the local data dir, for the diagnosis of a refused connection. */
   diagnosis?: Omit<ConnectSubject, 'host' | 'port' | 'clientId' | 'thingName'>;
-  /** AWS IoT accepts 30–1200 s (reference section 3). */
-  keepaliveSec?: number;
-  /** Bound of one connection attempt: TCP, TLS and CONNACK (default 30 s). */
-  connectTimeoutMs?: number;
   requestTimeoutMs?: number;
   /** Attempts per request for RequestThrottled / InternalError / timeout (default 5). */
   requestAttempts?: number;
-  reconnectBaseMs?: number;
-  reconnectMaxMs?: number;
   /** Extra topic filters (the progress topic in subscribe mode), subscribed after the Jobs topics. */
   extraSubscriptions?: string[];
   onMessage?: (topic: string, payload: Buffer) => void;
   /** `notify-next` (reference section 1): `{timestamp, execution?}`. */
   onNotifyNext?: (msg: { timestamp?: number; execution?: JobExecution }) => void;
-  /** Every time the client is connected and subscribed; `resumed` = not the first connection. */
-  onReady?: (info: { resumed: boolean; sessionPresent: boolean }) => void;
-  onStateChange?: (state: ConnectionState) => void;
-  /**
-   * Why the connection cannot be made or was lost (TLS refused, CONNACK refused, nothing listening), once
-   * per distinct reason; the client keeps retrying.
-   */
-  onProblem?: (problem: ConnectProblem) => void;
-  random?: () => number;
-  /** Request timeouts, retry and reconnect delays run on these (default: the system's). */
-  timers?: Timers;
-  logger?: Logger;
 }
 
 /** A pending execution as GetPendingJobExecutions lists it (reference section 1, JobExecutionSummary). */
@@ -150,28 +124,25 @@ export class JobsClient {
       ],
       ['notify', () => {}],
     ]);
+    const {
+      thingName,
+      diagnosis,
+      requestTimeoutMs: _r,
+      requestAttempts: _a,
+      extraSubscriptions: _x,
+      onMessage: _m,
+      onNotifyNext: _n,
+      ...link
+    } = opts;
     this.conn = new MqttConnection({
-      host: opts.host,
-      port: opts.port,
-      ...(opts.ca ? { ca: opts.ca } : {}),
-      cert: opts.cert,
-      key: opts.key,
-      ...(opts.servername ? { servername: opts.servername } : {}),
-      clientId: opts.clientId,
-      subject: { thingName: opts.thingName, ...opts.diagnosis },
-      ...(opts.keepaliveSec !== undefined ? { keepaliveSec: opts.keepaliveSec } : {}),
-      ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
-      ...(opts.reconnectBaseMs !== undefined ? { reconnectBaseMs: opts.reconnectBaseMs } : {}),
-      ...(opts.reconnectMaxMs !== undefined ? { reconnectMaxMs: opts.reconnectMaxMs } : {}),
+      ...link,
       random: this.random,
       timers: this.timers,
       logger: this.log,
+      subject: { thingName, ...diagnosis },
       prepare: (client, { sessionPresent, resumed }) =>
         sessionPresent && resumed ? Promise.resolve() : this.subscribeAll(client),
       onMessage: (topic, payload) => this.dispatch(topic, payload),
-      ...(opts.onReady ? { onReady: opts.onReady } : {}),
-      ...(opts.onStateChange ? { onStateChange: opts.onStateChange } : {}),
-      ...(opts.onProblem ? { onProblem: opts.onProblem } : {}),
     });
   }
 

@@ -32,7 +32,8 @@ export function describeProblem(
 /** A connection that stayed up this long was healthy: the next failure starts the backoff over. */
 export const STABLE_CONNECTION_MS = 30_000;
 
-export interface MqttConnectionOptions {
+/** Where and how to connect, and what to tell: shared by the connection and the Jobs client on it. */
+export interface MqttLinkOptions {
   host: string;
   port: number;
   ca?: string;
@@ -41,29 +42,35 @@ export interface MqttConnectionOptions {
   /** SNI name; default `host`. */
   servername?: string;
   clientId: string;
-  /** For the diagnosis of a refused connection (and the certificate's CN, the local data dir). */
-  subject: Omit<ConnectSubject, 'host' | 'port' | 'clientId'>;
   /** AWS IoT accepts 30–1200 s (reference section 3). */
   keepaliveSec?: number;
   /** Bound of one attempt: TCP, TLS and CONNACK (default 30 s). */
   connectTimeoutMs?: number;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
+  /** Every time the connection is ready (connected and subscribed); `resumed` = not the first time. */
+  onReady?: (info: { resumed: boolean; sessionPresent: boolean }) => void;
+  onStateChange?: (state: ConnectionState) => void;
+  /**
+   * Why the connection cannot be made or was lost (nothing listening, TLS refused, CONNACK refused),
+   * once per distinct reason, not once per attempt; the connection keeps retrying.
+   */
+  onProblem?: (problem: ConnectProblem) => void;
+  random?: () => number;
+  /** Reconnect delays (and a Jobs client's request timeouts and retries) run on these. */
+  timers?: Timers;
+  logger?: Logger;
+}
+
+export interface MqttConnectionOptions extends MqttLinkOptions {
+  /** For the diagnosis of a refused connection (and the certificate's CN, the local data dir). */
+  subject: Omit<ConnectSubject, 'host' | 'port' | 'clientId'>;
   /**
    * Runs after every CONNACK (the subscriptions); the connection is ready when it resolves, and a
    * rejection ends the connection to try again.
    */
   prepare: (client: MqttClient, info: { sessionPresent: boolean; resumed: boolean }) => Promise<void>;
   onMessage: (topic: string, payload: Buffer) => void;
-  /** Every time the connection is ready; `resumed` = not the first time. */
-  onReady?: (info: { resumed: boolean; sessionPresent: boolean }) => void;
-  onStateChange?: (state: ConnectionState) => void;
-  /** Why the connection cannot be made or was lost: once per distinct reason, not once per attempt. */
-  onProblem?: (problem: ConnectProblem) => void;
-  random?: () => number;
-  /** Reconnect delays run on these (default: the system's). */
-  timers?: Timers;
-  logger?: Logger;
 }
 
 /**

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readState } from '../../../src/device/state.ts';
-import { OTA_BIN, ota } from '../cli/helpers.ts';
+import { type OtaProcess, ota, spawnOta } from '../cli/helpers.ts';
 import {
   createJob,
   cuttingProxy,
@@ -22,29 +21,8 @@ import {
  * Real processes, the real CLI.
  */
 
-interface AgentProcess {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-function spawnAgent(args: string[]): AgentProcess {
-  const child = spawn(process.execPath, [OTA_BIN, 'agent', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-  });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d) => {
-    out += d;
-  });
-  child.stderr?.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
+type AgentProcess = OtaProcess;
+const spawnAgent = (args: string[]) => spawnOta(['agent', ...args]);
 
 async function until(what: string, pred: () => boolean, p: AgentProcess, timeoutMs = 30_000) {
   const t0 = Date.now();

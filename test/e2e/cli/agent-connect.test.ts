@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { CreateJobCommand, DescribeThingCommand, IoTClient } from '@aws-sdk/client-iot';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { localS3ClientConfig } from '../../../src/shared/s3-client-config.ts';
-import { type DevProcess, OTA_BIN, ota, startDev } from './helpers.ts';
+import { type DevProcess, ota, spawnOta, startDev } from './helpers.ts';
 
 /**
  * `ota agent` as a new user meets it when something is wrong with the connection (issue 10, section 3):
@@ -25,22 +24,7 @@ const warnings = (stderr: string) =>
     .map((l) => JSON.parse(l) as { level: number; msg: string })
     .filter((l) => l.level >= 40);
 
-function spawnAgent(args: string[]): {
-  child: ChildProcess;
-  stderr: () => string;
-  exited: Promise<number | null>;
-} {
-  const child = spawn(process.execPath, [OTA_BIN, 'agent', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-  });
-  let err = '';
-  child.stderr?.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  return { child, stderr: () => err, exited };
-}
+const spawnAgent = (args: string[]) => spawnOta(['agent', ...args]);
 
 async function waitUntil(pred: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const t0 = Date.now();
