@@ -279,8 +279,15 @@ export class MqttConnection {
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
+  /**
+   * Ends the connection: connected, with DISCONNECT after what is in flight (MQTT 3.1.1 section 3.14),
+   * at most 2 s; otherwise at once. MQTT.js's graceful end of a connection still in its TCP or TLS
+   * handshake calls back at once but leaves the socket open until its connect timeout (30 s): a stopped
+   * agent then could not exit for that long.
+   */
   async close(): Promise<void> {
     if (this._state === 'closed') return;
+    const connected = this._state === 'connected';
     this.transition('closed');
     this.ready = false;
     if (this.reconnectTimer) this.timers.clearTimeout(this.reconnectTimer);
@@ -290,6 +297,10 @@ export class MqttConnection {
     this.readyWaiters = [];
     const c = this.client;
     if (!c) return;
+    if (!connected) {
+      await new Promise<void>((resolve) => c.end(true, () => resolve()));
+      return;
+    }
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         c.end(true, () => resolve());

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -189,6 +189,34 @@ describe('the Jobs client connection: backoff, and why it cannot connect', () =>
       assert.equal(delays[n], 99, 'a connection that stayed up resets the backoff');
     } finally {
       await c.close();
+    }
+  });
+
+  // Without the fix the socket stayed for the connect timeout: the test's own timeout makes that a failure.
+  test('closed while a connection attempt hangs (no answer to the TLS handshake): the socket goes at once', {
+    timeout: 20_000,
+  }, async () => {
+    // A peer that accepts TCP and says nothing. MQTT.js's graceful end left such a socket open until its
+    // connect timeout (here 10 minutes), so a stopped agent could not exit.
+    const held = new Set<import('node:net').Socket>();
+    const silent = createNetServer((socket) => {
+      held.add(socket);
+      socket.on('error', () => {});
+      socket.resume(); // read (and drop) the ClientHello, so that the client's FIN is seen
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const c = client({ port: (silent.address() as AddressInfo).port, connectTimeoutMs: 600_000 });
+    try {
+      void c.start().catch(() => {});
+      await until(() => held.size === 1, 'the connection attempt');
+      const [socket] = [...held];
+      const gone = new Promise<void>((r) => socket?.on('close', () => r()));
+      await c.close();
+      await gone;
+      assert.equal(c.state, 'closed');
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
     }
   });
 });
