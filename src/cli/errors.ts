@@ -1,3 +1,5 @@
+import { ConnectError } from '../device/connect-diagnosis.ts';
+import { stackNotRunningMessage } from '../shared/endpoints.ts';
 import { OtaError } from '../shared/errors.ts';
 
 /**
@@ -46,17 +48,12 @@ export interface Explained {
  * certificate's. Anything else is a bug and keeps its stack.
  */
 export function explainError(err: unknown, ctx: ErrorContext = context): Explained {
+  // The agent's own diagnosis (nothing listening, the certificate's CN, a refused CONNECT) is complete.
+  if (err instanceof ConnectError) return { line: err.message, exitCode: err.definitive ? 2 : 1 };
   const refused = findErrno(err, 'ECONNREFUSED');
   if (refused) {
     const where = refused.address ? `${refused.address}:${refused.port}` : refused.message;
-    if (ctx.dataDir) {
-      return {
-        line:
-          `the local stack at ${ctx.dataDir} is not running (nothing listens on ${where}; its endpoints.json ` +
-          `is left from an \`ota dev\` that has stopped): start it with \`ota dev --data-dir ${ctx.dataDir}\``,
-        exitCode: 1,
-      };
-    }
+    if (ctx.dataDir) return { line: stackNotRunningMessage(ctx.dataDir, where), exitCode: 1 };
     return { line: `cannot connect to ${where}: nothing is listening there`, exitCode: 1 };
   }
   const ossl = findCode(err, (c) => c.startsWith('ERR_OSSL_'));

@@ -3,6 +3,7 @@ import { AbortedError, errorMessage } from '../shared/errors.ts';
 import { publicKeyFromPem } from '../shared/firmware-signature.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type Timers } from '../shared/timers.ts';
+import { AgentLink, checkCertificate } from './agent-link.ts';
 import { type AgentConfig, readPem } from './config.ts';
 import { JobsRequestError } from './errors.ts';
 import { commandHooks, type DeviceHooks, type HookName } from './hooks.ts';
@@ -13,7 +14,7 @@ import {
   type StepEnv,
   type StepName,
 } from './job-context.ts';
-import { type ConnectionState, type JobExecution, JobsClient } from './jobs-client.ts';
+import type { ConnectionState, JobExecution, JobsClient } from './jobs-client.ts';
 import { OTA_PIPELINE, runPipeline, type StepHooks } from './pipeline.ts';
 import { JobProgress } from './progress-reporter.ts';
 import { publishedLine, receivedSection } from './sections.ts';
@@ -108,7 +109,7 @@ class Agent {
   private readonly stopAc = new AbortController();
   private readonly state: StateStore;
   private sources: SourceFactory | undefined;
-  private jobs: JobsClient | undefined;
+  private link: AgentLink | undefined;
   private wakeFlag = true;
   private wakeResolve: (() => void) | undefined;
   private current: { ctx: JobContext; ac: AbortController } | undefined;
@@ -116,6 +117,8 @@ class Agent {
   private readonly hooks: DeviceHooks;
   private readonly trustedKeys: readonly KeyObject[];
   private readonly summary: AgentSummary;
+  /** The "waiting for jobs" line was logged since the last job or reconnect. */
+  private saidWaiting = false;
 
   constructor(private readonly opts: AgentOptions) {
     this.cfg = opts.config;
@@ -150,7 +153,7 @@ class Agent {
   }
 
   get connectionState(): ConnectionState {
-    return this.jobs?.state ?? 'idle';
+    return this.link?.jobs.state ?? 'idle';
   }
 
   private emit(e: AgentEvent): void {
@@ -194,6 +197,7 @@ class Agent {
         key: readPem(c.key, 'key'),
         ...(c.rootCa ? { ca: readPem(c.rootCa, 'rootCa') } : {}),
       };
+      checkCertificate(c, pems);
       this.sources = new SourceFactory(c, pems);
       const state = await this.countBoot(await this.state.load());
       this.summary.currentVersion = this.state.currentVersion;
@@ -203,19 +207,21 @@ class Agent {
           'a download was in flight before the restart; start-next will resume it',
         );
       }
-      const jobs = this.connect(pems);
-      await Promise.race([jobs.start(), this.stopped()]);
+      const link = this.openLink(pems);
+      const jobs = link.jobs;
+      await link.connect(this.stopped());
       if (this.stopAc.signal.aborted) return this.summary;
       if (c.mode === 'subscribe') {
+        this.log.info(`${link.connectedTo}; printing what ${c.topic} carries`);
         await this.stopped();
         return this.summary;
       }
       await this.loop(jobs);
       return this.summary;
     } finally {
-      this.summary.messagesPublished = this.jobs?.published ?? 0;
+      this.summary.messagesPublished = this.link?.jobs.published ?? 0;
       this.summary.currentVersion = this.state.currentVersion;
-      await this.jobs?.close().catch(() => {});
+      await this.link?.jobs.close().catch(() => {});
       this.sources?.close();
       this.stopAc.abort();
     }
@@ -242,32 +248,27 @@ class Agent {
     return this.state.current;
   }
 
-  private connect(pems: { ca?: string; cert: string; key: string }): JobsClient {
-    const c = this.cfg;
-    const subscribe = c.mode === 'subscribe' || c.mode === 'both';
-    const jobs = new JobsClient({
-      host: c.endpoint,
-      port: c.port,
-      ...pems,
-      clientId: c.clientId,
-      thingName: c.thingName,
-      keepaliveSec: c.keepaliveSec,
-      requestTimeoutMs: c.requestTimeoutMs,
-      random: this.random,
+  private openLink(pems: { ca?: string; cert: string; key: string }): AgentLink {
+    this.link = new AgentLink({
+      config: this.cfg,
+      pems,
       timers: this.timers,
+      random: this.random,
       logger: this.log,
-      ...(subscribe ? { extraSubscriptions: [c.topic] } : {}),
-      onMessage: (topic, payload) => this.onMessage(topic, payload),
-      onNotifyNext: (msg) => this.onNotifyNext(msg),
-      onReady: ({ resumed }) => {
-        this.emit({ type: 'ready', resumed });
-        if (resumed) this.wake(); // notifications may have been missed while offline
+      events: {
+        onMessage: (topic, payload) => this.onMessage(topic, payload),
+        onNotifyNext: (msg) => this.onNotifyNext(msg),
+        onReady: (resumed) => {
+          this.emit({ type: 'ready', resumed });
+          if (!resumed) return;
+          this.saidWaiting = false;
+          this.wake(); // notifications may have been missed while offline
+        },
+        onStateChange: (state) => this.emit({ type: 'connection', state }),
+        onProblem: (problem) => this.emit({ type: 'error', error: `mqtt: ${problem.message}` }),
       },
-      onStateChange: (state) => this.emit({ type: 'connection', state }),
-      onError: (err) => this.emit({ type: 'error', error: `mqtt: ${err.message}` }),
     });
-    this.jobs = jobs;
-    return jobs;
+    return this.link;
   }
 
   private stopped(): Promise<void> {
@@ -300,8 +301,11 @@ class Agent {
       if (ctx.end === 'idle') {
         this.emit({ type: 'idle' });
         if (this.cfg.once) break;
+        if (!this.saidWaiting) this.log.info(`${this.link?.connectedTo}; waiting for jobs`);
+        this.saidWaiting = true;
         continue; // wait for notify-next
       }
+      this.saidWaiting = false;
       this.record(ctx.summary);
       if (ctx.end === 'rebooting') {
         // The device is going down; the agent that starts after it finishes the job.
@@ -419,15 +423,21 @@ class Agent {
     if (next) this.wake(); // queued during a job: the loop picks it up after the current one
   }
 
+  /**
+   * Asks the service whether `jobId` is still ours. A job cancelled with force (or deleted) answers
+   * TerminalStateReached or ResourceNotFound rather than an execution (AWS ErrorResponse: "a command to
+   * describe a job is performed on a job that is in a terminal state"): the step in flight stops at once
+   * and the job ends CANCELED, its partial download removed.
+   */
   private async checkCancelled(jobId: string, ac: AbortController): Promise<void> {
     try {
-      const e = await this.jobs?.describe(jobId);
+      const e = await this.link?.jobs.describe(jobId);
       if (!e || OVER.has(e.status)) {
         ac.abort(new AbortedError(`job ${jobId} is ${e?.status ?? 'gone'}`));
       }
     } catch (err) {
-      if (err instanceof JobsRequestError && err.jobsCode === 'ResourceNotFound') {
-        ac.abort(new AbortedError(`job ${jobId} no longer exists`));
+      if (err instanceof JobsRequestError && err.executionGone) {
+        ac.abort(new AbortedError(`job ${jobId} is over (${err.message})`));
       }
     }
   }

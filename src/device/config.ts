@@ -6,6 +6,7 @@ import { ConfigError, errorMessage, ValidationError } from '../shared/errors.ts'
 import { DEVICE_TYPE } from '../shared/firmware-document.ts';
 import { publicKeyFromPem } from '../shared/firmware-signature.ts';
 import { progressTopic, THING_NAME_PATTERN } from '../shared/topics.ts';
+import { type ConfigWarning, DURATION_KEYS, normaliseDurations, unknownKeyWarnings } from './config-keys.ts';
 import { isValidTimeZone } from './progress.ts';
 import { isValidVersion } from './version.ts';
 
@@ -16,6 +17,8 @@ import { isValidVersion } from './version.ts';
  * (seed, 3-3); those map to endpoint, rootCa, cert, key, thingName.
  */
 export type AgentMode = 'both' | 'publish' | 'subscribe';
+
+export type { ConfigWarning } from './config-keys.ts';
 
 export interface AgentConfig {
   /** MQTT host (AWS IoT ATS endpoint, or the local broker). */
@@ -61,6 +64,11 @@ export interface AgentConfig {
   keepaliveSec: number;
   /** Timeout of one Jobs request before it is retried with a fresh clientToken. */
   requestTimeoutMs: number;
+  /**
+   * Bound of one connection attempt (TCP, TLS, CONNACK); with `once`, also of the whole wait for the
+   * first connection, after which the agent exits non-zero naming the likely cause (default 30 s).
+   */
+  connectTimeoutMs: number;
   /**
    * The download's retry budget, in time: transient failures are retried while the last progress is at
    * most this old (default 5 min: longer than a broker or stack restart).
@@ -156,6 +164,7 @@ const RawSchema = z.object({
   once: bool.default(false),
   keepaliveSec: positiveInt('keepaliveSec', 30, 1200).default(60),
   requestTimeoutMs: positiveInt('requestTimeoutMs', 100, 600_000).default(10_000),
+  connectTimeoutMs: positiveInt('connectTimeoutMs', 100, 600_000).default(30_000),
   downloadRetryWindowMs: positiveInt('downloadRetryWindowMs', 0, 86_400_000).default(300_000),
   installCmd: command,
   rebootCmd: command,
@@ -183,9 +192,11 @@ export function envName(key: string): string {
   return `OTA_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
 }
 
-function pick(src: Record<string, unknown> | undefined): Partial<Record<RawKey, unknown>> {
+/** A source's keys the schema knows, durations given in seconds already turned into milliseconds. */
+function pick(raw: Record<string, unknown> | undefined): Partial<Record<RawKey, unknown>> {
   const out: Partial<Record<RawKey, unknown>> = {};
-  if (!src) return out;
+  if (!raw) return out;
+  const src = normaliseDurations(raw);
   for (const k of KEYS) {
     const v = src[k];
     if (v !== undefined && v !== null && v !== '') out[k] = v;
@@ -194,12 +205,12 @@ function pick(src: Record<string, unknown> | undefined): Partial<Record<RawKey, 
 }
 
 function fromEnv(env: Record<string, string | undefined>): Partial<Record<RawKey, unknown>> {
-  const out: Partial<Record<RawKey, unknown>> = {};
-  for (const k of KEYS) {
+  const out: Record<string, unknown> = {};
+  for (const k of [...KEYS, ...Object.keys(DURATION_KEYS)]) {
     const v = env[envName(k)];
     if (v !== undefined && v !== '') out[k] = v;
   }
-  return out;
+  return pick(out);
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -246,6 +257,11 @@ export interface ResolveAgentConfigInput {
   configFile?: string;
   /** Base for relative paths; default process.cwd(). */
   cwd?: string;
+  /**
+   * Told about what is accepted but probably wrong: an unknown key in the config file (with the known
+   * key it most resembles), a retired one. Library code does not print: the CLI logs these.
+   */
+  onWarning?: (w: ConfigWarning) => void;
 }
 
 /**
@@ -259,7 +275,13 @@ export function resolveAgentConfig(input: ResolveAgentConfigInput): AgentConfig 
   const flags = pick(input.flags);
   const envv = fromEnv(env);
   const cfgPath = input.configFile ?? (input.flags?.config as string | undefined) ?? env.OTA_CONFIG;
-  const file = cfgPath ? pick(readConfigFile(resolve(cwd, cfgPath))) : {};
+  let file: Partial<Record<RawKey, unknown>> = {};
+  if (cfgPath) {
+    const path = resolve(cwd, cfgPath);
+    const raw = readConfigFile(path);
+    for (const w of unknownKeyWarnings(raw, KEYS, path)) input.onWarning?.(w);
+    file = pick(raw);
+  }
   const merged: Partial<Record<RawKey, unknown>> = { ...file, ...envv, ...flags };
   if (merged.local !== undefined) {
     const local = fromLocal(resolve(cwd, String(merged.local)), merged.thingName);
@@ -309,6 +331,7 @@ export function resolveAgentConfig(input: ResolveAgentConfigInput): AgentConfig 
     once: c.once,
     keepaliveSec: c.keepaliveSec,
     requestTimeoutMs: c.requestTimeoutMs,
+    connectTimeoutMs: c.connectTimeoutMs,
     downloadRetryWindowMs: c.downloadRetryWindowMs,
     hookTimeoutMs: c.hookTimeoutMs,
     maxBootAttempts: c.maxBootAttempts,

@@ -49,6 +49,18 @@ export class JobsRequestError extends OtaError {
     this.jobsCode = jobsCode;
     this.executionState = executionState;
   }
+  /**
+   * The execution is over for the device: cancelled with force, removed or in a terminal state
+   * (reference section 2; a describe of a force-cancelled job answers TerminalStateReached): stop
+   * working on it.
+   */
+  get executionGone(): boolean {
+    return (
+      this.jobsCode === 'TerminalStateReached' ||
+      this.jobsCode === 'InvalidStateTransition' ||
+      this.jobsCode === 'ResourceNotFound'
+    );
+  }
   /** Reference section 3: retry only RequestThrottled and InternalError (and our own timeouts). */
   get retryable(): boolean {
     return (

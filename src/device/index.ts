@@ -13,11 +13,18 @@ export {
 export {
   type AgentConfig,
   type AgentMode,
+  type ConfigWarning,
   envName,
   type ResolveAgentConfigInput,
   readPem,
   resolveAgentConfig,
 } from './config.ts';
+export {
+  ConnectError,
+  type ConnectProblem,
+  type ConnectProblemKind,
+  diagnoseConnectError,
+} from './connect-diagnosis.ts';
 export { fetchIotCredentials, iotCredentialsProvider, type TemporaryCredentials } from './credentials.ts';
 export {
   type DownloadOptions,

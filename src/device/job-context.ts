@@ -5,7 +5,7 @@ import type { AgentConfig } from './config.ts';
 import type { DownloadResult } from './download.ts';
 import type { DeviceHooks, HookName } from './hooks.ts';
 import type { FirmwareDocument, ResolvedSource } from './job-document.ts';
-import type { ExecutionState, JobExecution, UpdateStatus } from './jobs-client.ts';
+import type { ExecutionState, JobExecution, PendingExecutions, UpdateStatus } from './jobs-client.ts';
 import type { JobProgress } from './progress-reporter.ts';
 import type { DownloadSource } from './sources.ts';
 import type { PendingCommit, StateStore } from './state.ts';
@@ -116,6 +116,8 @@ export function newJobContext(currentVersion: string, now: number): JobContext {
 export interface JobsApi {
   startNext(statusDetails?: Record<string, string>): Promise<JobExecution | undefined>;
   describe(jobId: string): Promise<JobExecution | undefined>;
+  /** GetPendingJobExecutions: to move past an execution start-next keeps handing back that cannot be taken. */
+  getPending(): Promise<PendingExecutions>;
   update(
     jobId: string,
     status: UpdateStatus,

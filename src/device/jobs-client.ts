@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
-import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
-import { type IClientOptions, MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { AbortedError, OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type TimerHandle, type Timers } from '../shared/timers.ts';
 import { JOBS_PREFIX, jobsTopics } from '../shared/topics.ts';
+import type { ConnectProblem, ConnectSubject } from './connect-diagnosis.ts';
 import { JobsRequestError } from './errors.ts';
+import { type ConnectionState, MqttConnection, type MqttLinkOptions } from './mqtt-connection.ts';
+
+export { CONNECTION_TRANSITIONS, type ConnectionState } from './mqtt-connection.ts';
 
 /** A job execution as the Jobs MQTT API sends it (reference section 1, JobExecution). */
 export interface JobExecution {
@@ -30,51 +32,33 @@ export interface ExecutionState {
 
 export type UpdateStatus = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'REJECTED';
 
-/**
- * Connection state: one value and a transition table, not a set of booleans (`connected`, `reconnecting`,
- * `disconnecting` in MQTT.js can contradict each other). Any other transition is a bug and throws.
- */
-export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
-
-export const CONNECTION_TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
-  idle: ['connecting', 'closed'],
-  connecting: ['connected', 'reconnecting', 'closed'],
-  connected: ['reconnecting', 'closed'],
-  reconnecting: ['connecting', 'closed'],
-  closed: [],
-};
-
-export interface JobsClientOptions {
-  host: string;
-  port: number;
-  ca?: string;
-  cert: string;
-  key: string;
-  /** SNI name; default `host`. */
-  servername?: string;
-  clientId: string;
+export interface JobsClientOptions extends MqttLinkOptions {
   thingName: string;
-  /** AWS IoT accepts 30–1200 s (reference section 3). */
-  keepaliveSec?: number;
+  /** The device certificate's CN and the local data dir, for the diagnosis of a refused connection. */
+  diagnosis?: Omit<ConnectSubject, 'host' | 'port' | 'clientId' | 'thingName'>;
   requestTimeoutMs?: number;
   /** Attempts per request for RequestThrottled / InternalError / timeout (default 5). */
   requestAttempts?: number;
-  reconnectBaseMs?: number;
-  reconnectMaxMs?: number;
   /** Extra topic filters (the progress topic in subscribe mode), subscribed after the Jobs topics. */
   extraSubscriptions?: string[];
   onMessage?: (topic: string, payload: Buffer) => void;
   /** `notify-next` (reference section 1): `{timestamp, execution?}`. */
   onNotifyNext?: (msg: { timestamp?: number; execution?: JobExecution }) => void;
-  /** Every time the client is connected and subscribed; `resumed` = not the first connection. */
-  onReady?: (info: { resumed: boolean; sessionPresent: boolean }) => void;
-  onStateChange?: (state: ConnectionState) => void;
-  /** Connection-level errors (TLS refused, CONNACK refused, socket errors); the client keeps retrying. */
-  onError?: (err: Error) => void;
-  random?: () => number;
-  /** Request timeouts, retry and reconnect delays run on these (default: the system's). */
-  timers?: Timers;
-  logger?: Logger;
+}
+
+/** A pending execution as GetPendingJobExecutions lists it (reference section 1, JobExecutionSummary). */
+export interface JobExecutionSummary {
+  jobId: string;
+  queuedAt?: number;
+  startedAt?: number;
+  lastUpdatedAt?: number;
+  versionNumber?: number;
+  executionNumber?: number;
+}
+
+export interface PendingExecutions {
+  inProgressJobs: JobExecutionSummary[];
+  queuedJobs: JobExecutionSummary[];
 }
 
 type ReplyKind = 'start-next' | 'get' | 'update';
@@ -90,7 +74,8 @@ interface Pending {
 type Handler = (msg: Record<string, unknown>, jobId: string | undefined) => void;
 
 /**
- * AWS IoT Jobs MQTT API client (reference section 1) over MQTT.js, MQTT 3.1.1 with mutual TLS.
+ * AWS IoT Jobs MQTT API client (reference section 1) over one MqttConnection (MQTT 3.1.1, mutual TLS,
+ * reconnects with backoff and jitter: src/device/mqtt-connection.ts).
  *
  * Dispatch: one handler per message kind, found through an index keyed by the topic's suffix after
  * `$aws/things/<thing>/jobs/` (`start-next/accepted`, `<jobId>/update/rejected` → `update/rejected`, ...),
@@ -98,11 +83,6 @@ type Handler = (msg: Record<string, unknown>, jobId: string | undefined) => void
  * reply topics are subscribed before any request is published, and again whenever CONNACK says
  * sessionPresent=0 (reference section 3: subscriptions are otherwise silently lost — complaint 3 in
  * section 8).
- *
- * Reconnects: MQTT.js reconnects on a fixed `reconnectPeriod` timer, so a fleet that lost its broker
- * reconnects in lockstep. Here `reconnectPeriod` is 0 (MQTT.js never reconnects on its own) and this
- * class calls `client.reconnect()` after an exponential delay with full jitter, capped, reset once
- * connected.
  */
 export class JobsClient {
   private readonly opts: JobsClientOptions;
@@ -113,13 +93,9 @@ export class JobsClient {
   private readonly handlers: ReadonlyMap<string, Handler>;
   private readonly random: () => number;
   private readonly timers: Timers;
-  private client: MqttClient | undefined;
-  private _state: ConnectionState = 'idle';
-  private attempt = 0;
-  private reconnectTimer: TimerHandle | undefined;
-  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  private everReady = false;
-  private ready = false;
+  private readonly conn: MqttConnection;
+  /** GetPendingJobExecutions' reply topics, once the agent has needed them (renewed on reconnect). */
+  private pendingListFilters: string[] | undefined;
   /** Publishes that got a PUBACK (QoS 1) or were written (QoS 0). */
   published = 0;
 
@@ -137,6 +113,7 @@ export class JobsClient {
     this.handlers = new Map<string, Handler>([
       ['start-next/accepted', reply('start-next', true)],
       ['start-next/rejected', reply('start-next', false)],
+      // `<jobId>/get/…` (DescribeJobExecution) and `get/…` (GetPendingJobExecutions): tokens tell them apart.
       ['get/accepted', reply('get', true)],
       ['get/rejected', reply('get', false)],
       ['update/accepted', reply('update', true)],
@@ -147,103 +124,48 @@ export class JobsClient {
       ],
       ['notify', () => {}],
     ]);
+    const {
+      thingName,
+      diagnosis,
+      requestTimeoutMs: _r,
+      requestAttempts: _a,
+      extraSubscriptions: _x,
+      onMessage: _m,
+      onNotifyNext: _n,
+      ...link
+    } = opts;
+    this.conn = new MqttConnection({
+      ...link,
+      random: this.random,
+      timers: this.timers,
+      logger: this.log,
+      subject: { thingName, ...diagnosis },
+      prepare: (client, { sessionPresent, resumed }) =>
+        sessionPresent && resumed ? Promise.resolve() : this.subscribeAll(client),
+      onMessage: (topic, payload) => this.dispatch(topic, payload),
+    });
   }
 
   get state(): ConnectionState {
-    return this._state;
+    return this.conn.state;
   }
 
-  private transition(next: ConnectionState): void {
-    if (this._state === next) return;
-    if (!CONNECTION_TRANSITIONS[this._state].includes(next)) {
-      throw new OtaError('OTA_STATE', `connection: invalid transition ${this._state} → ${next}`);
-    }
-    this.log.debug({ from: this._state, to: next }, 'connection state');
-    this._state = next;
-    this.opts.onStateChange?.(next);
+  /** How the next connection attempts go (for the line that says why). */
+  get retryNote(): string {
+    return this.conn.retryNote();
+  }
+
+  /** The last reason the connection could not be made (for a caller that gives up waiting). */
+  get lastProblem(): ConnectProblem | undefined {
+    return this.conn.lastProblem;
   }
 
   /** Connects; resolves once connected and subscribed (retries connection failures with backoff). */
   start(): Promise<void> {
-    if (this._state !== 'idle') return this.whenReady();
-    this.transition('connecting');
-    const o = this.opts;
-    const options: IClientOptions = {
-      host: o.host,
-      port: o.port,
-      protocol: 'mqtts',
-      // mqtt-packet would otherwise pre-build 65,536 two-byte Buffers (one per message id) on the first
-      // write: ~6 MiB of heap and ~20 ms of CPU at start-up (docs/benchmarks.md, "Footprint").
-      writeCache: false,
-      protocolVersion: 4,
-      clientId: o.clientId,
-      keepalive: Math.min(1200, Math.max(30, o.keepaliveSec ?? 60)),
-      clean: true,
-      reconnectPeriod: 0,
-      // We resubscribe ourselves, from CONNACK's sessionPresent (MQTT 3.1.1 section 3.2.2.2).
-      resubscribe: false,
-      connectTimeout: 30_000,
-      cert: o.cert,
-      key: o.key,
-      // SNI must be a host name, never an IP address (RFC 6066 section 3).
-      ...(o.servername || !isIP(o.host) ? { servername: o.servername ?? o.host } : {}),
-      rejectUnauthorized: true,
-      ...(o.ca ? { ca: o.ca } : {}),
-    };
-    // Our own stream builder (a TLS socket, re-created on each reconnect) instead of mqtt.connect():
-    // connect() loads every transport it knows on first use (ws, socks, ip-address, …), ~2 MiB of RSS
-    // and ~40 ms of CPU at start-up for code the agent never runs (docs/benchmarks.md, "Footprint").
-    // TLS errors reach the client as stream errors with a `code`, which MqttClient emits as 'error'.
-    const client = new MqttClient(() => tlsConnect(options as ConnectionOptions), options);
-    this.client = client;
-    client.on('connect', (connack) => {
-      // TCP_NODELAY: a request is one small packet written in several small writes and its reply must
-      // come back at once; with Nagle's algorithm on, a write waits for the peer's delayed ACK (40 ms on
-      // Linux) — measured 14 ms per QoS 1 publish and ~40 ms per Jobs round trip (docs/benchmarks.md).
-      // tls.connect ignores the `noDelay` option (Node 20), so it is set on the socket here.
-      (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
-      this.onConnect(connack.sessionPresent === true);
-    });
-    client.on('message', (topic, payload) => this.dispatch(topic, payload));
-    client.on('error', (err) => {
-      // After close(), MQTT.js still reports writes it could not make (a PUBACK for a message that
-      // arrived while closing: "write after end"); nothing is lost, and nobody is listening any more.
-      if (this._state === 'closed') return;
-      this.log.warn({ err: err.message }, 'mqtt error');
-      this.opts.onError?.(err);
-    });
-    client.on('close', () => this.onClose());
-    return this.whenReady();
+    return this.conn.start();
   }
 
-  private onConnect(sessionPresent: boolean): void {
-    if (this._state === 'closed') return;
-    this.transition('connected');
-    this.attempt = 0;
-    const resumed = this.everReady;
-    const finish = () => {
-      this.ready = true;
-      this.everReady = true;
-      const waiters = this.readyWaiters;
-      this.readyWaiters = [];
-      for (const w of waiters) w.resolve();
-      this.opts.onReady?.({ resumed, sessionPresent });
-    };
-    if (sessionPresent && resumed) {
-      finish();
-      return;
-    }
-    this.subscribeAll()
-      .then(finish)
-      .catch((err: unknown) => {
-        this.log.error({ err: (err as Error).message }, 'subscribe failed; reconnecting');
-        this.client?.end(true);
-      });
-  }
-
-  private async subscribeAll(): Promise<void> {
-    const c = this.client;
-    if (!c) return;
+  private async subscribeAll(c: MqttClient): Promise<void> {
     const t = this.topics;
     const p = this.prefix;
     // ≤ 8 filters per SUBSCRIBE on AWS IoT (reference section 3). `+` stands for the jobId.
@@ -256,42 +178,14 @@ export class JobsClient {
       `${p}+/update/rejected`,
       t.notifyNext,
     ];
-    const granted = await c.subscribeAsync(jobsFilters, { qos: 1 });
-    const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
-    if (refused.length > 0)
-      throw new OtaError('OTA_SUBSCRIBE', `subscription refused: ${refused.join(', ')}`);
-    const extra = this.opts.extraSubscriptions ?? [];
-    if (extra.length > 0) {
-      const g2 = await c.subscribeAsync(extra, { qos: 1 });
-      const r2 = g2.filter((g) => g.qos === 128).map((g) => g.topic);
-      if (r2.length > 0) throw new OtaError('OTA_SUBSCRIBE', `subscription refused: ${r2.join(', ')}`);
+    const extra = [...(this.pendingListFilters ?? []), ...(this.opts.extraSubscriptions ?? [])];
+    for (const filters of [jobsFilters, extra]) {
+      if (filters.length === 0) continue;
+      const granted = await c.subscribeAsync(filters, { qos: 1 });
+      const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+      if (refused.length > 0)
+        throw new OtaError('OTA_SUBSCRIBE', `subscription refused: ${refused.join(', ')}`);
     }
-  }
-
-  private onClose(): void {
-    this.ready = false;
-    if (this._state === 'closed') return;
-    if (this._state !== 'reconnecting') this.transition('reconnecting');
-    if (this.reconnectTimer) return;
-    const delay = backoffDelay(
-      this.attempt++,
-      this.opts.reconnectBaseMs ?? 1000,
-      this.opts.reconnectMaxMs ?? 60_000,
-      this.random,
-    );
-    this.log.info({ delay, attempt: this.attempt }, 'mqtt connection closed; reconnecting');
-    this.reconnectTimer = this.timers.setTimeout(() => {
-      this.reconnectTimer = undefined;
-      if (this._state !== 'reconnecting') return;
-      this.transition('connecting');
-      this.client?.reconnect();
-    }, delay);
-  }
-
-  private whenReady(): Promise<void> {
-    if (this._state === 'closed') return Promise.reject(new AbortedError('jobs client closed'));
-    if (this.ready) return Promise.resolve();
-    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   private dispatch(topic: string, payload: Buffer): void {
@@ -368,7 +262,7 @@ export class JobsClient {
         const delay = backoffDelay(i, 500, 20_000, this.random);
         this.log.warn({ kind, jobId, code: err.jobsCode, delay }, 'jobs request failed; retrying');
         await sleep(delay, { timers: this.timers });
-        if (this._state === 'closed') throw new AbortedError('jobs client closed');
+        if (this.conn.state === 'closed') throw new AbortedError('jobs client closed');
       }
     }
   }
@@ -379,7 +273,7 @@ export class JobsClient {
     jobId: string | undefined,
     body: Record<string, unknown>,
   ) {
-    await this.whenReady();
+    await this.conn.whenReady();
     const clientToken = randomUUID();
     const timeoutMs = this.opts.requestTimeoutMs ?? 10_000;
     const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -389,7 +283,7 @@ export class JobsClient {
       }, timeoutMs);
       this.pending.set(clientToken, { kind, jobId, resolve, reject, timer });
     });
-    const c = this.client;
+    const c = this.conn.mqtt;
     if (!c) throw new AbortedError('jobs client closed');
     c.publish(topic, JSON.stringify({ ...body, clientToken }), { qos: 1 }, (err) => {
       if (err) this.log.debug({ err: err.message, kind }, 'request publish failed; waiting for timeout');
@@ -413,6 +307,29 @@ export class JobsClient {
   async describe(jobId: string): Promise<JobExecution | undefined> {
     const r = await this.request('get', this.topics.describe(jobId), jobId, { includeJobDocument: true });
     return r.execution as JobExecution | undefined;
+  }
+
+  /**
+   * GetPendingJobExecutions (reference section 1): the thing's IN_PROGRESS and QUEUED executions, without
+   * documents. The agent asks it when start-next keeps handing back an execution it cannot take.
+   */
+  async getPending(): Promise<PendingExecutions> {
+    if (!this.pendingListFilters) {
+      // Subscribed on first use only: a policy that allows just the usual reply topics keeps working.
+      const filters = [this.topics.getAccepted, this.topics.getRejected];
+      await this.conn.whenReady();
+      const granted = await (this.conn.mqtt as MqttClient).subscribeAsync(filters, { qos: 1 });
+      if (granted.some((g) => g.qos === 128))
+        throw new OtaError('OTA_SUBSCRIBE', `subscription refused: ${filters.join(', ')}`);
+      this.pendingListFilters = filters;
+    }
+    const r = await this.request('get', this.topics.get, undefined, {});
+    const list = (v: unknown) =>
+      (Array.isArray(v) ? v : []).filter(
+        (x): x is JobExecutionSummary =>
+          x !== null && typeof x === 'object' && typeof (x as { jobId?: unknown }).jobId === 'string',
+      );
+    return { inProgressJobs: list(r.inProgressJobs), queuedJobs: list(r.queuedJobs) };
   }
 
   /**
@@ -446,7 +363,7 @@ export class JobsClient {
   }
 
   get isConnected(): boolean {
-    return this._state === 'connected' && this.ready;
+    return this.conn.isReady;
   }
 
   /**
@@ -459,8 +376,8 @@ export class JobsClient {
     qos: 0 | 1 = 1,
     opts: { waitConnected?: boolean } = {},
   ): Promise<boolean> {
-    const c = this.client;
-    if (!c || this._state === 'closed') return Promise.resolve(false);
+    const c = this.conn.mqtt;
+    if (!c) return Promise.resolve(false);
     const go = () =>
       new Promise<boolean>((resolve) => {
         c.publish(topic, payload, { qos }, (err) => {
@@ -475,34 +392,18 @@ export class JobsClient {
       });
     if (this.isConnected) return go();
     if (!opts.waitConnected) return Promise.resolve(false);
-    return this.whenReady().then(go, () => false);
+    return this.conn.whenReady().then(go, () => false);
   }
 
   async close(): Promise<void> {
-    if (this._state === 'closed') return;
-    this.transition('closed');
-    this.ready = false;
-    if (this.reconnectTimer) this.timers.clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
+    if (this.conn.state === 'closed') return;
+    const closing = this.conn.close();
     const err = new AbortedError('jobs client closed');
-    for (const w of this.readyWaiters) w.reject(err);
-    this.readyWaiters = [];
     for (const [token, p] of this.pending) {
       this.timers.clearTimeout(p.timer);
       p.reject(err);
       this.pending.delete(token);
     }
-    const c = this.client;
-    if (c) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          c.end(true, () => resolve());
-        }, 2000);
-        c.end(false, () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    await closing;
   }
 }

@@ -44,9 +44,6 @@ export interface JobProgressOptions {
   onJobGone?: (reason: AbortedError) => void;
 }
 
-/** Jobs error codes that mean "this execution is over" (reference section 2): stop working on it. */
-const GONE = new Set(['TerminalStateReached', 'InvalidStateTransition', 'ResourceNotFound']);
-
 /**
  * One job's progress, published two ways: messages on the progress topic in the original's format (at
  * most one per `progressIntervalMs`, first and final always), and the execution's IN_PROGRESS
@@ -182,7 +179,7 @@ export class JobProgress {
         this.statusUpdates++;
       })
       .catch((err: unknown) => {
-        if (err instanceof JobsRequestError && GONE.has(String(err.jobsCode))) {
+        if (err instanceof JobsRequestError && err.executionGone) {
           // Cancelled or timed out by the service: stop working on it (reference section 2).
           this.o.onJobGone?.(new AbortedError(`job ${s.jobId}: ${err.jobsCode}`));
         }

@@ -37,6 +37,17 @@ export function resolveDataDir(flag?: string): string {
   return resolve(flag ?? process.env.OTA_DATA_DIR ?? DEFAULT_DATA_DIR);
 }
 
+/**
+ * The one line for a stale endpoints.json (an `ota dev` that has stopped): the operator commands and the
+ * agent (`--local`) say the same thing. `where` is the address nothing listens on.
+ */
+export function stackNotRunningMessage(dataDir: string, where: string): string {
+  return (
+    `the local stack at ${dataDir} is not running (nothing listens on ${where}; its endpoints.json ` +
+    `is left from an \`ota dev\` that has stopped): start it with \`ota dev --data-dir ${dataDir}\``
+  );
+}
+
 export function readEndpoints(dataDir: string): Endpoints {
   const file = resolve(dataDir, ENDPOINTS_FILE);
   if (!existsSync(file)) {

@@ -1,14 +1,19 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { resolveAgentConfig, startAgent } from '../../device/index.ts';
+import { type ConfigWarning, resolveAgentConfig, startAgent } from '../../device/index.ts';
 import { createLogger } from '../../shared/log.ts';
+import { noteLocalStack } from '../errors.ts';
 import { parseConnectPort } from '../options.ts';
 
-/** Seconds (as the flag reads) → milliseconds (as the config keeps them). */
+/**
+ * A duration flag, in seconds (fractions allowed). The config turns it into its `…Ms` key
+ * (src/device/config-keys.ts): the flag, `"progressInterval"` and `OTA_PROGRESS_INTERVAL` are seconds,
+ * `"progressIntervalMs"` and `OTA_PROGRESS_INTERVAL_MS` milliseconds.
+ */
 const seconds = (flag: string) => (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0)
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0)
     throw new InvalidArgumentError(`${flag}: must be a number of seconds >= 0`);
-  return Math.round(n * 1000);
+  return n;
 };
 
 export function registerAgentCommand(program: Command): void {
@@ -32,13 +37,18 @@ export function registerAgentCommand(program: Command): void {
     .option('--tz <zone>', 'time zone of OTA_start_time (default: the system zone)')
     .option(
       '--progress-interval <sec>',
-      'at most one progress message per interval (default 1)',
+      'at most one progress message per this many seconds (default 1)',
       seconds('--progress-interval'),
     )
     .option(
       '--download-retry-window <sec>',
       'keep retrying a download while it made progress within this many seconds (default 300)',
       seconds('--download-retry-window'),
+    )
+    .option(
+      '--connect-timeout <sec>',
+      'bound of each connection attempt; with --once, of the wait for the broker (default 30)',
+      seconds('--connect-timeout'),
     )
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent')
     .option('--local <data-dir>', "use `ota dev`'s endpoints.json, certificates and S3 endpoint")
@@ -75,26 +85,37 @@ export function registerAgentCommand(program: Command): void {
     .option('--config <file>', 'JSON config file (same keys as the flags, camelCase)')
     .option('--once', 'exit when no job is pending')
     .action(async (flags) => {
+      const warnings: ConfigWarning[] = [];
+      // Durations stay in seconds here: resolveAgentConfig turns each into its `…Ms` key.
       const config = resolveAgentConfig({
-        flags: {
-          ...flags,
-          progressIntervalMs: flags.progressInterval,
-          downloadRetryWindowMs: flags.downloadRetryWindow,
-          hookTimeoutMs: flags.hookTimeout,
-          trustedKeys: flags.trustedKey,
-        },
+        flags: { ...flags, trustedKeys: flags.trustedKey },
         env: process.env,
+        onWarning: (w) => warnings.push(w),
       });
+      // A stale endpoints.json then reads "the local stack at <dir> is not running", as for `ota job`.
+      if (config.local) noteLocalStack(config.local);
       const logger = createLogger({ level: config.logLevel, base: { thing: config.thingName } });
+      for (const w of warnings) logger.warn({ key: w.key, suggestion: w.suggestion }, w.message);
       const controller = new AbortController();
-      const stop = () => controller.abort();
+      // The first SIGINT/SIGTERM stops at a safe point; with the handlers gone, a second one kills.
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        controller.abort();
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       const agent = startAgent({ config, output: process.stdout, logger, signal: controller.signal });
       const summary = await agent.done;
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      const failed = summary.jobs.filter((j) => j.status === 'FAILED' || j.status === 'INTERRUPTED');
+      // A stop (SIGTERM, Ctrl-C) is no failure: the job it interrupted resumes at the next start.
+      const failed = summary.jobs.filter((j) => j.status === 'FAILED');
+      for (const j of summary.jobs.filter((x) => x.status === 'INTERRUPTED')) {
+        process.stderr.write(
+          `ota agent: stopped; ${j.jobId} stays IN_PROGRESS and resumes when the agent starts again\n`,
+        );
+      }
       const rebooting = summary.jobs.find((j) => j.status === 'REBOOTING');
       if (rebooting) {
         process.stderr.write(

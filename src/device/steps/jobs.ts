@@ -4,7 +4,7 @@ import { sweepPartials } from '../download.ts';
 import { JobRejectedError, JobsRequestError } from '../errors.ts';
 import type { JobContext, JobOutcome, Step, StepEnv, StepResult } from '../job-context.ts';
 import { parseJobDocument, resolveSource } from '../job-document.ts';
-import type { JobExecution } from '../jobs-client.ts';
+import type { JobExecution, PendingExecutions } from '../jobs-client.ts';
 import { sanitizeStatusDetails } from '../progress.ts';
 import type { PendingCommit } from '../state.ts';
 import { abandonPending, resumeFrom } from './device.ts';
@@ -19,16 +19,18 @@ import { s3Opt } from './document.ts';
 export const startNextStep: Step = {
   name: 'start-next',
   async run(ctx, env) {
-    const exec = await env.jobs.startNext();
+    let exec = await env.jobs.startNext();
+    if (exec && !validJobId(exec.jobId)) {
+      // Refused the first time (reported locally); after that, the jobs queued behind it.
+      if (!env.invalidJobIds.has(String(exec.jobId))) return refuseJobId(ctx, env, exec);
+      exec = await nextValidPending(env);
+    }
     const pending = env.state.current.pending;
     if (pending && !(exec && isPendingJob(exec, pending))) await abandonPending(env, pending);
     if (!exec) {
       // Nothing pending: whatever partial download is still on disk belongs to a job that is over.
       await sweepPartials(env.config.downloadDir);
       return { end: 'idle' };
-    }
-    if (typeof exec.jobId !== 'string' || !JOB_ID_PATTERN.test(exec.jobId)) {
-      return refuseJobId(ctx, env, exec);
     }
     let execution = exec;
     if (execution.jobDocument === undefined)
@@ -55,6 +57,40 @@ export const startNextStep: Step = {
   },
 };
 
+function validJobId(jobId: unknown): jobId is string {
+  return typeof jobId === 'string' && JOB_ID_PATTERN.test(jobId);
+}
+
+/**
+ * start-next handed back an execution refused before (its jobId can name no topic, so it can never be
+ * reported): the service keeps it at the head of the queue and start-next would return it forever, with
+ * every job queued behind it waiting. GetPendingJobExecutions lists the others: the first valid one is
+ * taken as start-next would take it (IN_PROGRESS first, then QUEUED, which an update starts). Nothing
+ * valid, or the list unavailable: nothing to do until notify-next.
+ */
+async function nextValidPending(env: StepEnv): Promise<JobExecution | undefined> {
+  let list: PendingExecutions;
+  try {
+    list = await env.jobs.getPending();
+  } catch (err) {
+    env.logger.warn({ err: errorMessage(err) }, 'cannot list the pending jobs behind an invalid one');
+    return undefined;
+  }
+  const inProgress = list.inProgressJobs.find((j) => validJobId(j.jobId));
+  const queued = list.queuedJobs.find((j) => validJobId(j.jobId));
+  const next = inProgress ?? queued;
+  if (!next) return undefined;
+  env.logger.info({ jobId: next.jobId }, 'taking the next valid job behind an invalid one');
+  try {
+    if (!inProgress) await env.jobs.update(next.jobId, 'IN_PROGRESS');
+    return await env.jobs.describe(next.jobId);
+  } catch (err) {
+    // Cancelled or taken meanwhile: the next start-next looks again.
+    if (err instanceof JobsRequestError && err.executionGone) return undefined;
+    throw err;
+  }
+}
+
 function isPendingJob(exec: JobExecution, pending: PendingCommit): boolean {
   return (
     exec.jobId === pending.jobId &&
@@ -68,12 +104,11 @@ function isPendingJob(exec: JobExecution, pending: PendingCommit): boolean {
  * AWS allows jobIds of `[a-zA-Z0-9_-]{1,64}` only (reference section 1). Anything else (70,000
  * characters, `#` or `+`) cannot be a topic level of `$aws/things/<thing>/jobs/<jobId>/update`, so the
  * job cannot be reported: it is refused here, nothing is published, and the agent keeps serving. A
- * service that hands the same execution back again gets "nothing to do" until notify-next moves on.
+ * service that hands the same execution back again is asked for the jobs behind it (nextValidPending).
  */
 function refuseJobId(ctx: JobContext, env: StepEnv, exec: { jobId?: unknown }): StepResult {
   const raw = String(exec.jobId);
   const shown = raw.length > 64 ? `${raw.slice(0, 64)}… (${raw.length} characters)` : raw;
-  if (env.invalidJobIds.has(raw)) return { end: 'idle' };
   if (env.invalidJobIds.size >= 100) env.invalidJobIds.clear();
   env.invalidJobIds.add(raw);
   ctx.execution = exec as JobExecution;

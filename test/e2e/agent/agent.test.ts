@@ -214,14 +214,21 @@ describe('device agent against the local AWS IoT stack', () => {
     assert.equal(sha256(readFileSync(join(config.downloadDir, 'cv150_ubifs.img'))), sha256(firmware));
   });
 
-  test('a job cancelled (force) mid-download → the agent drops it, leaves no .part or sidecar, takes the next job', async () => {
+  /**
+   * A job cancelled with force answers the device's describe with TerminalStateReached. The agent asks
+   * when notify-next moves on, and that answer must stop the download at once: not at the next
+   * statusDetails update (an hour away here), nor at the end of the image.
+   */
+  test('a job cancelled (force) mid-download → the download stops at once, no .part or sidecar left, the next job runs', async () => {
     const thing = 'Cam_cancel';
-    const proxy = await cuttingProxy(w.stack.endpoints.s3.endpoint, 0, 0, 10);
+    // A slow link: the image takes seconds, the cancel reaches the agent in milliseconds.
+    const proxy = await cuttingProxy(w.stack.endpoints.s3.endpoint, 0, 0, 40);
     try {
       const config = await agentConfig(w, thing, {
         once: true,
         s3Endpoint: proxy.url,
         progressIntervalMs: 0,
+        statusDetailsIntervalMs: 3_600_000,
       });
       await createJob(w, thing, 'cancel-me', firmwareDoc(w, SIZE));
       await createJob(w, thing, 'after-cancel', firmwareDoc(w, SIZE, { version: '41811021' }));
@@ -240,6 +247,11 @@ describe('device agent against the local AWS IoT stack', () => {
           ['after-cancel', 'SUCCEEDED'],
         ],
       );
+      assert.match(summary.jobs[0]?.reason ?? '', /TerminalStateReached/);
+      const bytes = run.events.flatMap((e) =>
+        e.type === 'progress' && e.jobId === 'cancel-me' ? [e.bytes] : [],
+      );
+      assert.ok(Math.max(...bytes) < SIZE, `the download went on to ${Math.max(...bytes)} of ${SIZE} bytes`);
       assert.equal((await describeExecution(w, thing, 'cancel-me'))?.status, 'CANCELED');
       // issue 7: a forced cancel left cv150_ubifs.img.part and its sidecar behind
       assert.deepEqual(debris(config.downloadDir), []);

@@ -13,8 +13,16 @@ import { type AgentConfig, resolveAgentConfig } from '../../../src/device/config
  * request the device made.
  */
 export interface HostileJobs {
-  /** Executions start-next hands out, in order; when empty, start-next answers "nothing pending". */
+  /**
+   * Executions start-next hands out, in order; when empty, start-next answers `head` (a service that
+   * keeps one execution at the head of the queue), or "nothing pending".
+   */
   queue: Record<string, unknown>[];
+  head: Record<string, unknown> | undefined;
+  /** What GetPendingJobExecutions (`get`) answers; a terminal update removes the job from it. */
+  pendingList: { inProgressJobs: { jobId: string }[]; queuedJobs: { jobId: string }[] };
+  /** What DescribeJobExecution (`<jobId>/get`) answers; an unknown job: ResourceNotFound. */
+  executions: Map<string, Record<string, unknown>>;
   /** Every request: topic (after `$aws/things/<thing>/jobs/`) and parsed body. */
   requests: { topic: string; body: Record<string, unknown> }[];
   /** Sends notify-next naming `execution` (or none). */
@@ -28,6 +36,9 @@ export async function startHostileJobs(): Promise<HostileJobs> {
   const ca = await ensureLocalCa(join(dir, 'certs'), { hosts: ['127.0.0.1'] });
   const queue: Record<string, unknown>[] = [];
   const requests: HostileJobs['requests'] = [];
+  const pendingList: HostileJobs['pendingList'] = { inProgressJobs: [], queuedJobs: [] };
+  const executions: HostileJobs['executions'] = new Map();
+  let handle: HostileJobs | undefined;
   let broker: RunningBroker | undefined;
   const reply = (topic: string, body: Record<string, unknown>) =>
     void broker?.publish(topic, JSON.stringify(body), 1);
@@ -55,23 +66,35 @@ export async function startHostileJobs(): Promise<HostileJobs> {
           const base = `$aws/things/${thing}/jobs/${rest}`;
           const token = { clientToken: body.clientToken, timestamp: 1 };
           if (rest === 'start-next') {
-            const execution = queue.shift();
+            const execution = queue.shift() ?? handle?.head;
             reply(`${base}/accepted`, { ...token, ...(execution ? { execution } : {}) });
+          } else if (rest === 'get') {
+            reply(`${base}/accepted`, { ...token, ...pendingList });
           } else if (rest.endsWith('/update')) {
+            const jobId = rest.slice(0, -'/update'.length);
+            if (body.status !== 'IN_PROGRESS') {
+              pendingList.inProgressJobs = pendingList.inProgressJobs.filter((j) => j.jobId !== jobId);
+              pendingList.queuedJobs = pendingList.queuedJobs.filter((j) => j.jobId !== jobId);
+            }
             reply(`${base}/accepted`, {
               ...token,
               executionState: { status: body.status, versionNumber: 2 },
             });
           } else if (rest.endsWith('/get')) {
-            reply(`${base}/rejected`, { ...token, code: 'ResourceNotFound', message: 'no such job' });
+            const execution = executions.get(rest.slice(0, -'/get'.length));
+            if (execution) reply(`${base}/accepted`, { ...token, execution });
+            else reply(`${base}/rejected`, { ...token, code: 'ResourceNotFound', message: 'no such job' });
           }
         },
       },
     ],
   });
   const running = broker;
-  return {
+  handle = {
     queue,
+    head: undefined,
+    pendingList,
+    executions,
     requests,
     notifyNext: (thing, execution) =>
       running.publish(
@@ -105,4 +128,5 @@ export async function startHostileJobs(): Promise<HostileJobs> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+  return handle;
 }

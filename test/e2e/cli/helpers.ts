@@ -43,6 +43,31 @@ export function ota(
   });
 }
 
+/** A long-running `ota` process (an agent to stop with a signal): its output so far, and its exit. */
+export interface OtaProcess {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+export function spawnOta(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): OtaProcess {
+  const child = spawn(process.execPath, [OTA_BIN, ...args], {
+    env: { ...quietEnv(), ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => {
+    out += d;
+  });
+  child.stderr?.on('data', (d) => {
+    err += d;
+  });
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
 export interface DevProcess {
   child: ChildProcess;
   endpoints: Endpoints;

@@ -35,6 +35,7 @@ async function harness(hooks: DeviceHooks, maxBootAttempts = 3) {
   const jobs = {
     startNext: async () => undefined,
     describe: async () => undefined,
+    getPending: async () => ({ inProgressJobs: [], queuedJobs: [] }),
     update: async (_id: string, status: string, details?: Record<string, string>) => {
       updates.push({ status, details: details ?? {} });
       return undefined;

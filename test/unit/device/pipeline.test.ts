@@ -37,6 +37,7 @@ function env(out: string[]): StepEnv {
     jobs: {
       startNext: async () => undefined,
       describe: async () => undefined,
+      getPending: async () => ({ inProgressJobs: [], queuedJobs: [] }),
       update: async () => undefined,
     },
     openSource: () => {
