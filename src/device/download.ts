@@ -197,7 +197,7 @@ class Download {
       ...opt('statfs', statfs),
     });
     const resume = this.done.total > 0;
-    this.fh = await this.disk(() => onPath('cannot open', part, () => open(part, resume ? 'r+' : 'w')));
+    this.fh = await this.disk(() => onPath('cannot open', part, () => open(part, resume ? 'r+' : 'w+')));
     this.sidecar = new SidecarWriter(
       this.paths,
       () => this.fh?.fd,
