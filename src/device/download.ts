@@ -151,6 +151,8 @@ class Download {
   private nextSample = 0;
   private headSeen = false;
   private parallel = false;
+  /** The server answered a ranged request with the whole object: one connection for good. */
+  private rangesIgnored = false;
   readonly result: Omit<DownloadResult, 'path' | 'bytes' | 'sha256' | 'renamedAt'>;
 
   constructor(readonly opts: DownloadOptions) {
@@ -348,7 +350,8 @@ class Download {
     await this.sidecar.flush();
     const etag = this.validator.etag;
     // Several ranges of one object need a strong validator on every request, and a server that does ranges.
-    this.parallel = o.acceptRanges === true && etag !== undefined && !etag.startsWith('W/');
+    this.parallel =
+      !this.rangesIgnored && o.acceptRanges === true && etag !== undefined && !etag.startsWith('W/');
     const c = this.opts.connections ?? 'auto';
     if (!this.parallel) {
       this.controller.settle();
@@ -360,6 +363,14 @@ class Download {
       return;
     }
     if (c !== 'auto') for (let i = 1; i < c; i++) this.spawn();
+  }
+
+  noRanges(): void {
+    if (!this.rangesIgnored)
+      this.log.warn({ file: this.opts.fileName }, 'the server ignores Range: one connection');
+    this.rangesIgnored = true;
+    this.parallel = false;
+    this.controller.settle();
   }
 
   /** The object changed (or the server ignores Range): start over at 0 with one connection. */

@@ -45,6 +45,13 @@ export interface FetchEnv {
   onHead(opened: OpenedBody): void | Promise<void>;
 }
 
+/** A 200 (the whole object) to a ranged request with the same validator: the server ignores Range. */
+export class RangesIgnoredError extends DownloadError {
+  constructor() {
+    super('changed', 'the server answered a ranged request with the whole object (it ignores Range)');
+  }
+}
+
 /** How a fetch ended: the span is complete, or the server sent less than asked (ask again). */
 export type FetchEnd = 'done' | 'short';
 
@@ -75,6 +82,7 @@ export class RangeFetch {
       env.timers,
     );
     const sentAt = env.timers.now();
+    this.span.reach = this.span.end;
     try {
       const opened = await env.source.open(this.request());
       const limit = this.check(opened);
@@ -124,9 +132,9 @@ export class RangeFetch {
       throw fail(new DownloadError('changed', `the object changed (ETag ${o.etag}, was ${v.etag})`));
     }
     if (ranged && o.status === 200 && span.cursor > 0) {
-      // If-Range failed (the object changed) or the server ignores Range: either way only a restart at
-      // 0 can use this body.
-      throw fail(new DownloadError('changed', 'the server answered a ranged request with the whole object'));
+      // If-Range failed (the object changed: caught above when the ETag says so) or the server ignores
+      // Range: either way only a restart at 0 can use this body.
+      throw fail(new RangesIgnoredError());
     }
     if (o.total !== undefined && o.total !== env.size) {
       throw fail(

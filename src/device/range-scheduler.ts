@@ -13,8 +13,10 @@ export interface Span {
   start: number;
   /** Next byte expected (bytes before it were received by this span's connection). */
   cursor: number;
-  /** End (exclusive). Only ever lowered, by a steal; the owner stops reading there. */
+  /** End (exclusive). Lowered by a steal (the owner stops reading there), raised back by a failed one. */
   end: number;
+  /** The end the current request asked for: how far the response in flight can go. */
+  reach: number;
 }
 
 export class RangeScheduler {
@@ -55,7 +57,7 @@ export class RangeScheduler {
   take(): Span | undefined {
     const gap = this.unclaimed()[0];
     if (gap) {
-      const span = { start: gap[0], cursor: gap[0], end: gap[1] };
+      const span = { start: gap[0], cursor: gap[0], end: gap[1], reach: gap[1] };
       this.active.add(span);
       return span;
     }
@@ -73,15 +75,26 @@ export class RangeScheduler {
     const align = 64 * 1024;
     const mid = Math.min(victim.end, Math.ceil((victim.cursor + Math.floor(left / 2)) / align) * align);
     if (mid - victim.cursor < this.minSplit || victim.end - mid < this.minSplit) return undefined;
-    const span = { start: mid, cursor: mid, end: victim.end };
+    const span = { start: mid, cursor: mid, end: victim.end, reach: victim.end };
     victim.end = mid;
     this.active.add(span);
     return span;
   }
 
-  /** The connection is done with the span (finished, failed for good, or retired): its rest is free again. */
+  /**
+   * The connection is done with the span (finished, failed for good, or retired): its rest is free again.
+   * A steal that got nothing (its request failed, or the server ignores Range) is given back to the span
+   * it was cut from, whose response in flight still carries those bytes: no new request needed.
+   */
   release(span: Span): void {
     this.active.delete(span);
+    if (span.cursor !== span.start || span.cursor >= span.end) return;
+    for (const s of this.active) {
+      if (s.end === span.start && s.reach > s.end && s.cursor < s.end) {
+        s.end = Math.min(s.reach, span.end);
+        return;
+      }
+    }
   }
 
   /** Every span in flight (a restart at 0 drops them all). */

@@ -2,7 +2,7 @@ import type { Logger } from '../shared/log.ts';
 import { sleep, type Timers } from '../shared/timers.ts';
 import { ACTION_BY_KIND, classifyFailure, RetryBudget } from './download-policy.ts';
 import { DownloadError } from './errors.ts';
-import { type FetchEnv, RangeFetch } from './range-fetch.ts';
+import { type FetchEnv, RangeFetch, RangesIgnoredError } from './range-fetch.ts';
 import type { RangeScheduler, Span } from './range-scheduler.ts';
 import { type DownloadSource, opt } from './sources.ts';
 
@@ -33,6 +33,8 @@ export interface PolicyHost {
   readonly active: ReadonlySet<Worker>;
   readonly doneBytes: number;
   fetchEnv(): FetchEnv;
+  /** The server ignores Range: one connection from now on. */
+  noRanges(): void;
 }
 
 export interface PolicyOptions {
@@ -148,6 +150,12 @@ export class WorkerPolicy {
   private async onFailure(err: unknown, w: Worker, before: number, used: DownloadSource): Promise<boolean> {
     const c = classifyFailure(err, `${this.o.dir}/${this.o.fileName}.part`);
     if (c === 'abort') return false;
+    if (err instanceof RangesIgnoredError) {
+      this.host.noRanges();
+      // Another connection streams the whole object: this one steps aside (its span goes back to it).
+      const others = [...this.host.active].some((x) => x !== w && !x.retiring);
+      if (others) return false;
+    }
     if (!this.countShort()) return false;
     const maxRestarts = this.o.maxRestarts ?? 5;
     switch (ACTION_BY_KIND[c.kind]) {
