@@ -429,6 +429,10 @@ class Agent {
       if (err instanceof JobsRequestError && err.jobsCode === 'ResourceNotFound') {
         ac.abort(new AbortedError(`job ${jobId} no longer exists`));
       }
+      // A terminal execution (TIMED_OUT by the step timer while the download hung) is refused this way.
+      if (err instanceof JobsRequestError && err.jobsCode === 'TerminalStateReached') {
+        ac.abort(new AbortedError(err.message));
+      }
     }
   }
 }
