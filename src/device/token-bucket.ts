@@ -22,7 +22,8 @@ export class TokenBucket {
     this.timers = opts.timers ?? systemTimers;
     this.rate = rate;
     this.burst = opts.burst ?? TokenBucket.defaultBurst(rate);
-    this.tokens = this.burst;
+    // Empty at the start: the rate holds from the first byte (the burst only caps what an idle spell saves).
+    this.tokens = 0;
     this.at = this.timers.now();
   }
 
