@@ -58,17 +58,19 @@ const byteSize = (what: string) =>
     return n;
   });
 
-const intIn = (min: number, max: number) =>
-  z.coerce.number({ error: 'must be a number' }).refine((n) => Number.isInteger(n) && n >= min && n <= max, {
-    error: `must be an integer ${min}-${max}`,
-  });
+const intIn = (min: number, max: number, error = `must be an integer ${min}-${max}`) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .refine((n) => Number.isInteger(n) && n >= min && n <= max, { error });
 
 /** `--max-rate`'s schema (also used when the config file is re-read). */
 export const MaxRateSchema = byteSize('bytes per second');
 
 export const DOWNLOAD_FIELDS = {
   connections: z
-    .union([z.literal('auto'), intIn(1, 16)], { error: 'must be auto or an integer 1-16' })
+    .union([z.literal('auto'), intIn(1, 16, 'must be auto or an integer 1-16')], {
+      error: 'must be auto or an integer 1-16',
+    })
     .default('auto'),
   maxRate: MaxRateSchema.default(0),
   minFree: z
