@@ -56,6 +56,8 @@ export async function ranges(stack: Stack, thing: string, scratch: string, P: Pa
     MiBps: dist(runs.map((x) => size / x.run.downloadSec / MiB)),
     ofLink: dist(runs.map((x) => size / x.run.downloadSec / total)),
     connections: dist(runs.map((x) => x.connections)),
+    /** The library child's peak RSS (not the CLI's: no launcher V8 flags, docs/benchmarks.md). */
+    peakRssMiB: dist(runs.map((x) => x.run.maxRssKiB / 1024)),
   });
 
   log(`ranges: --max-rate ${R.rate} B/s on loopback (${R.rateSize} bytes × ${R.runs})`);
@@ -105,8 +107,8 @@ export function rangesRows(x: unknown, quick: boolean): Row[] {
   const L = r.link;
   const linkName = `link ${L.rttMs} ms RTT, ${kib(L.perConnectionBytesPerSec)} per connection, ${kib(L.totalBytesPerSec)} in all`;
   const row = (what: string, size: number, v: Record<string, Dist>, target: string, result: string): Row => [
-    `${what}, ${mib(size)}, ${linkName}: download phase · MiB/s · share of the link · connections`,
-    `${fd(v.downloadSec as Dist, 1)} s · ${f((v.MiBps as Dist).median)} · ${pct(v.ofLink as Dist)} · ${f((v.connections as Dist).median, 0)}`,
+    `${what}, ${mib(size)}, ${linkName}: download phase · MiB/s · share of the link · connections · peak RSS (library child)`,
+    `${fd(v.downloadSec as Dist, 1)} s · ${f((v.MiBps as Dist).median)} · ${pct(v.ofLink as Dist)} · ${f((v.connections as Dist).median, 0)} · ${f((v.peakRssMiB as Dist).median, 1)} MiB`,
     target,
     result,
   ];
