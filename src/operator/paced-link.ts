@@ -203,11 +203,19 @@ export async function startLink(o: LinkOptions): Promise<Link> {
   };
 }
 
-/** A link capped at `bytesPerSecond` per connection, without latency (`ota demo`). */
+/**
+ * A link of `bytesPerSecond` in all, without latency (`ota demo`: the progress stays visible however many
+ * connections the agent opens).
+ */
 export function startPacedLink(
   upstream: string,
   bytesPerSecond: number,
   host = '127.0.0.1',
 ): Promise<PacedLink> {
-  return startLink({ upstream, host, perConnectionBytesPerSec: bytesPerSecond });
+  return startLink({
+    upstream,
+    host,
+    perConnectionBytesPerSec: bytesPerSecond,
+    totalBytesPerSec: bytesPerSecond,
+  });
 }
