@@ -15,6 +15,8 @@ const config = resolveAgentConfig({
     currentVersion: '1',
     once: true,
     logLevel: 'silent',
+    // Extra agent options of a benchmark (the ranges section: s3Endpoint through the link, connections, maxRate).
+    ...args.flags,
   },
   env: {},
 });

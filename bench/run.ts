@@ -6,7 +6,8 @@
  * Sections (`--only` names): throughput (agent vs curl, 83 MiB, plain HTTP), memory (library child,
  * message cost), tls (the same over `ota dev --s3-tls`), clients (hand-written reader vs undici vs
  * node:http, both transports), startup (`ota agent --once`, empty queue), gib (1 GiB whole OTA of the
- * `ota agent` CLI vs curl + sync, curl and boto3; the CLI's peak RSS), fleet.
+ * `ota agent` CLI vs curl + sync, curl and boto3; the CLI's peak RSS), ranges (parallel ranged GETs on a
+ * 100 ms, per-connection-capped link; --max-rate accuracy), fleet.
  *
  * `--baseline DIR` (a built checkout of an earlier commit) adds its `ota agent` to the startup and gib
  * sections, side by side: the before/after figures.
@@ -29,13 +30,14 @@ import { ensureThing, type Stack, startStackProcess } from './lib/stack.ts';
 import { clients } from './sections/clients.ts';
 import { gib, memory, throughput } from './sections/download.ts';
 import { FULL_PARAMS, QUICK_PARAMS } from './sections/params.ts';
+import { ranges } from './sections/ranges.ts';
 import { startup } from './sections/startup.ts';
 import { table } from './table.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const QUICK = process.argv.includes('--quick');
-const SECTIONS = ['throughput', 'memory', 'tls', 'clients', 'startup', 'gib', 'fleet'] as const;
+const SECTIONS = ['throughput', 'memory', 'tls', 'clients', 'startup', 'gib', 'ranges', 'fleet'] as const;
 const ONLY = (() => {
   const i = process.argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
   if (i < 0) return undefined;
@@ -111,6 +113,7 @@ async function main() {
     tlsStack = undefined;
     if (want('startup')) results.startup = await startup(stack, thing, scratch, P);
     if (want('gib')) results.gib = await gib(stack, thing, scratch, P);
+    if (want('ranges')) results.ranges = await ranges(stack, thing, scratch, P);
     if (want('fleet')) results.fleet = await fleets(stack);
     const stackNow = stack.proc.pid ? readProcStats(stack.proc.pid) : undefined;
     results.stackProcess = stackNow ? { peakRssMiB: stackNow.peakRssBytes / MiB } : undefined;
@@ -128,7 +131,7 @@ async function main() {
     else if (v === undefined || v === null) problems.push(`figure ${path} is missing`);
     else if (typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
   };
-  for (const k of ['throughput', 'memory', 'messages', 'tls', 'clients', 'startup', 'gib', 'fleet'])
+  for (const k of ['throughput', 'memory', 'messages', 'tls', 'clients', 'startup', 'gib', 'ranges', 'fleet'])
     if (k in results) walk(results[k], k);
 
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });

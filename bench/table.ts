@@ -1,6 +1,7 @@
 /** The markdown table of a bench run (docs/benchmarks.md keeps it with the machine it ran on). */
 import type { FleetSummary } from '../src/sim/fleet.ts';
 import { type Dist, f, fd, mib } from './lib/measure.ts';
+import { rangesRows } from './sections/ranges.ts';
 
 type Row = [string, string, string, string];
 type Rec = Record<string, Dist | number | boolean | string | undefined>;
@@ -228,6 +229,7 @@ export function table(r: Record<string, unknown>): string {
       ok(v.progressMessages + v.jobUpdates <= bound),
     ]);
   }
+  rows.push(...rangesRows(r.ranges, r.quick === true));
   for (const fl of (r.fleet as FleetSummary[] | undefined) ?? []) {
     rows.push([
       `Fleet ${fl.devices} × ${mib(fl.imageSize)}`,

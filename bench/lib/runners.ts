@@ -37,13 +37,14 @@ export async function runAgentChild(
   thing: string,
   image: Image,
   scratch: string,
+  flags: Record<string, unknown> = {},
 ): Promise<AgentRun> {
   const jobId = await newJob(stack, thing, image);
   const downloadDir = join(scratch, `agent-${jobCounter}`);
   const m = await measure([
     process.execPath,
     join(ROOT, 'bench/agent-child.mjs'),
-    JSON.stringify({ local: stack.dataDir, thingName: thing, downloadDir, jobId }),
+    JSON.stringify({ local: stack.dataDir, thingName: thing, downloadDir, jobId, flags }),
   ]);
   await rm(downloadDir, { recursive: true, force: true });
   const out = JSON.parse(m.stdout.trim().split('\n').at(-1) ?? '{}') as {

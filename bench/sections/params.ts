@@ -19,6 +19,25 @@ export interface Params {
   clientRuns: number;
   fleets: number[];
   fleetImage: number;
+  ranges: RangesParams;
+}
+
+/** The `ranges` section (issue 9 §1–2): the latency-and-cap link and the --max-rate checks. */
+export interface RangesParams {
+  /** Image for the adaptive and 8-connection runs through the link. */
+  size: number;
+  /** Image for the one-connection run (slow by design: 1/8 of the link). */
+  singleSize: number;
+  /** The link's cap per connection (bytes/s); the link carries 8× that in total. */
+  perConnection: number;
+  rttMs: number;
+  runs: number;
+  /** `--max-rate` on loopback: image size and rate. */
+  rateSize: number;
+  rate: number;
+  /** `--max-rate` below the link's capacity with 8 connections: image size and rate. */
+  linkRateSize: number;
+  linkRate: number;
 }
 
 export const QUICK_PARAMS: Params = {
@@ -32,6 +51,17 @@ export const QUICK_PARAMS: Params = {
   clientRuns: 1,
   fleets: [10, 50],
   fleetImage: 64 * 1024,
+  ranges: {
+    size: 4 * MiB,
+    singleSize: MiB,
+    perConnection: 256 * 1024,
+    rttMs: 100,
+    runs: 1,
+    rateSize: 8 * MiB,
+    rate: 4 * MiB,
+    linkRateSize: 2 * MiB,
+    linkRate: 1024 * 1024,
+  },
 };
 
 export const FULL_PARAMS: Params = {
@@ -45,4 +75,15 @@ export const FULL_PARAMS: Params = {
   clientRuns: 5,
   fleets: [100, 1000],
   fleetImage: MiB,
+  ranges: {
+    size: ORIGINAL_SIZE,
+    singleSize: 8 * MiB,
+    perConnection: 256 * 1024,
+    rttMs: 100,
+    runs: 3,
+    rateSize: ORIGINAL_SIZE,
+    rate: 20 * MiB,
+    linkRateSize: 32 * MiB,
+    linkRate: 1.5 * MiB,
+  },
 };

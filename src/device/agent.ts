@@ -439,6 +439,10 @@ class Agent {
       if (err instanceof JobsRequestError && err.executionGone) {
         ac.abort(new AbortedError(`job ${jobId} is over (${err.message})`));
       }
+      // A terminal execution (TIMED_OUT by the step timer while the download hung) is refused this way.
+      if (err instanceof JobsRequestError && err.jobsCode === 'TerminalStateReached') {
+        ac.abort(new AbortedError(err.message));
+      }
     }
   }
 }

@@ -19,6 +19,7 @@ export const DURATION_KEYS = {
   downloadRetryWindow: 'downloadRetryWindowMs',
   hookTimeout: 'hookTimeoutMs',
   connectTimeout: 'connectTimeoutMs',
+  stallTimeout: 'stallTimeoutMs',
 } as const;
 
 export type SecondsKey = keyof typeof DURATION_KEYS;

@@ -7,6 +7,7 @@ import { DEVICE_TYPE } from '../shared/firmware-document.ts';
 import { publicKeyFromPem } from '../shared/firmware-signature.ts';
 import { progressTopic, THING_NAME_PATTERN } from '../shared/topics.ts';
 import { type ConfigWarning, DURATION_KEYS, normaliseDurations, unknownKeyWarnings } from './config-keys.ts';
+import { DOWNLOAD_FIELDS, type DownloadConfig, normaliseDownloadConfig } from './download-config.ts';
 import { isValidTimeZone } from './progress.ts';
 import { isValidVersion } from './version.ts';
 
@@ -20,7 +21,7 @@ export type AgentMode = 'both' | 'publish' | 'subscribe';
 
 export type { ConfigWarning } from './config-keys.ts';
 
-export interface AgentConfig {
+export interface AgentConfig extends DownloadConfig {
   /** MQTT host (AWS IoT ATS endpoint, or the local broker). */
   endpoint: string;
   port: number;
@@ -182,6 +183,8 @@ const RawSchema = z.object({
     .string()
     .regex(DEVICE_TYPE, { error: `must match ${DEVICE_TYPE.source}` })
     .optional(),
+  // Parallel ranges, --max-rate, --min-free, the stall watchdog and the step timer (download-config.ts).
+  ...DOWNLOAD_FIELDS,
 });
 
 type RawKey = keyof typeof RawSchema.shape;
@@ -336,6 +339,13 @@ export function resolveAgentConfig(input: ResolveAgentConfigInput): AgentConfig 
     hookTimeoutMs: c.hookTimeoutMs,
     maxBootAttempts: c.maxBootAttempts,
     trustedKeys: trustedKeyPems(c.trustedKeys, abs),
+    // maxRate is re-read from the config file while downloading, unless a flag or OTA_MAX_RATE fixes it.
+    ...normaliseDownloadConfig(
+      c,
+      cfgPath && flags.maxRate === undefined && envv.maxRate === undefined
+        ? resolve(cwd, cfgPath)
+        : undefined,
+    ),
   };
   if (c.slots && (c.installCmd || c.rollbackCmd)) {
     throw new ValidationError(

@@ -25,7 +25,7 @@ export interface RawGetOptions {
   ca?: string | Buffer;
   /** Size of the reused socket read buffer (default 128 KiB; loopback reads rarely exceed 64 KiB). */
   readBufferSize?: number;
-  /** Idle socket timeout in ms (default 60 s): a stalled transfer fails as ETIMEDOUT and is resumed. */
+  /** Idle socket timeout in ms (default 60 s; 0 = none): a stalled transfer fails as ETIMEDOUT and is resumed. */
   idleTimeoutMs?: number;
 }
 

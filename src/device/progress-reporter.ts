@@ -13,7 +13,12 @@ import {
 /** The part of the Jobs client the reporter needs (a fake in unit tests, JobsClient in the agent). */
 export interface ProgressChannel {
   publish(topic: string, payload: string, qos?: 0 | 1, opts?: { waitConnected?: boolean }): Promise<boolean>;
-  update(jobId: string, status: UpdateStatus, statusDetails?: Record<string, string>): Promise<unknown>;
+  update(
+    jobId: string,
+    status: UpdateStatus,
+    statusDetails?: Record<string, string>,
+    extra?: { stepTimeoutInMinutes?: number },
+  ): Promise<unknown>;
 }
 
 /** What a progress message says about the job, read when a message is built. */
@@ -63,6 +68,9 @@ export class JobProgress {
   private statusInFlight = false;
   private rateBase = 0;
   private rateT0 = 0;
+  /** Minutes of the job's step timer renewed by each statusDetails update while downloading. */
+  private stepTimer: number | undefined;
+  private stepTimerSet = false;
   private readonly finals: Promise<unknown>[] = [];
 
   constructor(private readonly o: JobProgressOptions) {
@@ -92,7 +100,19 @@ export class JobProgress {
 
   /** The image is on disk: the final "100.0 %" message. */
   finish(bytes: number): void {
+    this.stepTimer = undefined;
     this.messageThrottle?.finish(bytes, bytes);
+  }
+
+  /**
+   * Slow is not stuck: while the download's bytes flow, every statusDetails update (at most one per
+   * `statusDetailsIntervalMs`, only when bytes arrived) sets the job's step timer to `minutes` again
+   * (`stepTimeoutInMinutes`, reference section 2: each new value replaces the old one). A device whose
+   * download makes no progress stops renewing it, and the service times the execution out. The next
+   * `step()` update after the download clears it (-1): install and reboot have their own limits.
+   */
+  renewStepTimer(minutes: number): void {
+    this.stepTimer = minutes > 0 ? minutes : undefined;
   }
 
   /**
@@ -101,10 +121,14 @@ export class JobProgress {
    */
   async step(step: string, extra: Record<string, unknown> = {}): Promise<void> {
     const subject = this.o.subject();
+    const clear = this.stepTimerSet ? { stepTimeoutInMinutes: -1 } : undefined;
+    this.stepTimer = undefined;
+    this.stepTimerSet = false;
     await this.o.channel.update(
       subject.jobId,
       'IN_PROGRESS',
       sanitizeStatusDetails({ step, version: subject.version, ...extra }),
+      clear,
     );
     this.statusUpdates++;
   }
@@ -173,8 +197,15 @@ export class JobProgress {
       progress: `${done}/${total}`,
       percent: formatPercent(done, total),
     });
+    const timer = this.stepTimer;
+    if (timer !== undefined) this.stepTimerSet = true;
     this.o.channel
-      .update(s.jobId, 'IN_PROGRESS', details)
+      .update(
+        s.jobId,
+        'IN_PROGRESS',
+        details,
+        timer !== undefined ? { stepTimeoutInMinutes: timer } : undefined,
+      )
       .then(() => {
         this.statusUpdates++;
       })

@@ -18,9 +18,31 @@ export interface Validator {
 export interface OpenRequest {
   /** First byte wanted; 0 = the whole object. */
   offset: number;
-  /** Only with offset > 0. */
+  /** End (exclusive) of the bytes wanted; undefined = to the end of the object. */
+  end?: number;
+  /** Sent with every ranged request (If-Range / If-Match), so a changed object is detected. */
   validator?: Validator;
   signal: AbortSignal;
+  /** The reader's reused buffer (smaller under a low `--max-rate`, or for extra connections). */
+  readBufferSize?: number;
+  /** Socket idle timeout; 0 = none (the download's stall watchdog decides instead). */
+  idleTimeoutMs?: number;
+}
+
+/** `Range: bytes=a-b` for a request that does not want the whole object, else undefined. */
+export function rangeHeader(req: OpenRequest): string | undefined {
+  if (req.offset === 0 && req.end === undefined) return undefined;
+  return `bytes=${req.offset}-${req.end !== undefined ? req.end - 1 : ''}`;
+}
+
+function rawOptions(req: OpenRequest, headers: Record<string, string>, ca: string | Buffer | undefined) {
+  return {
+    headers,
+    signal: req.signal,
+    ...(ca ? { ca } : {}),
+    ...opt('readBufferSize', req.readBufferSize),
+    ...opt('idleTimeoutMs', req.idleTimeoutMs),
+  };
 }
 
 export interface OpenedBody {
@@ -33,8 +55,12 @@ export interface OpenedBody {
    */
   raw?: RawBody;
   start: number;
+  /** End (exclusive) of the bytes this response carries, from Content-Range (206). */
+  end?: number;
   /** The object's total size, from Content-Range (206) or Content-Length (200), when the server said. */
   total?: number;
+  /** The server said it serves ranges (a 206, or `Accept-Ranges: bytes`): parallel ranges are possible. */
+  acceptRanges?: boolean;
   etag?: string;
   lastModified?: string;
 }
@@ -50,11 +76,17 @@ export interface DownloadSource {
 
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
 
-function parseContentRange(v: string | undefined): { start: number; total?: number } | undefined {
+function parseContentRange(
+  v: string | undefined,
+): { start: number; end: number; total?: number } | undefined {
   if (!v) return undefined;
   const m = CONTENT_RANGE.exec(v.trim());
   if (!m) return undefined;
-  return { start: Number(m[1]), ...(m[3] !== '*' ? { total: Number(m[3]) } : {}) };
+  const start = Number(m[1]);
+  const end = Number(m[2]) + 1;
+  const total = m[3] !== '*' ? Number(m[3]) : undefined;
+  if (!Number.isSafeInteger(end) || end <= start || (total !== undefined && end > total)) return undefined;
+  return { start, end, ...opt('total', total) };
 }
 
 function statusError(status: number, what: string, presigned: boolean): DownloadError {
@@ -82,8 +114,9 @@ export class HttpSource implements DownloadSource {
 
   async open(req: OpenRequest): Promise<OpenedBody> {
     const headers: Record<string, string> = {};
-    if (req.offset > 0) {
-      headers.range = `bytes=${req.offset}-`;
+    const range = rangeHeader(req);
+    if (range) {
+      headers.range = range;
       // RFC 9110 section 13.1.5: If-Range makes the server send the whole (new) object with 200 when the
       // validator no longer matches, instead of a range of a different object.
       const v =
@@ -92,11 +125,8 @@ export class HttpSource implements DownloadSource {
           : req.validator?.lastModified;
       if (v) headers['if-range'] = v;
     }
-    const res = await rawGet(this.url, {
-      headers,
-      signal: req.signal,
-      ...(this.url.protocol === 'https:' && this.tls.ca ? { ca: this.tls.ca } : {}),
-    });
+    const ca = this.url.protocol === 'https:' ? this.tls.ca : undefined;
+    const res = await rawGet(this.url, rawOptions(req, headers, ca));
     return openedFrom(res, `GET ${this.identity}`, this.presigned);
   }
 }
@@ -111,6 +141,7 @@ function openedFrom(res: RawResponse, what: string, presigned: boolean): OpenedB
   const etag = res.headers.get('etag');
   const lastModified = res.headers.get('last-modified');
   let start = 0;
+  let end: number | undefined;
   let total: number | undefined;
   if (status === 206) {
     const cr = parseContentRange(res.headers.get('content-range'));
@@ -119,6 +150,7 @@ function openedFrom(res: RawResponse, what: string, presigned: boolean): OpenedB
       throw new DownloadError('network', `${what}: 206 without a valid Content-Range`);
     }
     start = cr.start;
+    end = cr.end;
     total = cr.total;
   } else {
     const len = res.headers.get('content-length');
@@ -134,7 +166,9 @@ function openedFrom(res: RawResponse, what: string, presigned: boolean): OpenedB
       return body;
     },
     start,
+    ...opt('end', end),
     ...opt('total', total),
+    acceptRanges: status === 206 || /\bbytes\b/i.test(res.headers.get('accept-ranges') ?? ''),
     ...opt('etag', etag),
     ...opt('lastModified', lastModified),
   };
@@ -195,16 +229,13 @@ export class S3Source implements DownloadSource {
     const what = `GetObject ${this.identity}`;
     const url = await this.signer.presignGetObject(this.bucket, this.key, 900);
     const headers: Record<string, string> = {};
-    if (req.offset > 0) {
-      headers.range = `bytes=${req.offset}-`;
+    const range = rangeHeader(req);
+    if (range) {
+      headers.range = range;
       // S3 answers 412 when the ETag no longer matches: the object changed, restart from 0.
       if (req.validator?.etag) headers['if-match'] = req.validator.etag;
     }
-    const res = await rawGet(url, {
-      headers,
-      signal: req.signal,
-      ...(this.tls.ca ? { ca: this.tls.ca } : {}),
-    });
+    const res = await rawGet(url, rawOptions(req, headers, this.tls.ca));
     return openedFrom(res, what, false);
   }
 }

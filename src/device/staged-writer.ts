@@ -8,8 +8,8 @@ export interface StagedWriterOptions {
   fd: number;
   /** The file offset of the first byte pushed (the resume point). */
   start: number;
-  /** Updated with the bytes in file order, as they reach the disk. */
-  hash: Hash;
+  /** Updated with the bytes in file order, as they reach the disk (none: another party hashes them). */
+  hash?: Hash | undefined;
   /** No byte beyond this file offset is accepted (a `size` error). */
   limit: number;
   /** Called with the new on-disk prefix length whenever it grows. Must be cheap. */
@@ -56,7 +56,7 @@ export class StagedWriter {
   private waiters: (() => void)[] = [];
 
   private readonly fd: number;
-  private readonly hash: Hash;
+  private readonly hash: Hash | undefined;
   private readonly limit: number;
   private readonly onChunk: (written: number) => void;
   private readonly stageSize: number;
@@ -164,7 +164,7 @@ export class StagedWriter {
     // After a failure nothing more is counted: `written` stays the prefix known good before it.
     while (!this.error && this.queue[0]?.done) {
       const q = this.queue.shift() as { buf: Buffer; len: number };
-      this.hash.update(q.len === q.buf.length ? q.buf : q.buf.subarray(0, q.len));
+      this.hash?.update(q.len === q.buf.length ? q.buf : q.buf.subarray(0, q.len));
       this.written += q.len;
       this.free.push(q.buf);
     }

@@ -50,6 +50,18 @@ export function registerAgentCommand(program: Command): void {
       'bound of each connection attempt; with --once, of the wait for the broker (default 30)',
       seconds('--connect-timeout'),
     )
+    .option('--connections <n>', 'ranged GETs at once: auto (1-8, adaptive; default) or a number 1-16')
+    .option('--max-rate <rate>', 'download cap over all connections, bytes/s (500kB, 2MiB; default none)')
+    .option(
+      '--min-free <size>',
+      'free space to keep after the download: 5% (default, of the file system) or 64MiB',
+    )
+    .option(
+      '--stall-timeout <sec>',
+      'no byte for this long: drop the connection and resume (default 60; 0 = off)',
+      seconds('--stall-timeout'),
+    )
+    .option('--step-timeout <min>', "the job's step timer, renewed while bytes flow (default 10; 0 = off)")
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent')
     .option('--local <data-dir>', "use `ota dev`'s endpoints.json, certificates and S3 endpoint")
     .option('--region <region>', 'S3 region (default: from the endpoint or the job document)')
@@ -88,7 +100,7 @@ export function registerAgentCommand(program: Command): void {
       const warnings: ConfigWarning[] = [];
       // Durations stay in seconds here: resolveAgentConfig turns each into its `…Ms` key.
       const config = resolveAgentConfig({
-        flags: { ...flags, trustedKeys: flags.trustedKey },
+        flags: { ...flags, trustedKeys: flags.trustedKey, stepTimeoutMinutes: flags.stepTimeout },
         env: process.env,
         onWarning: (w) => warnings.push(w),
       });

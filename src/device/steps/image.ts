@@ -4,7 +4,9 @@ import { DownloadError } from '../errors.ts';
 import { ensureDir, FsError } from '../fs-safe.ts';
 import { type JobContext, need, type Step, type StepEnv } from '../job-context.ts';
 import { parseJobDocument, resolveSource } from '../job-document.ts';
+import { watchMaxRate } from '../rate-watch.ts';
 import type { DownloadSource } from '../sources.ts';
+import { TokenBucket } from '../token-bucket.ts';
 import { s3Opt } from './document.ts';
 import { verifySignature } from './trust.ts';
 
@@ -33,27 +35,38 @@ export const downloadStep: Step = {
         startedAt: new Date().toISOString(),
       },
     }));
-    let first = true;
-    ctx.download = await downloadFirmware({
-      source: env.openSource(src),
-      dir,
-      fileName: src.fileName,
-      expectedSize: doc.size,
-      ...(doc.sha256 ? { sha256: doc.sha256 } : {}),
-      signal: env.signal,
-      retryWindowMs: env.config.downloadRetryWindowMs,
-      logger: env.logger,
-      timers: env.timers,
-      onRequest: (offset) => {
-        if (!first) return;
-        first = false;
-        ctx.startedAt = env.timers.now(); // OTA_start_time: the original stamped it right before the download
-        ctx.summary.downloadStartedAt = Date.now();
-        env.progress.start(offset, doc.size);
-      },
-      onProgress: (done, total) => env.progress.update(done, total),
-      refreshSource: () => refreshSource(ctx, env),
-    });
+    const cfg = env.config;
+    // One bucket for every connection of this download; the config file may change its rate meanwhile.
+    const bucket = new TokenBucket(cfg.maxRate, { timers: env.timers });
+    const unwatch = cfg.maxRateFile ? watchMaxRate(cfg.maxRateFile, bucket, env.logger) : () => {};
+    // The job's step timer rides on the statusDetails updates while bytes flow (progress-reporter.ts).
+    env.progress.renewStepTimer(cfg.stepTimeoutMinutes);
+    try {
+      ctx.download = await downloadFirmware({
+        source: env.openSource(src),
+        dir,
+        fileName: src.fileName,
+        expectedSize: doc.size,
+        ...(doc.sha256 ? { sha256: doc.sha256 } : {}),
+        signal: env.signal,
+        retryWindowMs: cfg.downloadRetryWindowMs,
+        connections: cfg.connections,
+        bucket,
+        stallTimeoutMs: cfg.stallTimeoutMs,
+        minFree: cfg.minFree,
+        logger: env.logger,
+        timers: env.timers,
+        onStart: (onDisk) => {
+          ctx.startedAt = env.timers.now(); // OTA_start_time: the original stamped it right before the download
+          ctx.summary.downloadStartedAt = Date.now();
+          env.progress.start(onDisk, doc.size);
+        },
+        onProgress: (done, total) => env.progress.update(done, total),
+        refreshSource: () => refreshSource(ctx, env),
+      });
+    } finally {
+      unwatch();
+    }
     const path = ctx.download.path;
     ctx.undo.push({ what: `remove ${path}`, run: () => rm(path, { force: true }) });
     env.progress.finish(ctx.download.bytes);

@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-iot';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import mqtt, { type MqttClient } from 'mqtt';
-import { type LocalStack, startLocalStack } from '../../../src/cloud/stack.ts';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../../src/cloud/stack.ts';
 import { type AgentEvent, type AgentSummary, startAgent } from '../../../src/device/agent.ts';
 import { type AgentConfig, resolveAgentConfig } from '../../../src/device/config.ts';
 import { localS3ClientConfig } from '../../../src/shared/s3-client-config.ts';
@@ -31,8 +31,8 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function startWorld(): Promise<World> {
-  const { dir, stack, close } = await startTestStack('ota-e2e-agent', { things: [] });
+export async function startWorld(options: Omit<LocalStackOptions, 'dataDir'> = {}): Promise<World> {
+  const { dir, stack, close } = await startTestStack('ota-e2e-agent', { things: [], ...options });
   const ep = stack.endpoints;
   const iot = new IoTClient({
     endpoint: ep.iot.endpoint,
@@ -60,6 +60,7 @@ export async function startWorld(): Promise<World> {
         iotPort: port(ep.iot.endpoint),
         s3Port: port(ep.s3.endpoint),
         things: [],
+        ...options,
       });
       restarted = current;
       world.stack = current;

@@ -62,6 +62,8 @@ describe('download faults (issue 7)', () => {
         expectedSize: SIZE,
         sha256: sha(content),
         timers: new ManualTimers({ auto: true }),
+        // The auto clock jumps whenever the loop waits for I/O: a stall watchdog would see minutes pass.
+        stallTimeoutMs: 0,
       });
       assert.equal(res.sha256, sha(content));
       assert.equal(src.opens, 3);
@@ -83,6 +85,7 @@ describe('download faults (issue 7)', () => {
         expectedSize: SIZE,
         sha256: sha(content),
         timers,
+        stallTimeoutMs: 0,
         random: () => 0.5,
       });
       assert.equal(res.sha256, sha(content));
@@ -111,6 +114,7 @@ describe('download faults (issue 7)', () => {
           fileName: 'fw.img',
           expectedSize: SIZE,
           timers,
+          stallTimeoutMs: 0,
           retryWindowMs: 60_000,
         }),
         (e: unknown) =>

@@ -34,11 +34,13 @@ export async function startFileServer(content: Buffer): Promise<FileServer> {
     if (fsrv.onRequest?.(req, res)) return;
     const body = fsrv.content;
     let start = 0;
+    let end = body.length;
     let status = 200;
-    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     if (m && (!rec.ifRange || rec.ifRange === fsrv.etag)) {
       start = Number(m[1]);
-      if (start >= body.length) {
+      if (m[2]) end = Math.min(body.length, Number(m[2]) + 1);
+      if (start >= body.length || end <= start) {
         res.writeHead(416, { 'content-range': `bytes */${body.length}` });
         res.end();
         return;
@@ -47,12 +49,12 @@ export async function startFileServer(content: Buffer): Promise<FileServer> {
     }
     const headers: Record<string, string | number> = {
       etag: fsrv.etag,
-      'content-length': body.length - start,
+      'content-length': end - start,
       'accept-ranges': 'bytes',
     };
-    if (status === 206) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
+    if (status === 206) headers['content-range'] = `bytes ${start}-${end - 1}/${body.length}`;
     res.writeHead(status, headers);
-    const slice = body.subarray(start);
+    const slice = body.subarray(start, end);
     if (fsrv.cuts > 0) {
       fsrv.cuts--;
       const n = Math.min(fsrv.cutAfter, slice.length);
