@@ -48,7 +48,21 @@ describe('fleet simulator (ota sim) end to end', () => {
       assert.deepEqual(phases, ['stack', 'things', 'image', 'connect', 'job', 'run', 'cleanup']);
       const last = events.filter((e) => e.type === 'tally').at(-1);
       assert.ok(last?.type === 'tally');
-      assert.deepEqual(last.tally, { total: 5, queued: 0, inProgress: 0, succeeded: 5, failed: 0 });
+      assert.deepEqual(last.tally, {
+        total: 5,
+        notified: 5,
+        queued: 0,
+        inProgress: 0,
+        succeeded: 5,
+        failed: 0,
+        rejected: 0,
+        timedOut: 0,
+        canceled: 0,
+      });
+      assert.equal(s.unexpected, 0);
+      assert.equal(s.jobStatus, 'COMPLETED');
+      assert.equal(s.canceledAtEnd, false);
+      assert.deepEqual(s.roles, { ok: 5, fail: 0, reject: 0, timeout: 0, offline: 0 });
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }
@@ -104,6 +118,10 @@ describe('fleet simulator (ota sim) end to end', () => {
     await assert.rejects(runFleet({ devices: 0 }), ValidationError);
     await assert.rejects(runFleet({ devices: 2, jobId: 'bad id!' }), ValidationError);
     await assert.rejects(runFleet({ devices: 2, concurrency: 0 }), ValidationError);
+    await assert.rejects(runFleet({ devices: 2, faults: { fail: 1.5 } }), /fail-rate/);
+    await assert.rejects(runFleet({ devices: 2, faults: { fail: 0.6, offline: 0.6 } }), /add up to 1\.200/);
+    await assert.rejects(runFleet({ devices: 2, seed: 0.5 }), /seed/);
+    await assert.rejects(runFleet({ devices: 2, target: { kind: 'embedded', minuteMs: 0 } }), /minute-ms/);
   });
 
   test('procfs figures of this process', () => {
