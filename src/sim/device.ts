@@ -122,3 +122,34 @@ export function startSimDevice(o: SimDeviceOptions): AgentHandle {
     ...(install ? { install } : {}),
   });
 }
+
+/**
+ * Starts the device's agent and waits until it has connected and asked for work (start-next found
+ * nothing, or it already ran a job), until its agent ended, or `timeoutMs`: then `idle` is false.
+ */
+export async function startUntilIdle(
+  o: SimDeviceOptions,
+  timeoutMs: number,
+): Promise<{ handle: AgentHandle; idle: boolean }> {
+  let ready: (idle: boolean) => void = () => {};
+  const idle = new Promise<boolean>((r) => {
+    ready = r;
+  });
+  const handle = startSimDevice({
+    ...o,
+    onEvent: (e) => {
+      if (e.type === 'idle' || e.type === 'job-result') ready(true);
+      o.onEvent(e);
+    },
+  });
+  handle.done.then(
+    () => ready(false),
+    () => ready(false),
+  );
+  const timer = setTimeout(() => ready(false), timeoutMs);
+  try {
+    return { handle, idle: await idle };
+  } finally {
+    clearTimeout(timer);
+  }
+}

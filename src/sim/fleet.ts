@@ -15,17 +15,14 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { s3ClientFor } from '../operator/clients.ts';
-import { putFirmware } from '../operator/firmware.ts';
-import { writeDeterministicImage } from '../operator/image.ts';
 import { cancelJob, createJob, listExecutions } from '../operator/jobs.ts';
-import { ValidationError } from '../shared/errors.ts';
+import { errorMessage, ValidationError } from '../shared/errors.ts';
 import { JOB_ID_PATTERN, THING_NAME_PATTERN } from '../shared/topics.ts';
-import { type AgentEvent, Hangs, JOB_VERSION, startSimDevice } from './device.ts';
+import { type AgentEvent, Hangs, JOB_VERSION, startUntilIdle } from './device.ts';
 import { checkFaultRates, countRoles, type DeviceRole, planRoles } from './faults.ts';
 import { type Fleet, type FleetRun, figuresOf, newFleetRun, stopAgents } from './fleet-run.ts';
 import { countOutcomes, type DeviceEnd, isExpected, latestByThing } from './outcomes.ts';
-import { mapBounded, type Prepared, prepare, thingNames } from './prepare.ts';
+import { mapBounded, type Prepared, prepare, thingNames, uploadImage } from './prepare.ts';
 import { ownStats } from './proc.ts';
 import type { FleetEvent, FleetOptions, FleetSummary } from './types.ts';
 import { watchJob } from './watch.ts';
@@ -93,7 +90,10 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
     jobId: o.jobId,
   };
   try {
-    const image = await uploadImage(fleet, o.imageSize, run);
+    const t0 = Date.now();
+    run.emit({ type: 'phase', phase: 'image', detail: `${o.imageSize} bytes` });
+    const image = await uploadImage(prepared, scratch, o.jobId, o.imageSize, JOB_VERSION);
+    run.setupMs.image = Date.now() - t0;
     const stackBase = prepared.stackResources();
     await connectAgents(fleet, o.limit, opts, run);
     const stackConnected = prepared.stackResources();
@@ -175,26 +175,6 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
   }
 }
 
-/** The image, uploaded once; its job document offers JOB_VERSION. */
-async function uploadImage(fleet: Fleet, size: number, run: FleetRun) {
-  const t0 = Date.now();
-  run.emit({ type: 'phase', phase: 'image', detail: `${size} bytes` });
-  const imagePath = join(fleet.scratch, 'image.bin');
-  const image = await writeDeterministicImage(imagePath, size, fleet.jobId);
-  const s3 = s3ClientFor(fleet.prepared.target);
-  const put = await putFirmware({
-    file: imagePath,
-    bucket: fleet.prepared.bucket,
-    key: `firmware/ota-sim/${fleet.jobId}.bin`,
-    version: JOB_VERSION,
-    region: fleet.prepared.region,
-    s3,
-  }).finally(() => s3.destroy());
-  await rm(imagePath, { force: true });
-  run.setupMs.image = Date.now() - t0;
-  return { sha256: image.sha256, document: put.document };
-}
-
 /** Starts every device's agent but the offline ones', `limit` connecting at a time, and waits until idle. */
 async function connectAgents(fleet: Fleet, limit: number, opts: FleetOptions, run: FleetRun): Promise<void> {
   const t0 = Date.now();
@@ -207,38 +187,26 @@ async function connectAgents(fleet: Fleet, limit: number, opts: FleetOptions, ru
     async (d) => {
       const dir = join(fleet.scratch, d.thingName);
       await mkdir(dir, { recursive: true });
-      let ready: () => void = () => {};
-      const idle = new Promise<void>((r) => {
-        ready = r;
-      });
-      const handle = startSimDevice({
-        device: d,
-        base: fleet.prepared.agentBase,
-        dir,
-        hangs: fleet.hangs,
-        logger: run.log.child({ thing: d.thingName }),
-        ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
-        onEvent: (e: AgentEvent) => {
-          // Connected and asked for work: the slot is free for the next agent.
-          if (e.type === 'idle' || e.type === 'job-result') ready();
-          run.onAgentEvent(d, e);
+      const { handle, idle } = await startUntilIdle(
+        {
+          device: d,
+          base: fleet.prepared.agentBase,
+          dir,
+          hangs: fleet.hangs,
+          logger: run.log.child({ thing: d.thingName }),
+          ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
+          onEvent: (e: AgentEvent) => run.onAgentEvent(d, e),
         },
-      });
+        CONNECT_TIMEOUT_MS,
+      );
       run.handles.set(d.thingName, handle);
       run.summaries.push(
         handle.done.catch((err: unknown) => {
-          run.lose(d, `agent error: ${String((err as Error)?.message ?? err)}`);
-          ready();
+          run.lose(d, `agent error: ${errorMessage(err)}`);
           return undefined;
         }),
       );
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((r) => {
-        timer = setTimeout(() => r('late'), CONNECT_TIMEOUT_MS);
-      });
-      const how = await Promise.race([idle.then(() => 'ok' as const), late]);
-      clearTimeout(timer);
-      if (how === 'late') run.lose(d, 'not connected and idle within 60 s');
+      if (!idle) run.lose(d, 'not connected and idle within 60 s');
       connected++;
       if (connected % 50 === 0 || connected === online.length) {
         run.emit({ type: 'setup-progress', phase: 'connect', done: connected, total: online.length });

@@ -18,7 +18,9 @@ import {
 } from '@aws-sdk/client-iot';
 import { ensureLocalCa } from '../cloud/pki/pki.ts';
 import { listThingCertificates, startLocalStack } from '../cloud/stack.ts';
-import { iotClientFor, type Target } from '../operator/clients.ts';
+import { iotClientFor, s3ClientFor, type Target } from '../operator/clients.ts';
+import { putFirmware } from '../operator/firmware.ts';
+import { writeDeterministicImage } from '../operator/image.ts';
 import { ENDPOINTS_FILE, type Endpoints, readEndpoints } from '../shared/endpoints.ts';
 import { AbortedError, ConfigError } from '../shared/errors.ts';
 import { findListeningPid, ownStats, type ProcStats, readProcStats } from './proc.ts';
@@ -261,5 +263,32 @@ export async function prepare(
   } catch (err) {
     await closeStack();
     throw err;
+  }
+}
+
+/** A deterministic image of `size` bytes, uploaded once as `firmware/ota-sim/<name>.bin`; its job document. */
+export async function uploadImage(
+  prepared: Prepared,
+  scratch: string,
+  name: string,
+  size: number,
+  version: string,
+) {
+  const imagePath = join(scratch, `${name}.image.bin`);
+  const image = await writeDeterministicImage(imagePath, size, name);
+  const s3 = s3ClientFor(prepared.target);
+  try {
+    const put = await putFirmware({
+      file: imagePath,
+      bucket: prepared.bucket,
+      key: `firmware/ota-sim/${name}.bin`,
+      version,
+      region: prepared.region,
+      s3,
+    });
+    return { sha256: image.sha256, document: put.document };
+  } finally {
+    s3.destroy();
+    await rm(imagePath, { force: true });
   }
 }
