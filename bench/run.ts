@@ -26,8 +26,9 @@ import { putFirmware } from '../src/operator/firmware.ts';
 import { writeDeterministicImage } from '../src/operator/image.ts';
 import { createJob } from '../src/operator/jobs.ts';
 import { type Endpoints, readEndpoints } from '../src/shared/endpoints.ts';
-import { type FleetSummary, runFleet } from '../src/sim/fleet.ts';
 import { readProcStats } from '../src/sim/proc.ts';
+import { type FleetFigures, fleetRows, fleetSection } from './sections/fleet.ts';
+import { type SoakFigures, soakRows, soakSection } from './sections/soak.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -58,15 +59,22 @@ const P = QUICK
       memLarge: 32 * MiB,
       fleets: [10, 50],
       fleetImage: 64 * 1024,
+      soakJobs: 300,
     }
   : {
       throughputSize: ORIGINAL_SIZE,
       runs: 7,
       memSmall: 64 * MiB,
       memLarge: GiB,
-      fleets: [100, 1000],
+      fleets: [1000, 10_000],
       fleetImage: MiB,
+      soakJobs: 10_000,
     };
+/** `--baseline DIR`: a built earlier checkout; the fleet section also runs its stack (the "before"). */
+const BASELINE = (() => {
+  const i = process.argv.indexOf('--baseline');
+  return i < 0 ? undefined : resolve(process.argv[i + 1] ?? '');
+})();
 
 const problems: string[] = [];
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
@@ -533,26 +541,20 @@ async function main() {
       };
     }
 
-    // 5. Fleet: N agents in this process against the stack process.
-    const fleets: Array<FleetSummary & { stackPeakRssMiBAfter?: number }> = [];
-    for (const n of want('fleet') ? P.fleets : []) {
-      log(`fleet: ${n} devices, ${P.fleetImage} bytes each`);
-      const s = await runFleet({
-        devices: n,
-        imageSize: P.fleetImage,
-        target: { kind: 'local', dataDir: stack.dataDir, stackPid: stack.proc.pid },
-        jobId: `bench-fleet-${n}-${Date.now()}`,
-        timeoutMs: 300_000,
+    // 5. Fleet: N agents in this process against a stack process of their own (bench/sections/fleet.ts).
+    if (want('fleet'))
+      results.fleet = await fleetSection({
+        root: ROOT,
+        fleets: P.fleets,
+        image: P.fleetImage,
+        ...(BASELINE ? { baseline: BASELINE, baselineMax: 2000 } : {}),
+        timeoutSec: 900,
+        log,
+        problems,
       });
-      if (s.failed > 0)
-        problems.push(
-          `fleet ${n}: ${s.failed} failures (${s.failures[0]?.status} ${s.failures[0]?.reason ?? ''})`,
-        );
-      if (!s.scratchRemoved) problems.push(`fleet ${n}: scratch dir not removed`);
-      if (!s.stack) problems.push(`fleet ${n}: no stack process figures`);
-      fleets.push(s);
-    }
-    if (want('fleet')) results.fleet = fleets;
+    // 6. Soak: 10,000 jobs through a stack process; its RSS after warm-up (bench/sections/soak.ts).
+    if (want('soak'))
+      results.soak = await soakSection({ root: ROOT, jobs: P.soakJobs, agents: 20, log, problems });
     const stackNow = stack.proc.pid ? readProcStats(stack.proc.pid) : undefined;
     results.stackProcess = stackNow ? { peakRssMiB: stackNow.peakRssBytes / MiB } : undefined;
   } finally {
@@ -572,9 +574,18 @@ async function main() {
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
     writeFileSync(join(ROOT, 'bench/results/partial.json'), `${JSON.stringify(results, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    const mine = [
+      ...fleetRows((results.fleet as FleetFigures[] | undefined) ?? [], QUICK),
+      ...(results.soak ? soakRows(results.soak as SoakFigures, QUICK) : []),
+    ];
+    if (mine.length > 0) process.stdout.write(`${mine.map((row) => `| ${row.join(' | ')} |`).join('\n')}\n`);
+    if (problems.length > 0) {
+      process.stderr.write(`bench: BROKEN:\n  ${problems.join('\n  ')}\n`);
+      process.exitCode = 1;
+    }
     return;
   }
-  for (const k of ['throughput', 'cpu', 'memory', 'messages', 'fleet']) walk(results[k], k);
+  for (const k of ['throughput', 'cpu', 'memory', 'messages', 'fleet', 'soak']) walk(results[k], k);
 
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -609,7 +620,7 @@ function table(r: Record<string, unknown>): string {
     string,
     { size: number; progressMessages: number; jobUpdates: number; downloadSec: number }
   >;
-  const fleets = r.fleet as FleetSummary[];
+  const fleets = r.fleet as FleetFigures[] | undefined;
   const mib = (n: number) =>
     n >= GiB ? `${f(n / GiB, 0)} GiB` : n >= MiB ? `${f(n / MiB, 1)} MiB` : `${n} B`;
   const ok = (b: boolean) => (r.quick ? '(quick)' : b ? 'met' : '**missed**');
@@ -680,16 +691,8 @@ function table(r: Record<string, unknown>): string {
       ok(v.progressMessages + v.jobUpdates <= bound),
     ]);
   }
-  for (const s of fleets) {
-    rows.push([
-      `Fleet ${s.devices} × ${mib(s.imageSize)}`,
-      `${f(s.durationMs / 1000)} s job→all SUCCEEDED, ${s.devicesPerMinute} devices/min, ${s.failed} failed; ` +
-        `${s.mqtt.devicePublishesPerSec} device publishes/s; stack ${s.stack?.where ?? '?'} process: peak RSS ${s.stack?.peakRssMiB ?? '?'} MiB, ` +
-        `CPU ${s.stack?.cpuSeconds ?? '?'} s (${s.stack?.cpuPercent ?? '?'}%); agents' process: peak RSS ${s.simProcess.peakRssMiB} MiB, CPU ${s.simProcess.cpuSeconds} s`,
-      s.devices >= 1000 ? '≤ 60 s, 0 failures' : '0 failures',
-      ok(s.failed === 0 && (s.devices < 1000 || s.durationMs <= 60_000)),
-    ]);
-  }
+  rows.push(...fleetRows(fleets ?? [], Boolean(r.quick)));
+  if (r.soak) rows.push(...soakRows(r.soak as SoakFigures, Boolean(r.quick)));
   const head = `Machine: ${m.nproc} × ${m.cpu}, Node ${m.node}, ${m.curl.split(' ').slice(0, 2).join(' ')}, Linux ${m.kernel}${r.quick ? ' — QUICK mode (small sizes; targets not meaningful)' : ''}`;
   return `${head}\n\n${rows.map((row) => `| ${row.join(' | ')} |`).join('\n')}`;
 }

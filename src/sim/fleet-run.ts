@@ -114,9 +114,11 @@ export interface FiguresInput {
   endAt: number;
   before: Snapshot;
   after: Snapshot;
-  /** The stack before the agents connected, and with all of them connected and idle. */
+  /** The stack before the agents connected, and with all of them connected and idle; this process then. */
   stackBase: ProcStats | undefined;
   stackConnected: ProcStats | undefined;
+  ownBase: ProcStats;
+  ownConnected: ProcStats;
   prepared: Prepared;
   agentSummaries: AgentSummary[];
 }
@@ -144,6 +146,8 @@ export function figuresOf(f: FiguresInput): Pick<
       peakRssMiB: round(a.peakRssBytes / MiB, 1),
       ...(f.stackBase ? { baseRssMiB: round(f.stackBase.rssBytes / MiB, 1) } : {}),
       ...(f.stackConnected ? { connectedRssMiB: round(f.stackConnected.rssBytes / MiB, 1) } : {}),
+      ...(f.stackBase?.fds !== undefined ? { baseFds: f.stackBase.fds } : {}),
+      ...(f.stackConnected?.fds !== undefined ? { connectedFds: f.stackConnected.fds } : {}),
       cpuSeconds: round(cpu, 2),
       cpuPercent: round((cpu / runSec) * 100, 0),
     };
@@ -168,6 +172,10 @@ export function figuresOf(f: FiguresInput): Pick<
     simProcess: {
       peakRssMiB: round(ownAfter.peakRssBytes / MiB, 1),
       cpuSeconds: round(ownAfter.userSec + ownAfter.sysSec - ownBefore.userSec - ownBefore.sysSec, 2),
+      baseRssMiB: round(f.ownBase.rssBytes / MiB, 1),
+      connectedRssMiB: round(f.ownConnected.rssBytes / MiB, 1),
+      ...(f.ownBase.fds !== undefined ? { baseFds: f.ownBase.fds } : {}),
+      ...(f.ownConnected.fds !== undefined ? { connectedFds: f.ownConnected.fds } : {}),
     },
   };
 }

@@ -95,8 +95,10 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
     const image = await uploadImage(prepared, scratch, o.jobId, o.imageSize, JOB_VERSION);
     run.setupMs.image = Date.now() - t0;
     const stackBase = prepared.stackResources();
+    const ownBase = ownStats();
     await connectAgents(fleet, o.limit, opts, run);
     const stackConnected = prepared.stackResources();
+    const ownConnected = ownStats();
 
     run.emit({ type: 'phase', phase: 'job', detail: o.jobId });
     const before = {
@@ -163,6 +165,8 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
         after,
         stackBase,
         stackConnected,
+        ownBase,
+        ownConnected,
         prepared,
         agentSummaries,
       }),

@@ -94,6 +94,9 @@ export interface ResourceFigures {
   connectedRssMiB?: number;
   /** RSS before the agents connected (MiB). */
   baseRssMiB?: number;
+  /** Open file descriptors before the agents connected, and with all of them connected. */
+  baseFds?: number;
+  connectedFds?: number;
   /** User+system CPU seconds between job creation and the end of the run. */
   cpuSeconds: number;
   /** cpuSeconds / run seconds × 100 (100 = one core busy). */
@@ -166,7 +169,15 @@ export interface FleetSummary {
   /** Per-device download seconds (first byte requested → renamed): median and max. */
   downloadSeconds: { median: number; max: number };
   stack?: ResourceFigures;
-  /** This process (the agents, and the stack too when embedded). */
-  simProcess: { peakRssMiB: number; cpuSeconds: number };
+  /** This process (the agents, and the stack too when embedded); fds with every agent connected. */
+  simProcess: {
+    peakRssMiB: number;
+    cpuSeconds: number;
+    /** RSS and fds before the agents connected, and with every agent connected and idle. */
+    baseRssMiB?: number;
+    connectedRssMiB?: number;
+    baseFds?: number;
+    connectedFds?: number;
+  };
   scratchRemoved: boolean;
 }
