@@ -24,6 +24,7 @@ import {
   PENDING_ORDER,
   SCHEMA_V1,
   SCHEMA_V2,
+  SCHEMA_V3,
   SCHEMA_VERSION,
   type Seq,
   type ThingRow,
@@ -86,7 +87,7 @@ export class JobsStore {
         `jobs database schema version ${version} is newer than this program understands (${SCHEMA_VERSION})`,
       );
     }
-    const steps = [SCHEMA_V1, SCHEMA_V2];
+    const steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
     if (version < steps.length) {
       this.db.transaction(() => {
         for (const sql of steps.slice(version)) this.db.exec(sql);
@@ -459,20 +460,27 @@ export class JobsStore {
   nextDeadline(): number | undefined {
     const r = this.db
       .prepare(
-        `SELECT min(min(coalesce(step_timeout_at, 9e18), coalesce(in_progress_timeout_at, 9e18))) AS d
-         FROM executions WHERE status = 'IN_PROGRESS'
-           AND (step_timeout_at IS NOT NULL OR in_progress_timeout_at IS NOT NULL)`,
+        // Each min() is one step down a partial index (schema v3).
+        `SELECT min(
+           coalesce((SELECT min(step_timeout_at) FROM executions
+                     WHERE status = 'IN_PROGRESS' AND step_timeout_at IS NOT NULL), 9e18),
+           coalesce((SELECT min(in_progress_timeout_at) FROM executions
+                     WHERE status = 'IN_PROGRESS' AND in_progress_timeout_at IS NOT NULL), 9e18)) AS d`,
       )
-      .get() as { d: number | null };
-    return r.d === null ? undefined : r.d;
+      .get() as { d: number };
+    return r.d >= 9e18 ? undefined : r.d;
   }
 
   /** IN_PROGRESS executions whose step or in-progress timer has expired at `now`. */
   expired(now: number): ExecutionRecord[] {
     const rows = this.db
       .prepare(
-        `SELECT * FROM executions WHERE status = 'IN_PROGRESS'
-           AND ((step_timeout_at IS NOT NULL AND step_timeout_at <= ?) OR (in_progress_timeout_at IS NOT NULL AND in_progress_timeout_at <= ?))
+        // Two range scans of the partial indexes (schema v3): only the expired rows are read.
+        `SELECT * FROM executions
+           WHERE status = 'IN_PROGRESS' AND step_timeout_at IS NOT NULL AND step_timeout_at <= ?
+         UNION
+         SELECT * FROM executions
+           WHERE status = 'IN_PROGRESS' AND in_progress_timeout_at IS NOT NULL AND in_progress_timeout_at <= ?
          ORDER BY seq`,
       )
       .all(now, now) as ExecutionRow[];
