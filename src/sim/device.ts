@@ -34,6 +34,14 @@ export class Hangs {
   private readonly waiting = new Map<string, { thingName: string; release: () => void }>();
   private readonly stop = new AbortController();
 
+  /** `onHang`/`onRelease`: told of each change (a worker process relays them to the simulator). */
+  constructor(
+    private readonly on: {
+      onHang?: (h: { thingName: string; jobId: string; executionNumber: number }) => void;
+      onRelease?: (h: { thingName: string; jobId: string; executionNumber: number }) => void;
+    } = {},
+  ) {}
+
   get size(): number {
     return this.waiting.size;
   }
@@ -41,13 +49,15 @@ export class Hangs {
   /** Hangs until `release(thing, executionNumber)` or `releaseAll()`; then rejects as a stop does. */
   hang(thingName: string, jobId: string, executionNumber: number | undefined): Promise<never> {
     const key = `${thingName}\n${jobId}\n${executionNumber ?? 0}`;
+    const h = { thingName, jobId, executionNumber: executionNumber ?? 0 };
     return new Promise<never>((_, reject) => {
       const release = () => {
-        this.waiting.delete(key);
+        if (this.waiting.delete(key)) this.on.onRelease?.(h);
         reject(new AbortedError(`${thingName}: the hung execution ended`));
       };
       if (this.stop.signal.aborted) return release();
       this.waiting.set(key, { thingName, release });
+      this.on.onHang?.(h);
     });
   }
 

@@ -5,7 +5,8 @@
 
 import { errorMessage } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
-import type { AgentEvent, AgentHandle, AgentSummary, Hangs, SimDevice } from './device.ts';
+import type { AgentHost, AgentTotals, HostEvent } from './agent-host.ts';
+import type { SimDevice } from './device.ts';
 import { isExpected } from './outcomes.ts';
 import type { Prepared } from './prepare.ts';
 import type { ProcStats } from './proc.ts';
@@ -18,7 +19,7 @@ export interface Fleet {
   prepared: Prepared;
   scratch: string;
   devices: SimDevice[];
-  hangs: Hangs;
+  host: AgentHost;
   jobId: string;
 }
 
@@ -29,8 +30,8 @@ export interface FleetRun {
   jobCreatedAt: number;
   /** Epoch ms of the last terminal status an agent had accepted. */
   lastResultAt: number;
-  readonly handles: Map<string, AgentHandle>;
-  readonly summaries: Promise<AgentSummary | undefined>[];
+  /** Devices whose agent has connected (or was lost while connecting): counted once each. */
+  readonly connected: Set<string>;
   /** Devices whose agent never came up or died: thing → reason (`lost: …`). */
   readonly lost: Map<string, string>;
   /** What an agent said when its job did not succeed: thing → reason. */
@@ -38,7 +39,7 @@ export interface FleetRun {
   readonly downloadSeconds: number[];
   /** Set when the run ended before the service said so (time limit, signal). */
   stoppedEarly?: string;
-  onAgentEvent(d: SimDevice, e: AgentEvent): void;
+  onAgentEvent(d: SimDevice, e: HostEvent): void;
   lose(d: SimDevice, reason: string): void;
 }
 
@@ -56,14 +57,14 @@ export function newFleetRun(opts: FleetOptions, jobId: string): FleetRun {
     setupMs: { stack: 0, things: 0, image: 0, connect: 0 },
     jobCreatedAt: 0,
     lastResultAt: 0,
-    handles: new Map(),
-    summaries: [],
+    connected: new Set(),
     lost: new Map(),
     reasons: new Map(),
     downloadSeconds: [],
     onAgentEvent(d, e) {
-      if (e.type !== 'job-result' || e.job.jobId !== jobId) return;
-      const { status, reason, seconds } = e.job;
+      if (e.type === 'lost') return run.lose(d, e.reason);
+      if (e.type !== 'result' || e.jobId !== jobId) return;
+      const { status, reason, seconds } = e;
       if (seconds !== undefined) run.downloadSeconds.push(seconds);
       if (status === 'INTERRUPTED' || status === 'CANCELED') return;
       run.lastResultAt = Date.now();
@@ -81,14 +82,6 @@ export function newFleetRun(opts: FleetOptions, jobId: string): FleetRun {
   return run;
 }
 
-/** Stops every agent (hung installs give up first) and returns their counters. */
-export async function stopAgents(fleet: Fleet, run: FleetRun): Promise<AgentSummary[]> {
-  fleet.hangs.releaseAll();
-  await Promise.all([...run.handles.values()].map((h) => h.stop()));
-  const done = await Promise.all(run.summaries);
-  return done.filter((s): s is AgentSummary => s !== undefined);
-}
-
 function median(xs: number[]): number {
   if (xs.length === 0) return 0;
   const s = [...xs].sort((a, b) => a - b);
@@ -103,7 +96,8 @@ function round(x: number, digits: number): number {
 
 interface Snapshot {
   stack: ProcStats | undefined;
-  own: ProcStats;
+  /** This process and the worker processes. */
+  sim: ProcStats[];
   broker: number | undefined;
 }
 
@@ -117,10 +111,37 @@ export interface FiguresInput {
   /** The stack before the agents connected, and with all of them connected and idle; this process then. */
   stackBase: ProcStats | undefined;
   stackConnected: ProcStats | undefined;
-  ownBase: ProcStats;
-  ownConnected: ProcStats;
+  simBase: ProcStats[];
+  simConnected: ProcStats[];
   prepared: Prepared;
-  agentSummaries: AgentSummary[];
+  totals: AgentTotals;
+}
+
+const total = (xs: ProcStats[], f: (s: ProcStats) => number) => xs.reduce((a, s) => a + f(s), 0);
+/** CPU seconds the processes of `after` used since `before` (matched by pid; a new one from zero). */
+function cpuSince(before: ProcStats[], after: ProcStats[]): number {
+  return total(after, (a) => {
+    const b = before.find((x) => x.pid === a.pid);
+    return a.userSec + a.sysSec - (b ? b.userSec + b.sysSec : 0);
+  });
+}
+
+function stackFigures(f: FiguresInput, runSec: number): ResourceFigures | undefined {
+  const b = f.before.stack;
+  const a = f.after.stack;
+  if (!b || !a) return undefined;
+  const cpu = a.userSec + a.sysSec - b.userSec - b.sysSec;
+  return {
+    where: f.prepared.stackWhere,
+    pid: a.pid,
+    peakRssMiB: round(a.peakRssBytes / MiB, 1),
+    ...(f.stackBase ? { baseRssMiB: round(f.stackBase.rssBytes / MiB, 1) } : {}),
+    ...(f.stackConnected ? { connectedRssMiB: round(f.stackConnected.rssBytes / MiB, 1) } : {}),
+    ...(f.stackBase?.fds !== undefined ? { baseFds: f.stackBase.fds } : {}),
+    ...(f.stackConnected?.fds !== undefined ? { connectedFds: f.stackConnected.fds } : {}),
+    cpuSeconds: round(cpu, 2),
+    cpuPercent: round((cpu / runSec) * 100, 0),
+  };
 }
 
 export function figuresOf(f: FiguresInput): Pick<
@@ -131,51 +152,46 @@ export function figuresOf(f: FiguresInput): Pick<
 } {
   const durationMs = Math.max(1, f.endAt - f.run.jobCreatedAt);
   const runSec = durationMs / 1000;
-  const ourJob = (s: AgentSummary) => s.jobs.filter((j) => j.jobId === f.jobId);
-  const sum = (g: (s: AgentSummary) => number) => f.agentSummaries.reduce((acc, s) => acc + g(s), 0);
-  const devicePublishes = sum((s) => s.messagesPublished);
+  const { devicePublishes, progressMessages, jobUpdates } = f.totals;
   const brokerPublishes = f.after.broker === undefined ? undefined : f.after.broker - (f.before.broker ?? 0);
-  let stack: ResourceFigures | undefined;
-  const { stack: b, own: ownBefore } = f.before;
-  const { stack: a, own: ownAfter } = f.after;
-  if (b && a) {
-    const cpu = a.userSec + a.sysSec - b.userSec - b.sysSec;
-    stack = {
-      where: f.prepared.stackWhere,
-      pid: a.pid,
-      peakRssMiB: round(a.peakRssBytes / MiB, 1),
-      ...(f.stackBase ? { baseRssMiB: round(f.stackBase.rssBytes / MiB, 1) } : {}),
-      ...(f.stackConnected ? { connectedRssMiB: round(f.stackConnected.rssBytes / MiB, 1) } : {}),
-      ...(f.stackBase?.fds !== undefined ? { baseFds: f.stackBase.fds } : {}),
-      ...(f.stackConnected?.fds !== undefined ? { connectedFds: f.stackConnected.fds } : {}),
-      cpuSeconds: round(cpu, 2),
-      cpuPercent: round((cpu / runSec) * 100, 0),
-    };
-  }
+  const stack = stackFigures(f, runSec);
+  const rss = (xs: ProcStats[]) => round(total(xs, (x) => x.rssBytes) / MiB, 1);
+  const fds = (xs: ProcStats[]) =>
+    xs.every((x) => x.fds !== undefined) ? total(xs, (x) => x.fds ?? 0) : undefined;
+  const baseFds = fds(f.simBase);
+  const connectedFds = fds(f.simConnected);
   return {
     durationMs,
     devicesPerMinute: round((f.succeeded / durationMs) * 60_000, 0),
     mqtt: {
       devicePublishes,
       devicePublishesPerSec: round(devicePublishes / runSec, 0),
-      progressMessages: sum((s) => ourJob(s).reduce((acc, j) => acc + j.progressMessages, 0)),
-      jobUpdates: sum((s) => ourJob(s).reduce((acc, j) => acc + j.statusDetailsUpdates, 0)),
+      progressMessages,
+      jobUpdates,
       ...(brokerPublishes !== undefined
         ? { brokerPublishes, brokerPublishesPerSec: round(brokerPublishes / runSec, 0) }
         : {}),
     },
     downloadSeconds: {
       median: round(median(f.run.downloadSeconds), 3),
-      max: round(Math.max(0, ...f.run.downloadSeconds), 3),
+      max: round(
+        f.run.downloadSeconds.reduce((m, x) => Math.max(m, x), 0),
+        3,
+      ),
     },
     ...(stack ? { stack } : {}),
     simProcess: {
-      peakRssMiB: round(ownAfter.peakRssBytes / MiB, 1),
-      cpuSeconds: round(ownAfter.userSec + ownAfter.sysSec - ownBefore.userSec - ownBefore.sysSec, 2),
-      baseRssMiB: round(f.ownBase.rssBytes / MiB, 1),
-      connectedRssMiB: round(f.ownConnected.rssBytes / MiB, 1),
-      ...(f.ownBase.fds !== undefined ? { baseFds: f.ownBase.fds } : {}),
-      ...(f.ownConnected.fds !== undefined ? { connectedFds: f.ownConnected.fds } : {}),
+      processes: f.after.sim.length,
+      // A sum of peaks: an upper bound of the processes' peak together.
+      peakRssMiB: round(total(f.after.sim, (x) => x.peakRssBytes) / MiB, 1),
+      cpuSeconds: round(cpuSince(f.before.sim, f.after.sim), 2),
+      baseRssMiB: rss(f.simBase),
+      connectedRssMiB: rss(f.simConnected),
+      ...(baseFds !== undefined ? { baseFds } : {}),
+      ...(connectedFds !== undefined ? { connectedFds } : {}),
+      ...(connectedFds !== undefined
+        ? { maxProcessFds: f.simConnected.reduce((m, x) => Math.max(m, x.fds ?? 0), 0) }
+        : {}),
     },
   };
 }

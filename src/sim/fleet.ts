@@ -12,28 +12,28 @@
  * the stack is embedded in this process). See docs/benchmarks.md.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { cancelJob, createJob, listExecutions } from '../operator/jobs.ts';
-import { errorMessage, ValidationError } from '../shared/errors.ts';
+import { ValidationError } from '../shared/errors.ts';
 import { JOB_ID_PATTERN, THING_NAME_PATTERN } from '../shared/topics.ts';
-import { type AgentEvent, Hangs, JOB_VERSION, startUntilIdle } from './device.ts';
+import { type AgentHost, localHost } from './agent-host.ts';
+import { JOB_VERSION } from './device.ts';
 import { checkFaultRates, countRoles, type DeviceRole, planRoles } from './faults.ts';
-import { type Fleet, type FleetRun, figuresOf, newFleetRun, stopAgents } from './fleet-run.ts';
+import { type Fleet, type FleetRun, figuresOf, newFleetRun } from './fleet-run.ts';
 import { countOutcomes, type DeviceEnd, isExpected, latestByThing } from './outcomes.ts';
-import { mapBounded, type Prepared, prepare, thingNames, uploadImage } from './prepare.ts';
+import { type Prepared, prepare, thingNames, uploadImage } from './prepare.ts';
 import { ownStats } from './proc.ts';
 import type { FleetEvent, FleetOptions, FleetSummary } from './types.ts';
 import { watchJob } from './watch.ts';
+import { workerHost } from './worker-host.ts';
 
 export type * from './types.ts';
 export { thingNames };
 
 const MiB = 1024 * 1024;
 const DEFAULT_CONCURRENCY = 64;
-/** An agent that has not connected and asked for work by then counts as lost (it keeps trying). */
-const CONNECT_TIMEOUT_MS = 60_000;
 
 /** Checks the options before anything starts; returns them with their defaults. */
 function checkOptions(opts: FleetOptions) {
@@ -63,7 +63,10 @@ function checkOptions(opts: FleetOptions) {
   if (roles.includes('timeout') && job.inProgressTimeoutInMinutes === undefined)
     job.inProgressTimeoutInMinutes = 1;
   const pollMs = opts.pollMs ?? (opts.target?.kind === 'aws' ? 1000 : 250);
-  return { n, imageSize, limit, jobId, names, seed, roles, job, pollMs };
+  const workers = opts.workers ?? (n > 2000 ? Math.ceil(n / 2500) : 0);
+  if (!Number.isInteger(workers) || workers < 0 || workers > 64)
+    throw new ValidationError('workers', 'must be 0 (agents in this process) to 64');
+  return { n, imageSize, limit, jobId, names, seed, roles, job, pollMs, workers };
 }
 
 /**
@@ -86,7 +89,7 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
     prepared,
     scratch,
     devices: prepared.devices.map((d, i) => ({ ...d, role: o.roles[i] as DeviceRole })),
-    hangs: new Hangs(),
+    host: hostFor(opts, o, prepared, scratch, run),
     jobId: o.jobId,
   };
   try {
@@ -95,17 +98,14 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
     const image = await uploadImage(prepared, scratch, o.jobId, o.imageSize, JOB_VERSION);
     run.setupMs.image = Date.now() - t0;
     const stackBase = prepared.stackResources();
-    const ownBase = ownStats();
-    await connectAgents(fleet, o.limit, opts, run);
+    const simBase = [ownStats()];
+    await connectAgents(fleet, o.limit, run);
     const stackConnected = prepared.stackResources();
-    const ownConnected = ownStats();
+    const simConnected = [ownStats(), ...fleet.host.workers()];
+    const simNow = () => [ownStats(), ...fleet.host.workers()];
 
     run.emit({ type: 'phase', phase: 'job', detail: o.jobId });
-    const before = {
-      stack: prepared.stackResources(),
-      own: ownStats(),
-      broker: prepared.brokerPublishes?.(),
-    };
+    const before = { stack: prepared.stackResources(), sim: simNow(), broker: prepared.brokerPublishes?.() };
     run.jobCreatedAt = Date.now();
     await createJob(prepared.iot, {
       ...o.job,
@@ -116,12 +116,12 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
     });
     run.emit({ type: 'phase', phase: 'run' });
     const end = await waitForFleet(fleet, o.n, o.pollMs, opts, run);
-    const after = { stack: prepared.stackResources(), own: ownStats(), broker: prepared.brokerPublishes?.() };
+    const after = { stack: prepared.stackResources(), sim: simNow(), broker: prepared.brokerPublishes?.() };
 
     const ends = await finalStates(fleet, run);
     const canceledAtEnd = await cancelLeftovers(fleet, end.jobStatus);
     run.emit({ type: 'phase', phase: 'cleanup' });
-    const agentSummaries = await stopAgents(fleet, run);
+    const totals = await fleet.host.stop(o.jobId);
     await rm(scratch, { recursive: true, force: true });
     const outcomes = countOutcomes(ends);
     const unexpected = ends.filter(
@@ -165,59 +165,59 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
         after,
         stackBase,
         stackConnected,
-        ownBase,
-        ownConnected,
+        simBase,
+        simConnected,
         prepared,
-        agentSummaries,
+        totals,
       }),
       scratchRemoved: !existsSync(scratch),
     };
   } finally {
-    await stopAgents(fleet, run);
+    await fleet.host.stop(o.jobId);
     await rm(scratch, { recursive: true, force: true }).catch(() => {});
     await prepared.close();
   }
 }
 
-/** Starts every device's agent but the offline ones', `limit` connecting at a time, and waits until idle. */
-async function connectAgents(fleet: Fleet, limit: number, opts: FleetOptions, run: FleetRun): Promise<void> {
+/** In this process, or over `workers` child processes. */
+function hostFor(
+  opts: FleetOptions,
+  o: { limit: number; workers: number },
+  prepared: Prepared,
+  scratch: string,
+  run: FleetRun,
+): AgentHost {
+  const common = {
+    base: prepared.agentBase,
+    scratch,
+    concurrency: o.limit,
+    logger: run.log,
+    ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
+  if (o.workers === 0) return localHost(common);
+  return workerHost({ ...common, workers: o.workers, logLevel: opts.workerLogLevel ?? 'silent' });
+}
+
+/** Starts every device's agent but the offline ones', and waits until each is idle (or lost). */
+async function connectAgents(fleet: Fleet, limit: number, run: FleetRun): Promise<void> {
   const t0 = Date.now();
   const online = fleet.devices.filter((d) => d.role !== 'offline');
+  const byName = new Map(online.map((d) => [d.thingName, d]));
   run.emit({ type: 'phase', phase: 'connect', detail: `${online.length} agents, ${limit} at a time` });
-  let connected = 0;
-  await mapBounded(
-    online,
-    limit,
-    async (d) => {
-      const dir = join(fleet.scratch, d.thingName);
-      await mkdir(dir, { recursive: true });
-      const { handle, idle } = await startUntilIdle(
-        {
-          device: d,
-          base: fleet.prepared.agentBase,
-          dir,
-          hangs: fleet.hangs,
-          logger: run.log.child({ thing: d.thingName }),
-          ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}),
-          onEvent: (e: AgentEvent) => run.onAgentEvent(d, e),
-        },
-        CONNECT_TIMEOUT_MS,
-      );
-      run.handles.set(d.thingName, handle);
-      run.summaries.push(
-        handle.done.catch((err: unknown) => {
-          run.lose(d, `agent error: ${errorMessage(err)}`);
-          return undefined;
-        }),
-      );
-      if (!idle) run.lose(d, 'not connected and idle within 60 s');
-      connected++;
-      if (connected % 50 === 0 || connected === online.length) {
-        run.emit({ type: 'setup-progress', phase: 'connect', done: connected, total: online.length });
+  let settled = 0;
+  await fleet.host.start(online, (thingName, e) => {
+    const d = byName.get(thingName);
+    if (d === undefined) return;
+    run.onAgentEvent(d, e);
+    if (e.type === 'connected' || (e.type === 'lost' && !run.connected.has(thingName))) {
+      run.connected.add(thingName);
+      settled++;
+      if (settled % 50 === 0 || settled === online.length) {
+        run.emit({ type: 'setup-progress', phase: 'connect', done: settled, total: online.length });
       }
-    },
-    opts.signal,
-  );
+    }
+  });
   run.setupMs.connect = Date.now() - t0;
 }
 
@@ -229,7 +229,7 @@ async function waitForFleet(fleet: Fleet, n: number, pollMs: number, opts: Fleet
     jobId: fleet.jobId,
     devices: n,
     offline: () => offline + run.lost.size,
-    hangs: fleet.hangs,
+    host: fleet.host,
     pollMs,
     createdAt: run.jobCreatedAt,
     log: run.log,

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { createJob } from '../operator/jobs.ts';
 import { AbortedError, errorMessage, ValidationError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
-import { type AgentHandle, Hangs, startUntilIdle } from './device.ts';
-import { mapBounded, type Prepared, prepare, thingNames, uploadImage } from './prepare.ts';
+import { type AgentHost, localHost } from './agent-host.ts';
+import { type Prepared, prepare, thingNames, uploadImage } from './prepare.ts';
 import { readProcStats } from './proc.ts';
 import type { FleetTarget } from './types.ts';
 
@@ -97,40 +97,34 @@ interface SoakState {
   wake: () => void;
 }
 
-/** Starts one agent per thing and waits until each is connected and idle. */
+/** One agent per thing, in this process, each connected and idle. */
 async function startAgents(
   prepared: Prepared,
   scratch: string,
   runId: string,
   state: SoakState,
   log: Logger,
-): Promise<AgentHandle[]> {
-  const handles: AgentHandle[] = [];
-  const hangs = new Hangs();
-  await mapBounded(prepared.devices, 16, async (d) => {
-    const { handle, idle } = await startUntilIdle(
-      {
-        device: { ...d, role: 'ok' },
-        base: prepared.agentBase,
-        dir: join(scratch, d.thingName),
-        hangs,
-        logger: log,
-        onEvent: (e) => {
-          if (e.type !== 'job-result' || !e.job.jobId.startsWith(runId)) return;
-          state.done++;
-          if (e.job.status !== 'SUCCEEDED') {
-            state.failures++;
-            state.firstFailure ??= `${d.thingName} ${e.job.jobId} ${e.job.status}: ${e.job.reason ?? ''}`;
-          }
-          state.wake();
-        },
-      },
-      60_000,
-    );
-    handles.push(handle);
-    if (!idle) throw new ValidationError('agents', `${d.thingName} did not connect within 60 s`);
-  });
-  return handles;
+): Promise<AgentHost> {
+  const host = localHost({ base: prepared.agentBase, scratch, concurrency: 16, logger: log });
+  const lost: string[] = [];
+  await host.start(
+    prepared.devices.map((d) => ({ ...d, role: 'ok' as const })),
+    (thingName, e) => {
+      if (e.type === 'lost') lost.push(`${thingName}: ${e.reason}`);
+      if (e.type !== 'result' || !e.jobId.startsWith(runId)) return;
+      state.done++;
+      if (e.status !== 'SUCCEEDED') {
+        state.failures++;
+        state.firstFailure ??= `${thingName} ${e.jobId} ${e.status}: ${e.reason ?? ''}`;
+      }
+      state.wake();
+    },
+  );
+  if (lost.length > 0) {
+    await host.stop('');
+    throw new ValidationError('agents', `${lost.length} agents did not come up (${lost[0]})`);
+  }
+  return host;
 }
 
 export async function runSoak(opts: SoakOptions): Promise<SoakSummary> {
@@ -149,11 +143,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakSummary> {
     throw err;
   });
   const state: SoakState = { created: 0, done: 0, failures: 0, wake: () => {} };
-  let handles: AgentHandle[] = [];
+  let host: AgentHost | undefined;
   try {
     const runId = `soak-${Date.now()}`;
     const image = await uploadImage(prepared, scratch, runId, opts.imageSize ?? 4096, '2.0.0');
-    handles = await startAgents(prepared, scratch, runId, state, log);
+    host = await startAgents(prepared, scratch, runId, state, log);
     const samples: SoakSample[] = [];
     const t0 = Date.now();
     const sample = () => {
@@ -209,7 +203,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakSummary> {
       ...soakFigures(samples, warmupJobs),
     };
   } finally {
-    await Promise.all(handles.map((h) => h.stop()));
+    await host?.stop('');
     await prepared.close();
     await rm(scratch, { recursive: true, force: true });
   }

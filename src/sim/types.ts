@@ -50,6 +50,13 @@ export interface FleetOptions {
   /** Which devices get which fault; default 1. */
   seed?: number;
   /**
+   * Child processes for the agents (worker-host.ts); 0 = in this process. Default: none up to 2,000
+   * devices, else one per 2,500 (file descriptors and cores: docs/benchmarks.md).
+   */
+  workers?: number;
+  /** pino level for the worker processes' agents (they cannot share `logger`); default silent. */
+  workerLogLevel?: string;
+  /**
    * The job's rollout, abort, retry, timeout and presigned-URL configurations (as `ota job create`).
    * With a `timeout` fault and no inProgressTimeoutInMinutes, the job gets 1 minute.
    */
@@ -169,15 +176,20 @@ export interface FleetSummary {
   /** Per-device download seconds (first byte requested → renamed): median and max. */
   downloadSeconds: { median: number; max: number };
   stack?: ResourceFigures;
-  /** This process (the agents, and the stack too when embedded); fds with every agent connected. */
+  /**
+   * This process and its worker processes (the agents, and the stack too when embedded): RSS and fds
+   * summed over the processes, before the agents connected and with every agent connected and idle.
+   */
   simProcess: {
+    processes: number;
     peakRssMiB: number;
     cpuSeconds: number;
-    /** RSS and fds before the agents connected, and with every agent connected and idle. */
     baseRssMiB?: number;
     connectedRssMiB?: number;
     baseFds?: number;
     connectedFds?: number;
+    /** The most descriptors one process held (each process has its own `ulimit -n`). */
+    maxProcessFds?: number;
   };
   scratchRemoved: boolean;
 }

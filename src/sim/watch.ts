@@ -13,7 +13,7 @@ import { describeJob, listExecutions } from '../operator/jobs.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { ABORT_REASON_CODE } from '../shared/jobs-protocol.ts';
 import type { Logger } from '../shared/log.ts';
-import type { Hangs } from './device.ts';
+import type { AgentHost } from './agent-host.ts';
 import type { FleetAbort, FleetTally } from './types.ts';
 
 export interface JobWatchOptions {
@@ -22,7 +22,8 @@ export interface JobWatchOptions {
   devices: number;
   /** Devices that never ask for work (offline, or whose agent never came up): their executions stay QUEUED. */
   offline: () => number;
-  hangs: Hangs;
+  /** Where the agents run: which executions hang, and releasing them. */
+  host: Pick<AgentHost, 'hung' | 'release'>;
   pollMs: number;
   /** Epoch ms of CreateJob. */
   createdAt: number;
@@ -82,16 +83,14 @@ export function watchJob(o: JobWatchOptions): JobWatch {
 
   /** Hung executions the service has ended (TIMED_OUT, or CANCELED by a forced cancel) go on. */
   async function releaseEnded(): Promise<void> {
-    const hung = o.hangs.hung();
+    const hung = o.host.hung();
     if (hung.length === 0) return;
     const ended = new Set<string>();
     for (const status of ['TIMED_OUT', 'CANCELED'] as const) {
       const rows = await listExecutions(o.iot, o.jobId, { status, details: false });
       for (const r of rows) ended.add(`${r.thingName}\n${r.executionNumber ?? 0}`);
     }
-    for (const h of hung)
-      if (ended.has(`${h.thingName}\n${h.executionNumber}`))
-        o.hangs.release(h.thingName, h.jobId, h.executionNumber);
+    for (const h of hung) if (ended.has(`${h.thingName}\n${h.executionNumber}`)) o.host.release(h);
   }
 
   async function poll(): Promise<boolean> {
@@ -109,7 +108,7 @@ export function watchJob(o: JobWatchOptions): JobWatch {
       };
       o.onAbort(aborted);
     }
-    if (o.hangs.size > 0) await releaseEnded();
+    if (o.host.hung().length > 0) await releaseEnded();
     return isSettled(job.status, tally, o.offline());
   }
 

@@ -114,6 +114,28 @@ describe('fleet simulator (ota sim) end to end', () => {
     }
   });
 
+  test('workers: the agents in 2 child processes; a hung execution is released across the process boundary', async () => {
+    const s = await runFleet({
+      devices: 6,
+      imageSize: 16 * 1024,
+      workers: 2,
+      jobId: 'sim-e2e-workers',
+      faults: { timeout: 0.34, fail: 0.17 },
+      job: { inProgressTimeoutInMinutes: 2 },
+      target: { kind: 'embedded', minuteMs: 1500 },
+      timeoutMs: 60_000,
+    });
+    assert.deepEqual(s.roles, { ok: 3, fail: 1, reject: 0, timeout: 2, offline: 0 });
+    assert.equal(s.outcomes.succeeded, 3);
+    assert.equal(s.outcomes.failed, 1);
+    assert.equal(s.outcomes.timedOut, 2);
+    assert.equal(s.unexpected, 0, JSON.stringify(s.failures));
+    assert.equal(s.simProcess.processes, 3, 'this process and 2 workers');
+    assert.ok(s.mqtt.devicePublishes >= 6 * 3, `devicePublishes ${s.mqtt.devicePublishes}`);
+    assert.ok(s.downloadSeconds.max > 0);
+    assert.equal(s.scratchRemoved, true);
+  });
+
   test('bad arguments are refused before anything starts', async () => {
     await assert.rejects(runFleet({ devices: 0 }), ValidationError);
     await assert.rejects(runFleet({ devices: 2, jobId: 'bad id!' }), ValidationError);
@@ -121,6 +143,7 @@ describe('fleet simulator (ota sim) end to end', () => {
     await assert.rejects(runFleet({ devices: 2, faults: { fail: 1.5 } }), /fail-rate/);
     await assert.rejects(runFleet({ devices: 2, faults: { fail: 0.6, offline: 0.6 } }), /add up to 1\.200/);
     await assert.rejects(runFleet({ devices: 2, seed: 0.5 }), /seed/);
+    await assert.rejects(runFleet({ devices: 2, workers: -1 }), /workers/);
     await assert.rejects(runFleet({ devices: 2, target: { kind: 'embedded', minuteMs: 0 } }), /minute-ms/);
   });
 
