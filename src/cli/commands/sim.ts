@@ -62,6 +62,7 @@ interface SimFlags extends ConfigFlags {
   timeoutRate?: number;
   offlineRate?: number;
   seed: number;
+  workers?: number;
   aws?: boolean;
   region?: string;
   profile?: string;
@@ -153,6 +154,15 @@ function simCommand(program: Command): Command {
     .option('--offline-rate <f>', 'fraction of devices that never connect', parseFraction('--offline-rate'))
     .option('--seed <n>', 'which devices get which fault', parsePositiveInt('--seed'), 1)
     .option(
+      '--workers <n>',
+      'child processes for the agents, 0 = this process (default: 0 up to 2,000 devices, else one per 2,500)',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 64) throw new InvalidArgumentError('--workers: 0 to 64');
+        return n;
+      },
+    )
+    .option(
       '--minute-ms <ms>',
       'length of a Jobs minute in the embedded stack (rollout rates, timeouts)',
       parsePositiveInt('--minute-ms'),
@@ -212,6 +222,8 @@ export function registerSimCommand(program: Command): void {
         timeoutMs: flags.timeout * 1000,
         faults: faultsOf(flags),
         seed: flags.seed,
+        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        workerLogLevel: flags.logLevel,
         job: configFrom(flags),
         target,
         signal: controller.signal,
