@@ -7,7 +7,7 @@
  * Both hosts report the same few facts per device (connected, lost, a job's result) and the same totals at
  * the end, so the fleet (fleet.ts) and the soak (soak.ts) do not care where the agents run.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
@@ -86,6 +86,7 @@ export function localHost(o: HostOptions): AgentHost {
   });
   const handles: AgentHandle[] = [];
   const summaries: Promise<AgentSummary | undefined>[] = [];
+  const cleanups: Promise<void>[] = [];
   let stopped: Promise<AgentSummary[]> | undefined;
   return {
     async start(devices, onEvent) {
@@ -102,6 +103,8 @@ export function localHost(o: HostOptions): AgentHost {
             ...(o.progressIntervalMs !== undefined ? { progressIntervalMs: o.progressIntervalMs } : {}),
             onEvent: (e) => {
               if (e.type !== 'job-result') return;
+              // The image is not needed once the job is over; on a RAM disk it would hold memory.
+              if (e.job.path) cleanups.push(rm(e.job.path, { force: true }).catch(() => {}));
               const { jobId, status, reason, seconds } = e.job;
               onEvent(d.thingName, {
                 type: 'result',
@@ -133,6 +136,7 @@ export function localHost(o: HostOptions): AgentHost {
       stopped ??= (async () => {
         hangs.releaseAll();
         await Promise.all(handles.map((h) => h.stop()));
+        await Promise.all(cleanups);
         return (await Promise.all(summaries)).filter((s): s is AgentSummary => s !== undefined);
       })();
       return totalsOf(await stopped, jobId);

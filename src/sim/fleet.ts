@@ -13,13 +13,12 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { cancelJob, createJob, listExecutions } from '../operator/jobs.ts';
 import { ValidationError } from '../shared/errors.ts';
 import { JOB_ID_PATTERN, THING_NAME_PATTERN } from '../shared/topics.ts';
 import { type AgentHost, localHost } from './agent-host.ts';
-import { JOB_VERSION } from './device.ts';
+import { deviceScratch, JOB_VERSION } from './device.ts';
 import { checkFaultRates, countRoles, type DeviceRole, planRoles } from './faults.ts';
 import { type Fleet, type FleetRun, figuresOf, newFleetRun } from './fleet-run.ts';
 import { countOutcomes, type DeviceEnd, isExpected, latestByThing } from './outcomes.ts';
@@ -77,7 +76,10 @@ export async function runFleet(opts: FleetOptions): Promise<FleetSummary> {
   const o = checkOptions(opts);
   const groupName = opts.groupName ?? 'sim-fleet';
   const run = newFleetRun(opts, o.jobId);
-  const scratch = opts.scratchDir ? resolve(opts.scratchDir) : await mkdtemp(join(tmpdir(), 'ota-sim-'));
+  // A dir of our own (inside scratchDir when given): it is removed afterwards, the caller's dir is not.
+  const scratch = opts.scratchDir
+    ? await mkdtemp(join(resolve(opts.scratchDir), 'ota-sim-'))
+    : await deviceScratch('ota-sim-');
   let prepared: Prepared;
   try {
     prepared = await prepare(opts, o.names, groupName, o.limit, run.emit, run.setupMs);

@@ -8,13 +8,12 @@
  * The figures: the least-squares slope of RSS over jobs after the warm-up (the first `warmupFraction` of
  * the jobs), in MiB per 1,000 jobs, and the mean RSS of the first and the last few samples after it.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { createJob } from '../operator/jobs.ts';
 import { AbortedError, errorMessage, ValidationError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { type AgentHost, localHost } from './agent-host.ts';
+import { deviceScratch } from './device.ts';
 import { type Prepared, prepare, thingNames, uploadImage } from './prepare.ts';
 import { readProcStats } from './proc.ts';
 import type { FleetTarget } from './types.ts';
@@ -134,7 +133,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakSummary> {
   const sampleEvery = opts.sampleEvery ?? Math.max(1, Math.floor(jobs / 100));
   const warmupJobs = Math.floor(jobs * (opts.warmupFraction ?? 0.2));
   const log = opts.logger ?? silentLogger;
-  const scratch = await mkdtemp(join(tmpdir(), 'ota-soak-'));
+  const scratch = await deviceScratch('ota-soak-');
   const names = thingNames('soak-', agents);
   const setup = { stack: 0, things: 0, image: 0, connect: 0 };
   const target = { devices: agents, target: opts.target, logger: log };

@@ -39,7 +39,10 @@ export interface FleetOptions {
   thingPrefix?: string;
   /** Default `sim-fleet`. */
   groupName?: string;
-  /** Where images are downloaded (one dir per device); default a temp dir. Always removed afterwards. */
+  /**
+   * Where the devices' downloads and state go: a temp dir made inside it (one dir per device), removed
+   * afterwards. Default: a temp dir on /dev/shm when there is one (device.ts, deviceScratch).
+   */
   scratchDir?: string;
   /** Agents' progress interval; default the agent's default (1 s). */
   progressIntervalMs?: number;

@@ -63,6 +63,7 @@ interface SimFlags extends ConfigFlags {
   offlineRate?: number;
   seed: number;
   workers?: number;
+  scratchDir?: string;
   aws?: boolean;
   region?: string;
   profile?: string;
@@ -176,6 +177,10 @@ function simCommand(program: Command): Command {
       'pid of that `ota dev`, for its RSS/CPU (default: found from its MQTT port)',
       parsePositiveInt('--stack-pid'),
     )
+    .option(
+      '--scratch-dir <dir>',
+      "the devices' downloads and state (default: a temp dir on /dev/shm when there is one); removed afterwards",
+    )
     .option('--thing-prefix <prefix>', 'thing names are <prefix>0001…', 'sim-')
     .option('--group <name>', 'thing group the job targets', 'sim-fleet')
     .option('--progress-interval <sec>', "agents' progress interval in seconds (default 1)", (v: string) => {
@@ -223,6 +228,7 @@ export function registerSimCommand(program: Command): void {
         faults: faultsOf(flags),
         seed: flags.seed,
         ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        ...(flags.scratchDir !== undefined ? { scratchDir: flags.scratchDir } : {}),
         workerLogLevel: flags.logLevel,
         job: configFrom(flags),
         target,
