@@ -15,6 +15,7 @@ import {
   CreateThingGroupCommand,
   DescribeEndpointCommand,
   type IoTClient,
+  ListThingsInThingGroupCommand,
 } from '@aws-sdk/client-iot';
 import { ensureLocalCa } from '../cloud/pki/pki.ts';
 import { listThingCertificates, startLocalStack } from '../cloud/stack.ts';
@@ -22,7 +23,7 @@ import { iotClientFor, s3ClientFor, type Target } from '../operator/clients.ts';
 import { putFirmware } from '../operator/firmware.ts';
 import { writeDeterministicImage } from '../operator/image.ts';
 import { ENDPOINTS_FILE, type Endpoints, readEndpoints } from '../shared/endpoints.ts';
-import { AbortedError, ConfigError } from '../shared/errors.ts';
+import { AbortedError, ConfigError, ValidationError } from '../shared/errors.ts';
 import { findListeningPid, ownStats, type ProcStats, readProcStats } from './proc.ts';
 import type { FleetEvent, FleetOptions, FleetSummary } from './types.ts';
 
@@ -49,6 +50,34 @@ export async function mapBounded<T, R>(
 export function thingNames(prefix: string, n: number): string[] {
   const width = Math.max(4, String(n).length);
   return Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(width, '0')}`);
+}
+
+/**
+ * The job targets the group, so the group must hold exactly the simulated things: a thing left there by
+ * an earlier run (another --devices or --thing-prefix) would get an execution no agent ever takes.
+ */
+async function checkGroupMembers(iot: IoTClient, groupName: string, names: readonly string[]): Promise<void> {
+  const ours = new Set(names);
+  let members = 0;
+  let stranger: string | undefined;
+  let nextToken: string | undefined;
+  do {
+    const out = await iot.send(
+      new ListThingsInThingGroupCommand({ thingGroupName: groupName, maxResults: 250, nextToken }),
+    );
+    for (const t of out.things ?? []) {
+      members++;
+      if (!ours.has(t)) stranger ??= t;
+    }
+    nextToken = out.nextToken;
+  } while (nextToken);
+  if (stranger !== undefined) {
+    throw new ValidationError(
+      'group',
+      `${groupName} has ${members} things, ${members - names.length} of them not in this simulation (e.g. ${stranger}); ` +
+        'the job would wait for them: give another --group',
+    );
+  }
 }
 
 const ignoreExists = (err: unknown) => {
@@ -118,6 +147,7 @@ async function prepareLocalThings(
   fresh.things = listThingCertificates(ca);
   writeJsonAtomic(file, fresh);
   endpoints.things = fresh.things;
+  await checkGroupMembers(iot, groupName, names);
   const reused = names.filter((n) => before.has(n)).length;
   return { devices, issued: names.length - reused, reused };
 }
@@ -156,6 +186,7 @@ export async function prepare(
     await mapBounded(devices, Math.min(limit, 10), (d) =>
       iot.send(new AddThingToThingGroupCommand({ thingGroupName: groupName, thingName: d.thingName })),
     );
+    await checkGroupMembers(iot, groupName, names);
     timing.things = Date.now() - t0;
     return {
       iot,
@@ -214,10 +245,11 @@ export async function prepare(
     stackWhere = pid === process.pid ? 'shared' : 'separate';
   }
   timing.stack = Date.now() - t0;
+  let iot: IoTClient | undefined;
   try {
     const endpoints = readEndpoints(dataDir);
     const t: Target = { kind: 'local', endpoints };
-    const iot = iotClientFor(t);
+    iot = iotClientFor(t);
     t0 = Date.now();
     emit({
       type: 'phase',
@@ -235,8 +267,9 @@ export async function prepare(
       opts.signal,
     );
     timing.things = Date.now() - t0;
+    const client = iot;
     return {
-      iot,
+      iot: client,
       target: t,
       devices,
       bucket: endpoints.s3.bucket,
@@ -256,11 +289,12 @@ export async function prepare(
       stackWhere,
       ...(brokerPublishes ? { brokerPublishes } : {}),
       close: async () => {
-        iot.destroy();
+        client.destroy();
         await closeStack();
       },
     };
   } catch (err) {
+    iot?.destroy();
     await closeStack();
     throw err;
   }

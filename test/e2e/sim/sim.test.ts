@@ -89,6 +89,15 @@ describe('fleet simulator (ota sim) end to end', () => {
       assert.equal(second.succeeded, 3);
       assert.deepEqual(second.certificates, { issued: 0, reused: 3 });
       assert.equal(second.stack?.pid, process.pid);
+      // A smaller fleet in the same group: sim-0003 would get an execution no agent takes.
+      await assert.rejects(
+        runFleet({
+          devices: 2,
+          imageSize: 10_000,
+          target: { kind: 'local', dataDir, stackPid: process.pid },
+        }),
+        /sim-fleet has 3 things, 1 of them not in this simulation \(e\.g\. sim-0003\).*another --group/,
+      );
 
       const iot = iotClientFor({ kind: 'local', endpoints: stack.endpoints });
       try {
