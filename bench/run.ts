@@ -21,23 +21,34 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type FleetSummary, runFleet } from '../src/sim/fleet.ts';
+import { join, resolve } from 'node:path';
 import { readProcStats } from '../src/sim/proc.ts';
-import { f, log, MiB, problems, ROOT } from './lib/measure.ts';
+import { f, loadAverage, log, MiB, problems, ROOT } from './lib/measure.ts';
 import type { AgentRun } from './lib/runners.ts';
 import { ensureThing, type Stack, startStackProcess } from './lib/stack.ts';
 import { clients } from './sections/clients.ts';
 import { gib, memory, throughput } from './sections/download.ts';
+import { fleetSection } from './sections/fleet.ts';
 import { FULL_PARAMS, QUICK_PARAMS } from './sections/params.ts';
 import { ranges } from './sections/ranges.ts';
+import { soakSection } from './sections/soak.ts';
 import { startup } from './sections/startup.ts';
 import { table } from './table.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const QUICK = process.argv.includes('--quick');
-const SECTIONS = ['throughput', 'memory', 'tls', 'clients', 'startup', 'gib', 'ranges', 'fleet'] as const;
+const SECTIONS = [
+  'throughput',
+  'memory',
+  'tls',
+  'clients',
+  'startup',
+  'gib',
+  'ranges',
+  'fleet',
+  'soak',
+] as const;
 const ONLY = (() => {
   const i = process.argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
   if (i < 0) return undefined;
@@ -64,9 +75,6 @@ function machine() {
   const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
   const curl = execFileSync('curl', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '';
-  const load = existsSync('/proc/loadavg')
-    ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3)
-    : [];
   return {
     nproc: cpus().length,
     cpu: model,
@@ -74,7 +82,7 @@ function machine() {
     curl,
     kernel: readFileSync('/proc/version', 'utf8').split(' ')[2],
     /** 1/5/15-minute load average at the start: > nproc means the figures were taken on a busy machine. */
-    loadAvgAtStart: load.join(' '),
+    loadAvgAtStart: loadAverage(),
   };
 }
 
@@ -114,7 +122,19 @@ async function main() {
     if (want('startup')) results.startup = await startup(stack, thing, scratch, P);
     if (want('gib')) results.gib = await gib(stack, thing, scratch, P);
     if (want('ranges')) results.ranges = await ranges(stack, thing, scratch, P);
-    if (want('fleet')) results.fleet = await fleets(stack);
+    // Fleet and soak: N agents in this process against a stack process of their own, a fresh one per run.
+    if (want('fleet'))
+      results.fleet = await fleetSection({
+        root: ROOT,
+        fleets: P.fleets,
+        image: P.fleetImage,
+        ...(BASELINE ? { baseline: resolve(BASELINE), baselineMax: 2000 } : {}),
+        timeoutSec: 900,
+        log,
+        problems,
+      });
+    if (want('soak'))
+      results.soak = await soakSection({ root: ROOT, jobs: P.soakJobs, agents: 20, log, problems });
     const stackNow = stack.proc.pid ? readProcStats(stack.proc.pid) : undefined;
     results.stackProcess = stackNow ? { peakRssMiB: stackNow.peakRssBytes / MiB } : undefined;
   } finally {
@@ -131,7 +151,18 @@ async function main() {
     else if (v === undefined || v === null) problems.push(`figure ${path} is missing`);
     else if (typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
   };
-  for (const k of ['throughput', 'memory', 'messages', 'tls', 'clients', 'startup', 'gib', 'ranges', 'fleet'])
+  for (const k of [
+    'throughput',
+    'memory',
+    'messages',
+    'tls',
+    'clients',
+    'startup',
+    'gib',
+    'ranges',
+    'fleet',
+    'soak',
+  ])
     if (k in results) walk(results[k], k);
 
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
@@ -144,28 +175,6 @@ async function main() {
   } else {
     log(`done in ${f(results.elapsedSec as number, 0)} s; bench/results/${out} written`);
   }
-}
-
-async function fleets(stack: Stack): Promise<FleetSummary[]> {
-  const out: FleetSummary[] = [];
-  for (const n of P.fleets) {
-    log(`fleet: ${n} devices, ${P.fleetImage} bytes each`);
-    const s = await runFleet({
-      devices: n,
-      imageSize: P.fleetImage,
-      target: { kind: 'local', dataDir: stack.dataDir, stackPid: stack.proc.pid },
-      jobId: `bench-fleet-${n}-${Date.now()}`,
-      timeoutMs: 300_000,
-    });
-    if (s.failed > 0)
-      problems.push(
-        `fleet ${n}: ${s.failed} failures (${s.failures[0]?.status} ${s.failures[0]?.reason ?? ''})`,
-      );
-    if (!s.scratchRemoved) problems.push(`fleet ${n}: scratch dir not removed`);
-    if (!s.stack) problems.push(`fleet ${n}: no stack process figures`);
-    out.push(s);
-  }
-  return out;
 }
 
 main().catch((err: unknown) => {

@@ -1,7 +1,9 @@
 /** The markdown table of a bench run (docs/benchmarks.md keeps it with the machine it ran on). */
-import type { FleetSummary } from '../src/sim/fleet.ts';
+
 import { type Dist, f, fd, mib } from './lib/measure.ts';
+import { type FleetFigures, fleetRows } from './sections/fleet.ts';
 import { rangesRows } from './sections/ranges.ts';
+import { type SoakFigures, soakRows } from './sections/soak.ts';
 
 type Row = [string, string, string, string];
 type Rec = Record<string, Dist | number | boolean | string | undefined>;
@@ -230,16 +232,8 @@ export function table(r: Record<string, unknown>): string {
     ]);
   }
   rows.push(...rangesRows(r.ranges, r.quick === true));
-  for (const fl of (r.fleet as FleetSummary[] | undefined) ?? []) {
-    rows.push([
-      `Fleet ${fl.devices} × ${mib(fl.imageSize)}`,
-      `${f(fl.durationMs / 1000)} s job→all SUCCEEDED, ${fl.devicesPerMinute} devices/min, ${fl.failed} failed; ` +
-        `${fl.mqtt.devicePublishesPerSec} device publishes/s; stack ${fl.stack?.where ?? '?'} process: peak RSS ${fl.stack?.peakRssMiB ?? '?'} MiB, ` +
-        `CPU ${fl.stack?.cpuSeconds ?? '?'} s (${fl.stack?.cpuPercent ?? '?'}%); agents' process: peak RSS ${fl.simProcess.peakRssMiB} MiB, CPU ${fl.simProcess.cpuSeconds} s`,
-      fl.devices >= 1000 ? '≤ 60 s, 0 failures' : '0 failures',
-      ok(fl.failed === 0 && (fl.devices < 1000 || fl.durationMs <= 60_000)),
-    ]);
-  }
+  rows.push(...fleetRows((r.fleet as FleetFigures[] | undefined) ?? [], r.quick === true));
+  if (r.soak) rows.push(...soakRows(r.soak as SoakFigures, r.quick === true));
 
   const m = r.machine as {
     nproc: number;

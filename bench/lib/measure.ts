@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -136,4 +136,11 @@ export async function interleave<T>(runs: number, fns: Array<() => Promise<T>>):
     }
   }
   return out;
+}
+
+/** 1-, 5- and 15-minute load averages: above nproc, the machine was busy and times are inflated. */
+export function loadAverage(): string {
+  return existsSync('/proc/loadavg')
+    ? readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+    : '';
 }

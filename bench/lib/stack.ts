@@ -26,24 +26,30 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStackProcess(opts: { s3Tls?: boolean } = {}): Promise<Stack> {
+/**
+ * `root`: a built checkout whose `ota dev` runs (default this one; `--baseline DIR` for the "before").
+ * An earlier checkout may predate the dashboard and its `--no-dashboard`: it gets only the flags every
+ * version knows, and ports 0.
+ */
+export async function startStackProcess(opts: { s3Tls?: boolean; root?: string } = {}): Promise<Stack> {
+  const root = opts.root ?? ROOT;
   const dataDir = await mkdtemp(join(tmpdir(), 'ota-bench-stack-'));
   const ports = ['mqtt', 'ws', 'wss', 'iot', 's3'].flatMap((p) => [`--${p}-port`, '0']);
   const proc = spawn(
     process.execPath,
     [
-      join(ROOT, 'bin/ota.js'),
+      join(root, 'bin/ota.js'),
       'dev',
       '--data-dir',
       dataDir,
       ...ports,
       ...(opts.s3Tls ? ['--s3-tls'] : []),
       // The dashboard subscribes to every progress message; the figures are for the stack alone.
-      '--no-dashboard',
+      ...(root === ROOT ? ['--no-dashboard'] : []),
       '--log-level',
       'warn',
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT },
+    { stdio: ['ignore', 'pipe', 'inherit'], cwd: root },
   );
   await new Promise<void>((res, rej) => {
     let out = '';
@@ -69,9 +75,11 @@ export async function startStackProcess(opts: { s3Tls?: boolean } = {}): Promise
     target: { kind: 'local', endpoints },
     tls: opts.s3Tls === true,
     close: async () => {
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await exited;
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      }
       await rm(dataDir, { recursive: true, force: true });
     },
   };

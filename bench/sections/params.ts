@@ -19,6 +19,8 @@ export interface Params {
   clientRuns: number;
   fleets: number[];
   fleetImage: number;
+  /** Jobs in the soak section (10,000 in full: the stack's RSS must level off). */
+  soakJobs: number;
   ranges: RangesParams;
 }
 
@@ -51,6 +53,7 @@ export const QUICK_PARAMS: Params = {
   clientRuns: 1,
   fleets: [10, 50],
   fleetImage: 64 * 1024,
+  soakJobs: 300,
   ranges: {
     size: 4 * MiB,
     singleSize: MiB,
@@ -73,8 +76,9 @@ export const FULL_PARAMS: Params = {
   gibRuns: 3,
   startupRuns: 7,
   clientRuns: 5,
-  fleets: [100, 1000],
+  fleets: [1000, 10_000],
   fleetImage: MiB,
+  soakJobs: 10_000,
   ranges: {
     size: ORIGINAL_SIZE,
     singleSize: 8 * MiB,

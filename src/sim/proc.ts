@@ -14,6 +14,16 @@ export interface ProcStats {
   /** User and system CPU seconds since the process started. */
   userSec: number;
   sysSec: number;
+  /** Open file descriptors (entries of /proc/<pid>/fd); undefined where procfs is not readable. */
+  fds?: number;
+}
+
+function fdCount(pid: number | 'self'): number | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return undefined;
+  }
 }
 
 /** USER_HZ: the kernel reports times in /proc in 1/100 s on every Linux architecture node runs on. */
@@ -38,12 +48,14 @@ export function readProcStats(pid: number): ProcStats | undefined {
     if (peak === undefined || rss === undefined || !Number.isFinite(utime) || !Number.isFinite(stime)) {
       return undefined;
     }
+    const fds = fdCount(pid);
     return {
       pid,
       peakRssBytes: peak,
       rssBytes: rss,
       userSec: utime / CLOCK_TICKS_PER_SEC,
       sysSec: stime / CLOCK_TICKS_PER_SEC,
+      ...(fds !== undefined ? { fds } : {}),
     };
   } catch {
     return undefined;
@@ -53,12 +65,14 @@ export function readProcStats(pid: number): ProcStats | undefined {
 /** This process, portably: process.resourceUsage() (maxRSS in KiB, CPU in microseconds). */
 export function ownStats(): ProcStats {
   const u = process.resourceUsage();
+  const fds = fdCount('self');
   return {
     pid: process.pid,
     peakRssBytes: u.maxRSS * 1024,
     rssBytes: process.memoryUsage.rss(),
     userSec: u.userCPUTime / 1e6,
     sysSec: u.systemCPUTime / 1e6,
+    ...(fds !== undefined ? { fds } : {}),
   };
 }
 

@@ -1,11 +1,6 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { iotClientFor } from '../../operator/clients.ts';
-import {
-  type JobFigures,
-  parseAbortCriterion,
-  parseMaintenanceWindow,
-  parseRetryCriterion,
-} from '../../operator/job-configs.ts';
+import { type JobFigures, parseMaintenanceWindow } from '../../operator/job-configs.ts';
 import {
   cancelJob,
   createJob,
@@ -13,7 +8,6 @@ import {
   deleteJobTemplate,
   describeJob,
   describeJobTemplate,
-  type JobConfigRequest,
   listExecutions,
   listJobs,
   listJobTemplates,
@@ -21,93 +15,8 @@ import {
 import { withLastKnownProgress } from '../../operator/live-progress.ts';
 import { executionsTable } from '../executions-table.ts';
 import { isoSeconds, json, table } from '../format.ts';
-import { awsOptions, dataDirOption, parsePositiveInt, targetFrom } from '../options.ts';
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
-
-function parseNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag}: must be a positive number`);
-    return n;
-  };
-}
-
-/** Flags for the configurations a job and a job template share (AWS field names in the help). */
-function withConfigFlags(cmd: Command): Command {
-  return cmd
-    .option(
-      '--presigned-url-expires <sec>',
-      'presignedUrlConfig.expiresInSec (60-3600)',
-      parsePositiveInt('--presigned-url-expires'),
-    )
-    .option('--presigned-url-role-arn <arn>', 'presignedUrlConfig.roleArn (AWS)')
-    .option(
-      '--in-progress-timeout <min>',
-      'timeoutConfig.inProgressTimeoutInMinutes',
-      parsePositiveInt('--in-progress-timeout'),
-    )
-    .option(
-      '--max-per-minute <n>',
-      'jobExecutionsRolloutConfig.maximumPerMinute (1-1000)',
-      parsePositiveInt('--max-per-minute'),
-    )
-    .option('--rate-base <n>', 'exponentialRate.baseRatePerMinute (1-1000)', parsePositiveInt('--rate-base'))
-    .option('--rate-factor <f>', 'exponentialRate.incrementFactor (1.1-5)', parseNumber('--rate-factor'))
-    .option(
-      '--rate-notified <n>',
-      'rateIncreaseCriteria.numberOfNotifiedThings',
-      parsePositiveInt('--rate-notified'),
-    )
-    .option(
-      '--rate-succeeded <n>',
-      'rateIncreaseCriteria.numberOfSucceededThings',
-      parsePositiveInt('--rate-succeeded'),
-    )
-    .option('--abort <TYPE:PCT%:minN>', 'abortConfig criterion, e.g. FAILED:20%:min50 (repeatable)', collect)
-    .option('--retry <TYPE:N>', 'jobExecutionsRetryConfig criterion, e.g. TIMED_OUT:3 (repeatable)', collect)
-    .option(
-      '--maintenance-window <CRON,MIN>',
-      "maintenance window, e.g. 'cron(0 2 * * ? *),120' (repeatable)",
-      collect,
-    );
-}
-
-interface ConfigFlags {
-  presignedUrlExpires?: number;
-  presignedUrlRoleArn?: string;
-  inProgressTimeout?: number;
-  maxPerMinute?: number;
-  rateBase?: number;
-  rateFactor?: number;
-  rateNotified?: number;
-  rateSucceeded?: number;
-  abort?: string[];
-  retry?: string[];
-}
-
-function configFrom(flags: ConfigFlags): JobConfigRequest {
-  const req: JobConfigRequest = {
-    presignedUrlExpiresInSec: flags.presignedUrlExpires,
-    presignedUrlRoleArn: flags.presignedUrlRoleArn,
-    inProgressTimeoutInMinutes: flags.inProgressTimeout,
-    maxPerMinute: flags.maxPerMinute,
-    abort: flags.abort?.map(parseAbortCriterion),
-    retry: flags.retry?.map(parseRetryCriterion),
-  };
-  if (flags.rateBase !== undefined || flags.rateFactor !== undefined) {
-    if (flags.rateBase === undefined || flags.rateFactor === undefined) {
-      throw new InvalidArgumentError('--rate-base and --rate-factor go together (exponentialRate)');
-    }
-    req.exponentialRate = {
-      baseRatePerMinute: flags.rateBase,
-      incrementFactor: flags.rateFactor,
-      numberOfNotifiedThings: flags.rateNotified,
-      numberOfSucceededThings: flags.rateSucceeded,
-    };
-  }
-  return req;
-}
+import { collect, configFrom, withConfigFlags } from '../job-config-flags.ts';
+import { awsOptions, dataDirOption, targetFrom } from '../options.ts';
 
 function figuresText(f: JobFigures): string[] {
   const c = f.counts;

@@ -1,10 +1,11 @@
-import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { createLogger } from '../../shared/log.ts';
-import { type FleetEvent, type FleetSummary, type FleetTarget, runFleet } from '../../sim/fleet.ts';
+import type { FaultRates } from '../../sim/faults.ts';
+import { type FleetTarget, runFleet } from '../../sim/fleet.ts';
 import { json } from '../format.ts';
+import { type ConfigFlags, configFrom, withConfigFlags } from '../job-config-flags.ts';
 import { awsOptions, parsePositiveInt } from '../options.ts';
-import { formatBytes } from '../progress-view.ts';
+import { formatFleetSummary, TallyView } from '../sim-view.ts';
 
 const UNITS: Record<string, number> = {
   '': 1,
@@ -34,97 +35,93 @@ export function parseSize(flag: string) {
   };
 }
 
-/** The live summary bar: succeeded / in progress / failed (a line every 2 s when not on a terminal). */
-class TallyView {
-  private bar?: cliProgress.SingleBar;
-  private lastLine = 0;
-  constructor(private readonly out: NodeJS.WriteStream) {}
+/** A fraction 0–1 (`--fail-rate 0.3`). */
+function parseFraction(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1)
+      throw new InvalidArgumentError(`${flag}: a fraction from 0 to 1, e.g. 0.3`);
+    return n;
+  };
+}
 
-  event(e: FleetEvent): void {
-    if (e.type === 'phase') {
-      if (e.phase === 'run' && this.out.isTTY) {
-        this.bar = new cliProgress.SingleBar(
-          {
-            stream: this.out,
-            format:
-              ' fleet |{bar}| {value}/{total} succeeded  {inProgress} in progress  {failed} failed  {queued} queued  {elapsed}s',
-            barsize: 30,
-            hideCursor: true,
-            fps: 5,
-          },
-          cliProgress.Presets.shades_classic,
-        );
-        return;
-      }
-      if (e.phase === 'cleanup') this.stop();
-      if (e.phase !== 'run') this.out.write(`ota sim: ${e.phase}${e.detail ? `: ${e.detail}` : ''}\n`);
-      return;
-    }
-    if (e.type === 'setup-progress') {
-      if (!this.out.isTTY && e.done !== e.total) return;
-      this.out.write(`ota sim: ${e.phase} ${e.done}/${e.total}${this.out.isTTY ? '\r' : '\n'}`);
-      if (this.out.isTTY && e.done === e.total) this.out.write('\n');
-      return;
-    }
-    if (e.type === 'device-failed') {
-      if (!this.bar)
-        this.out.write(`ota sim: ${e.thingName} ${e.status}${e.reason ? `: ${e.reason}` : ''}\n`);
-      return;
-    }
-    const t = e.tally;
-    const payload = { inProgress: t.inProgress, failed: t.failed, queued: t.queued, elapsed: '' };
-    if (this.bar) {
-      if (!this.bar.isActive) this.bar.start(t.total, t.succeeded, payload);
-      this.bar.update(t.succeeded, payload);
-      return;
-    }
-    const now = Date.now();
-    const final = t.succeeded + t.failed === t.total;
-    if (!final && now - this.lastLine < 2000) return;
-    this.lastLine = now;
-    this.out.write(
-      `ota sim: ${t.succeeded}/${t.total} succeeded, ${t.inProgress} in progress, ${t.failed} failed, ${t.queued} queued\n`,
+interface SimFlags extends ConfigFlags {
+  devices: number;
+  imageSize: number;
+  jobId?: string;
+  concurrency: number;
+  dataDir?: string;
+  stackPid?: number;
+  minuteMs?: number;
+  thingPrefix: string;
+  group: string;
+  progressInterval?: number;
+  timeout: number;
+  failRate?: number;
+  rejectRate?: number;
+  timeoutRate?: number;
+  offlineRate?: number;
+  seed: number;
+  workers?: number;
+  scratchDir?: string;
+  aws?: boolean;
+  region?: string;
+  profile?: string;
+  certsDir?: string;
+  bucket?: string;
+  endpoint?: string;
+  rootCa?: string;
+  roleAlias?: string;
+  credentialsEndpoint?: string;
+  logLevel: string;
+  json?: boolean;
+}
+
+function targetOf(flags: SimFlags): FleetTarget {
+  if (flags.minuteMs !== undefined && (flags.aws || flags.dataDir)) {
+    throw new InvalidArgumentError(
+      '--minute-ms is for the embedded stack; a running `ota dev` takes its own --minute-ms',
     );
   }
-
-  stop(): void {
-    this.bar?.stop();
-    this.bar = undefined;
+  if (flags.aws) {
+    if (!flags.certsDir || !flags.bucket) {
+      throw new InvalidArgumentError(
+        '--aws needs --certs-dir and --bucket (see docs/benchmarks.md, "ota sim --aws")',
+      );
+    }
+    const { certsDir, bucket, region, profile, endpoint, rootCa, roleAlias, credentialsEndpoint } = flags;
+    return {
+      kind: 'aws',
+      certsDir,
+      bucket,
+      region,
+      profile,
+      endpoint,
+      rootCa,
+      roleAlias,
+      credentialsEndpoint,
+    };
   }
+  if (flags.dataDir) {
+    return { kind: 'local', dataDir: flags.dataDir, ...(flags.stackPid ? { stackPid: flags.stackPid } : {}) };
+  }
+  return { kind: 'embedded', ...(flags.minuteMs !== undefined ? { minuteMs: flags.minuteMs } : {}) };
 }
 
-export function formatFleetSummary(s: FleetSummary): string {
-  const lines = [
-    `ota sim: ${s.succeeded}/${s.devices} SUCCEEDED, ${s.failed} failed  (job ${s.jobId}, group ${s.groupName}, ${s.target})`,
-    `  image               ${formatBytes(s.imageSize)}  sha256 ${s.sha256.slice(0, 16)}…`,
-    `  job → all done      ${(s.durationMs / 1000).toFixed(2)} s   (${s.devicesPerMinute} devices/min)`,
-    `  download per device median ${s.downloadSeconds.median} s, max ${s.downloadSeconds.max} s`,
-    `  MQTT                ${s.mqtt.devicePublishes} device publishes (${s.mqtt.devicePublishesPerSec}/s); ` +
-      `${s.mqtt.progressMessages} progress, ${s.mqtt.jobUpdates} job status updates` +
-      (s.mqtt.brokerPublishes !== undefined
-        ? `; broker in+out ${s.mqtt.brokerPublishes} (${s.mqtt.brokerPublishesPerSec}/s)`
-        : ''),
-    s.stack
-      ? `  stack process       pid ${s.stack.pid} (${s.stack.where === 'shared' ? 'shared with the agents' : 'separate'}): ` +
-        `peak RSS ${s.stack.peakRssMiB} MiB, CPU ${s.stack.cpuSeconds} s (${s.stack.cpuPercent}% of a core)`
-      : '  stack process       (not measurable here)',
-    `  sim process         peak RSS ${s.simProcess.peakRssMiB} MiB, CPU ${s.simProcess.cpuSeconds} s during the run`,
-    `  setup               things ${(s.setupMs.things / 1000).toFixed(1)} s (${s.certificates.issued} certs issued, ` +
-      `${s.certificates.reused} reused), connect ${(s.setupMs.connect / 1000).toFixed(1)} s`,
-    `  scratch dir         ${s.scratchRemoved ? 'removed' : 'NOT removed'}`,
-  ];
-  for (const f of s.failures.slice(0, 10)) {
-    lines.push(`  failed: ${f.thingName} ${f.status}${f.reason ? `: ${f.reason}` : ''}`);
-  }
-  if (s.failures.length > 10) lines.push(`  … and ${s.failures.length - 10} more failures`);
-  return `${lines.join('\n')}\n`;
+function faultsOf(flags: SimFlags): FaultRates {
+  return {
+    ...(flags.failRate !== undefined ? { fail: flags.failRate } : {}),
+    ...(flags.rejectRate !== undefined ? { reject: flags.rejectRate } : {}),
+    ...(flags.timeoutRate !== undefined ? { timeout: flags.timeoutRate } : {}),
+    ...(flags.offlineRate !== undefined ? { offline: flags.offlineRate } : {}),
+  };
 }
 
-export function registerSimCommand(program: Command): void {
-  const cmd = program
+function simCommand(program: Command): Command {
+  return program
     .command('sim')
     .description(
-      'fleet simulator: N things, one job for their group, N real agents; live tally and a summary',
+      'fleet simulator: N things, one job for their group, N real agents (some faulty, if asked); live tally and a summary',
     )
     .requiredOption('--devices <n>', 'number of simulated devices', parsePositiveInt('--devices'))
     .option(
@@ -141,6 +138,37 @@ export function registerSimCommand(program: Command): void {
       64,
     )
     .option(
+      '--fail-rate <f>',
+      'fraction of devices whose install fails (FAILED)',
+      parseFraction('--fail-rate'),
+    )
+    .option(
+      '--reject-rate <f>',
+      'fraction of devices already on the offered version (REJECTED)',
+      parseFraction('--reject-rate'),
+    )
+    .option(
+      '--timeout-rate <f>',
+      'fraction of devices that take the job and never report (TIMED_OUT; default --in-progress-timeout 1)',
+      parseFraction('--timeout-rate'),
+    )
+    .option('--offline-rate <f>', 'fraction of devices that never connect', parseFraction('--offline-rate'))
+    .option('--seed <n>', 'which devices get which fault', parsePositiveInt('--seed'), 1)
+    .option(
+      '--workers <n>',
+      'child processes for the agents, 0 = this process (default: 0 up to 2,000 devices, else one per 2,500)',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 64) throw new InvalidArgumentError('--workers: 0 to 64');
+        return n;
+      },
+    )
+    .option(
+      '--minute-ms <ms>',
+      'length of a Jobs minute in the embedded stack (rollout rates, timeouts)',
+      parsePositiveInt('--minute-ms'),
+    )
+    .option(
       '--data-dir <dir>',
       'use the running `ota dev` of this data dir (default: an embedded stack in a temp dir)',
     )
@@ -148,6 +176,10 @@ export function registerSimCommand(program: Command): void {
       '--stack-pid <pid>',
       'pid of that `ota dev`, for its RSS/CPU (default: found from its MQTT port)',
       parsePositiveInt('--stack-pid'),
+    )
+    .option(
+      '--scratch-dir <dir>',
+      "the devices' downloads and state (default: a temp dir on /dev/shm when there is one); removed afterwards",
     )
     .option('--thing-prefix <prefix>', 'thing names are <prefix>0001…', 'sim-')
     .option('--group <name>', 'thing group the job targets', 'sim-fleet')
@@ -158,7 +190,7 @@ export function registerSimCommand(program: Command): void {
     })
     .option(
       '--timeout <sec>',
-      'give up after this many seconds (unfinished devices fail)',
+      'give up after this many seconds (unfinished devices count as unexpected)',
       parsePositiveInt('--timeout'),
       600,
     )
@@ -173,35 +205,13 @@ export function registerSimCommand(program: Command): void {
     .option('--credentials-endpoint <url>', 'with --aws and --role-alias: the credentials provider endpoint')
     .option('--log-level <level>', 'pino log level for the agents and the stack (stderr)', 'silent')
     .option('--json', 'print the summary as JSON');
+}
+
+export function registerSimCommand(program: Command): void {
+  const cmd = withConfigFlags(simCommand(program), { maintenanceWindows: false });
   for (const o of awsOptions()) cmd.addOption(o);
-  cmd.action(async (flags) => {
-    let target: FleetTarget;
-    if (flags.aws) {
-      if (!flags.certsDir || !flags.bucket) {
-        throw new InvalidArgumentError(
-          '--aws needs --certs-dir and --bucket (see docs/benchmarks.md, "ota sim --aws")',
-        );
-      }
-      target = {
-        kind: 'aws',
-        certsDir: flags.certsDir,
-        bucket: flags.bucket,
-        region: flags.region,
-        profile: flags.profile,
-        endpoint: flags.endpoint,
-        rootCa: flags.rootCa,
-        roleAlias: flags.roleAlias,
-        credentialsEndpoint: flags.credentialsEndpoint,
-      };
-    } else if (flags.dataDir) {
-      target = {
-        kind: 'local',
-        dataDir: flags.dataDir,
-        ...(flags.stackPid ? { stackPid: flags.stackPid } : {}),
-      };
-    } else {
-      target = { kind: 'embedded' };
-    }
+  cmd.action(async (flags: SimFlags) => {
+    const target = targetOf(flags);
     const controller = new AbortController();
     const stop = () => controller.abort();
     process.once('SIGINT', stop);
@@ -215,6 +225,12 @@ export function registerSimCommand(program: Command): void {
         thingPrefix: flags.thingPrefix,
         groupName: flags.group,
         timeoutMs: flags.timeout * 1000,
+        faults: faultsOf(flags),
+        seed: flags.seed,
+        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        ...(flags.scratchDir !== undefined ? { scratchDir: flags.scratchDir } : {}),
+        workerLogLevel: flags.logLevel,
+        job: configFrom(flags),
         target,
         signal: controller.signal,
         logger: createLogger({ level: flags.logLevel }),
@@ -224,7 +240,7 @@ export function registerSimCommand(program: Command): void {
       });
       view.stop();
       process.stdout.write(flags.json ? `${json(summary)}\n` : formatFleetSummary(summary));
-      if (summary.failed > 0) process.exitCode = 1;
+      if (summary.unexpected > 0) process.exitCode = 1;
     } finally {
       view.stop();
       process.off('SIGINT', stop);

@@ -153,6 +153,11 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
 
   const aedes = await Aedes.createBroker({
     maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
+    // No in-flight cap in aedes' mqemitter (default 100). Over the cap messages queue, and each one that
+    // completes synchronously (no subscriber) takes the next from the queue in the same stack: a burst of
+    // thousands (10,000 devices' progress, a job's notify-next to a whole fleet) overflowed the call stack
+    // and killed the stack (mqemitter PR #204, open). Uncapped, every publish is handled as it comes.
+    concurrency: 0,
 
     authenticate(client, _username, _password, done) {
       const decision = authorizer.connect(identityOf(client), client.id);

@@ -10,8 +10,9 @@
  * - outbound.ts, notifications.ts, wire.ts, document.ts — what goes out, when and in which shape.
  *
  * Shape of every state change: one SQLite transaction computes the new rows AND the messages they cause
- * (reply, `notify`, `notify-next`); the messages are sent only after the commit, in order, through a
- * per-thing queue. Presigned-URL placeholders are resolved at send time (reference section 4).
+ * (reply, `notify`, `notify-next`); the messages are sent only after the commit is durable (a group
+ * commit, group-commit.ts), in order, through a per-thing queue. Presigned-URL placeholders are resolved
+ * at send time (reference section 4).
  */
 import { errorMessage, ValidationError } from '../../shared/errors.ts';
 import type { JobsMqttErrorCode } from '../../shared/jobs-protocol.ts';
@@ -22,6 +23,7 @@ import type { JobsContext } from './context.ts';
 import { jobOperations } from './control-plane-jobs.ts';
 import { templateOperations } from './control-plane-templates.ts';
 import { thingOperations } from './control-plane-things.ts';
+import { createGroupCommit } from './group-commit.ts';
 import { createMqttApi } from './mqtt-api.ts';
 import { createOutbound, type Outbound } from './outbound.ts';
 import { expireDue, failUndeliverable } from './outcomes.ts';
@@ -118,6 +120,14 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
     },
   });
   let closed = false;
+  const commit = createGroupCommit({
+    sync: (done) => store.syncWal(done),
+    deliver: (messages) => outbound.send(messages),
+    log,
+  });
+  // Set while a device's Jobs request runs: its replies wait for the group commit. Any other change (the
+  // control plane, whose HTTP answer follows at once) is synced before `mutate` returns.
+  let inDeviceRequest = false;
 
   const ctx: JobsContext = {
     store,
@@ -141,7 +151,7 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
         log.warn({ err, thingName }, 'jobs: onThingDeleted failed');
       }
     },
-    send: (messages) => outbound.send(messages),
+    send: (messages) => commit.send(messages),
     mutate<T>(fn: (at: number, out: Outbound[]) => T): T {
       const at = scheduler.now();
       const out: Outbound[] = [];
@@ -149,7 +159,8 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
         out.push(...expireDue(ctx, at));
         return fn(at, out);
       });
-      outbound.send(out);
+      if (!inDeviceRequest) store.syncWalNow();
+      commit.send(out);
       timers.schedule();
       return result;
     },
@@ -160,12 +171,23 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
     ...jobOperations(ctx),
     ...templateOperations(ctx),
   };
-  const topicService = createMqttApi(ctx, {
+  const mqttApi = createMqttApi(ctx, {
     isClosed: () => closed,
     ...(opts.requestsPerSecondPerThing !== undefined && {
       requestsPerSecondPerThing: opts.requestsPerSecondPerThing,
     }),
   });
+  const topicService: TopicService = {
+    claims: (topic) => mqttApi.claims(topic),
+    onPublish(from, topic, payload) {
+      inDeviceRequest = true;
+      try {
+        mqttApi.onPublish(from, topic, payload);
+      } finally {
+        inDeviceRequest = false;
+      }
+    },
+  };
 
   // Timers survive restarts: they are rows in the database, re-armed here (reference section 2).
   timers.schedule();
@@ -173,11 +195,15 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
   return {
     controlPlane,
     topicService,
-    idle: () => outbound.idle(),
+    idle: async () => {
+      await commit.idle();
+      await outbound.idle();
+    },
     close() {
       if (closed) return;
       closed = true;
       timers.close();
+      commit.close();
       outbound.close();
       store.close();
     },

@@ -12,7 +12,7 @@ import type {
   ThingRecord,
 } from './types.ts';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export const SCHEMA_V1 = `
 CREATE TABLE things (
@@ -172,6 +172,19 @@ SELECT job_id, sum(status = 'QUEUED'), sum(status = 'IN_PROGRESS'), sum(status =
   count(DISTINCT thing_name), sum(status = 'SUCCEEDED'), sum(status = 'FAILED'), sum(status = 'REJECTED'),
   sum(status = 'TIMED_OUT')
 FROM executions GROUP BY job_id;
+`;
+
+/**
+ * Version 3: the execution timers found by index. The deadline queries run on every Jobs request; with
+ * one index over (status, step, in-progress) they read every IN_PROGRESS execution — 10,000 of them in a
+ * fleet run, per request (docs/benchmarks.md, fleet). Partial indexes hold only the armed timers.
+ */
+export const SCHEMA_V3 = `
+DROP INDEX executions_deadlines;
+CREATE INDEX executions_step_deadline ON executions(step_timeout_at)
+  WHERE status = 'IN_PROGRESS' AND step_timeout_at IS NOT NULL;
+CREATE INDEX executions_progress_deadline ON executions(in_progress_timeout_at)
+  WHERE status = 'IN_PROGRESS' AND in_progress_timeout_at IS NOT NULL;
 `;
 
 export interface ThingRow {

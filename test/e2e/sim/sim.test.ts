@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,12 +43,26 @@ describe('fleet simulator (ota sim) end to end', () => {
       assert.ok(s.stack.peakRssMiB > 0);
       assert.ok(s.simProcess.peakRssMiB > 0);
       assert.equal(s.scratchRemoved, true);
-      assert.equal(existsSync(scratch), false, 'scratch dir removed');
+      assert.deepEqual(readdirSync(scratch), [], 'the run left nothing in the scratch dir');
       const phases = events.flatMap((e) => (e.type === 'phase' ? [e.phase] : []));
       assert.deepEqual(phases, ['stack', 'things', 'image', 'connect', 'job', 'run', 'cleanup']);
       const last = events.filter((e) => e.type === 'tally').at(-1);
       assert.ok(last?.type === 'tally');
-      assert.deepEqual(last.tally, { total: 5, queued: 0, inProgress: 0, succeeded: 5, failed: 0 });
+      assert.deepEqual(last.tally, {
+        total: 5,
+        notified: 5,
+        queued: 0,
+        inProgress: 0,
+        succeeded: 5,
+        failed: 0,
+        rejected: 0,
+        timedOut: 0,
+        canceled: 0,
+      });
+      assert.equal(s.unexpected, 0);
+      assert.equal(s.jobStatus, 'COMPLETED');
+      assert.equal(s.canceledAtEnd, false);
+      assert.deepEqual(s.roles, { ok: 5, fail: 0, reject: 0, timeout: 0, offline: 0 });
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }
@@ -75,6 +89,15 @@ describe('fleet simulator (ota sim) end to end', () => {
       assert.equal(second.succeeded, 3);
       assert.deepEqual(second.certificates, { issued: 0, reused: 3 });
       assert.equal(second.stack?.pid, process.pid);
+      // A smaller fleet in the same group: sim-0003 would get an execution no agent takes.
+      await assert.rejects(
+        runFleet({
+          devices: 2,
+          imageSize: 10_000,
+          target: { kind: 'local', dataDir, stackPid: process.pid },
+        }),
+        /sim-fleet has 3 things, 1 of them not in this simulation \(e\.g\. sim-0003\).*another --group/,
+      );
 
       const iot = iotClientFor({ kind: 'local', endpoints: stack.endpoints });
       try {
@@ -100,10 +123,37 @@ describe('fleet simulator (ota sim) end to end', () => {
     }
   });
 
+  test('workers: the agents in 2 child processes; a hung execution is released across the process boundary', async () => {
+    const s = await runFleet({
+      devices: 6,
+      imageSize: 16 * 1024,
+      workers: 2,
+      jobId: 'sim-e2e-workers',
+      faults: { timeout: 0.34, fail: 0.17 },
+      job: { inProgressTimeoutInMinutes: 2 },
+      target: { kind: 'embedded', minuteMs: 1500 },
+      timeoutMs: 60_000,
+    });
+    assert.deepEqual(s.roles, { ok: 3, fail: 1, reject: 0, timeout: 2, offline: 0 });
+    assert.equal(s.outcomes.succeeded, 3);
+    assert.equal(s.outcomes.failed, 1);
+    assert.equal(s.outcomes.timedOut, 2);
+    assert.equal(s.unexpected, 0, JSON.stringify(s.failures));
+    assert.equal(s.simProcess.processes, 3, 'this process and 2 workers');
+    assert.ok(s.mqtt.devicePublishes >= 6 * 3, `devicePublishes ${s.mqtt.devicePublishes}`);
+    assert.ok(s.downloadSeconds.max > 0);
+    assert.equal(s.scratchRemoved, true);
+  });
+
   test('bad arguments are refused before anything starts', async () => {
     await assert.rejects(runFleet({ devices: 0 }), ValidationError);
     await assert.rejects(runFleet({ devices: 2, jobId: 'bad id!' }), ValidationError);
     await assert.rejects(runFleet({ devices: 2, concurrency: 0 }), ValidationError);
+    await assert.rejects(runFleet({ devices: 2, faults: { fail: 1.5 } }), /fail-rate/);
+    await assert.rejects(runFleet({ devices: 2, faults: { fail: 0.6, offline: 0.6 } }), /add up to 1\.200/);
+    await assert.rejects(runFleet({ devices: 2, seed: 0.5 }), /seed/);
+    await assert.rejects(runFleet({ devices: 2, workers: -1 }), /workers/);
+    await assert.rejects(runFleet({ devices: 2, target: { kind: 'embedded', minuteMs: 0 } }), /minute-ms/);
   });
 
   test('procfs figures of this process', () => {
