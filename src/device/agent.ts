@@ -5,6 +5,7 @@ import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type Timers } from '../shared/timers.ts';
 import { AgentLink, checkCertificate } from './agent-link.ts';
 import { type AgentConfig, readPem } from './config.ts';
+import { statusDetailsInterval } from './download-config.ts';
 import { JobsRequestError } from './errors.ts';
 import { commandHooks, type DeviceHooks, type HookName } from './hooks.ts';
 import {
@@ -344,7 +345,7 @@ class Agent {
       topic: cfg.topic,
       ...(cfg.tz !== undefined ? { timeZone: cfg.tz } : {}),
       progressIntervalMs: cfg.progressIntervalMs,
-      statusDetailsIntervalMs: cfg.statusDetailsIntervalMs,
+      statusDetailsIntervalMs: statusDetailsInterval(cfg),
       finalTimeoutMs: cfg.requestTimeoutMs,
       timers: this.timers,
       subject: () => ({

@@ -104,16 +104,22 @@ type Parsed = {
  * Checks the options against each other and returns them. `maxRateFile`: the config file, when `maxRate`
  * is not fixed by a flag or the environment (those win over the file, so re-reading it would change nothing).
  */
+/**
+ * The interval of the download's statusDetails updates: the configured one, but at least two per step
+ * timer while one is set, because those updates are what renews it (a long `statusDetailsIntervalMs`
+ * must not time a healthy download out).
+ */
+export function statusDetailsInterval(cfg: {
+  statusDetailsIntervalMs: number;
+  stepTimeoutMinutes: number;
+}): number {
+  if (cfg.stepTimeoutMinutes <= 0) return cfg.statusDetailsIntervalMs;
+  return Math.min(cfg.statusDetailsIntervalMs, (cfg.stepTimeoutMinutes * 60_000) / 2);
+}
+
 export function normaliseDownloadConfig(c: Parsed, maxRateFile: string | undefined): DownloadConfig {
   if (c.stepTimeoutMinutes > 0) {
     const stepMs = c.stepTimeoutMinutes * 60_000;
-    // The step timer is renewed by the statusDetails updates while bytes flow: at least two per timer.
-    if (c.statusDetailsIntervalMs * 2 > stepMs) {
-      throw new ValidationError(
-        'statusDetailsIntervalMs',
-        `must be at most half of stepTimeoutMinutes (${c.stepTimeoutMinutes} min): the step timer is renewed by these updates`,
-      );
-    }
     if (c.stallTimeoutMs >= stepMs) {
       throw new ValidationError(
         'stallTimeoutMs',

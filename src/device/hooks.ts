@@ -21,6 +21,8 @@ export interface HookCall {
   /** The version installed before (OTA_PREVIOUS_VERSION). */
   previousVersion: string;
   jobId: string;
+  /** The job execution's number (OTA_EXECUTION_NUMBER): a retry of the job has the next one. */
+  executionNumber?: number;
   /** The image's SHA-256, hex (OTA_SHA256). */
   sha256: string;
   /** Aborted when the agent stops (not passed to `reboot`: a reboot is never interrupted). */
@@ -64,7 +66,7 @@ function ellipsis(s: string, n: number): string {
 
 /**
  * Runs `command` with `/bin/sh -c` in its own process group, with OTA_FILE, OTA_VERSION,
- * OTA_PREVIOUS_VERSION, OTA_JOB_ID, OTA_SHA256 and OTA_AGENT_PID added to the agent's environment. Its
+ * OTA_PREVIOUS_VERSION, OTA_JOB_ID, OTA_EXECUTION_NUMBER, OTA_SHA256 and OTA_AGENT_PID added to the agent's environment. Its
  * output goes to the log line by line; a failure's message ends with the tail of its stderr. A timeout or
  * an abort kills the whole group (SIGTERM, then SIGKILL).
  */
@@ -83,6 +85,9 @@ export function shellHook(
           OTA_VERSION: call.version,
           OTA_PREVIOUS_VERSION: call.previousVersion,
           OTA_JOB_ID: call.jobId,
+          ...(call.executionNumber !== undefined
+            ? { OTA_EXECUTION_NUMBER: String(call.executionNumber) }
+            : {}),
           OTA_SHA256: call.sha256,
           OTA_AGENT_PID: String(process.pid),
         },

@@ -17,6 +17,7 @@ import {
   type AgentEvent,
   type AgentHandle,
   type AgentSummary,
+  type Hook,
   resolveAgentConfig,
   startAgent,
 } from '../device/index.ts';
@@ -136,21 +137,20 @@ export function startSimDevice(o: SimDeviceOptions): AgentHandle {
     },
     cwd: o.dir,
   });
-  let install:
-    | ((ctx: { jobId: string; execution: { executionNumber?: number } }) => Promise<void>)
-    | undefined;
+  // The role's fault is plain agent behaviour: an install hook that throws, or one that never returns.
+  let install: Hook | undefined;
   if (device.role === 'fail') {
     install = async () => {
       throw new Error(SIMULATED_INSTALL_FAILURE);
     };
   } else if (device.role === 'timeout') {
-    install = (ctx) => o.hangs.hang(device.thingName, ctx.jobId, ctx.execution.executionNumber);
+    install = (call) => o.hangs.hang(device.thingName, call.jobId, call.executionNumber);
   }
   return startAgent({
     config,
     logger: o.logger,
     onEvent: o.onEvent,
-    ...(install ? { install } : {}),
+    ...(install ? { hooks: { install } } : {}),
   });
 }
 

@@ -26,6 +26,11 @@ function hookCall(ctx: JobContext, env: StepEnv, name: HookName, signal: AbortSi
     version: ctx.document?.version ?? r?.toVersion ?? '',
     previousVersion: ctx.currentVersion,
     jobId: ctx.jobId,
+    ...(ctx.execution?.executionNumber !== undefined
+      ? { executionNumber: ctx.execution.executionNumber }
+      : r?.executionNumber !== undefined
+        ? { executionNumber: r.executionNumber }
+        : {}),
     sha256: d?.sha256 ?? r?.sha256 ?? '',
     ...(signal ? { signal } : {}),
     logger: env.logger,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { resolveAgentConfig } from '../../../src/device/config.ts';
-import { parseByteSize } from '../../../src/device/download-config.ts';
+import { parseByteSize, statusDetailsInterval } from '../../../src/device/download-config.ts';
 import { watchMaxRate } from '../../../src/device/rate-watch.ts';
 import { TokenBucket } from '../../../src/device/token-bucket.ts';
 import { ValidationError } from '../../../src/shared/errors.ts';
@@ -71,15 +71,21 @@ describe('download options of the agent config (issue 9)', () => {
       /0-10080/,
     );
     fails(
-      () =>
-        resolveAgentConfig({ flags: { ...base, stepTimeoutMinutes: 1, statusDetailsIntervalMs: 40_000 } }),
-      'statusDetailsIntervalMs',
-      /at most half of stepTimeoutMinutes/,
-    );
-    fails(
       () => resolveAgentConfig({ flags: { ...base, stepTimeoutMinutes: 1, stallTimeoutMs: 60_000 } }),
       'stallTimeoutMs',
       /shorter than stepTimeoutMinutes/,
+    );
+  });
+
+  test('the statusDetails updates that renew the step timer come at least twice per timer', () => {
+    assert.equal(statusDetailsInterval({ statusDetailsIntervalMs: 10_000, stepTimeoutMinutes: 10 }), 10_000);
+    assert.equal(
+      statusDetailsInterval({ statusDetailsIntervalMs: 3_600_000, stepTimeoutMinutes: 1 }),
+      30_000,
+    );
+    assert.equal(
+      statusDetailsInterval({ statusDetailsIntervalMs: 3_600_000, stepTimeoutMinutes: 0 }),
+      3_600_000,
     );
   });
 
