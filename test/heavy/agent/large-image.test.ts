@@ -15,7 +15,7 @@ import {
   runAgent,
   startWorld,
   type World,
-} from './helpers.ts';
+} from '../../e2e/agent/helpers.ts';
 
 /**
  * A 1 GiB image: the number of progress messages is bounded by time (about one per --progress-interval),
