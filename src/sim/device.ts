@@ -133,6 +133,10 @@ export function startSimDevice(o: SimDeviceOptions): AgentHandle {
       downloadDir: join(o.dir, 'firmware'),
       stateDir: o.dir,
       logLevel: 'silent',
+      // One connection per download: every simulated device shares this host's loopback, where one
+      // stream already fills the link, and 10,000 devices probing for more (`connections: auto`) only
+      // multiply the requests the one stack must accept and serve (docs/benchmarks.md, fleet of 10,000).
+      connections: 1,
       ...(o.progressIntervalMs !== undefined ? { progressIntervalMs: o.progressIntervalMs } : {}),
     },
     cwd: o.dir,

@@ -62,6 +62,8 @@ export interface S3rverApp {
   context: { store: FilesystemStoreInstance; logger: S3rverLogger };
   logger: S3rverLogger & { close(): void };
   silent: boolean;
+  /** Koa's middleware stack, outermost first (s3rver.js pushes its koa-logger first). */
+  middleware: Array<{ name: string }>;
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
   on(event: 'error', listener: (err: Error) => void): unknown;
 }
