@@ -12,7 +12,7 @@
  * several windows at the current rate (an 83 MiB image on loopback never probes).
  *
  * Pure decisions on (time, bytes) samples: the download feeds it, unit tests feed it a model link on a
- * fake clock (test/unit/device/download-connections.test.ts).
+ * fake clock (test/unit/device/download-units.test.ts).
  */
 export type ControllerDecision = { add: number } | { retire: number } | undefined;
 
@@ -64,10 +64,18 @@ export class ConnectionController {
     if (p.kind === 'probe' && p.waitingFirstByte > 0) p.waitingFirstByte--;
   }
 
-  /** A probing connection failed before its first byte: do not wait for it. */
-  lostProbe(): void {
+  /**
+   * A connection failed before its first byte (refused, reset, or no response head within the stall
+   * timeout: a server or link that queues it behind others). During a probe that ends the probe: every
+   * connection it added is retired at once and probing is over — a reconnect would only queue again, and
+   * more connections to a server that cannot take one more only lengthen its queue.
+   */
+  lostProbe(): ControllerDecision {
     const p = this.phase;
-    if (p.kind === 'probe' && p.waitingFirstByte > 0) p.waitingFirstByte--;
+    if (p.kind !== 'probe') return undefined;
+    this.target -= p.added;
+    this.phase = { kind: 'settled' };
+    return { retire: p.added };
   }
 
   /** Stop probing (the server does not do ranges, or the download is nearly done). */

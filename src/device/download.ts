@@ -293,6 +293,16 @@ class Download {
     if (c !== 'auto') for (let i = 1; i < c; i++) this.spawn();
   }
 
+  lostBeforeFirstByte(): void {
+    const d = this.controller.lostProbe();
+    if (!d || !('retire' in d)) return;
+    this.log.info(
+      { connections: this.controller.target },
+      'a new connection got no byte; retiring the probe',
+    );
+    this.policy.retire(d.retire);
+  }
+
   noRanges(): void {
     if (!this.rangesIgnored)
       this.log.warn({ file: this.opts.fileName }, 'the server ignores Range: one connection');

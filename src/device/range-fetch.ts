@@ -58,6 +58,8 @@ export type FetchEnd = 'done' | 'short';
 export class RangeFetch {
   private readonly ac = new AbortController();
   private stalled = 0;
+  /** Whether a body byte of this request arrived. */
+  gotBytes = false;
 
   constructor(
     private readonly env: FetchEnv,
@@ -228,6 +230,7 @@ export class RangeFetch {
     if (piece.length > 0) {
       if (feed.first) {
         feed.first = false;
+        this.gotBytes = true;
         env.onFirstByte(env.timers.now() - c.sentAt);
       }
       c.dog.kick();

@@ -20,6 +20,8 @@ export interface Worker {
   /** Retired by the connection controller: finishes nothing more, its span goes back to the pool. */
   retiring: boolean;
   budget: RetryBudget;
+  /** Its first body byte arrived, or its first request failed without one (told to the controller). */
+  firstByteSettled: boolean;
 }
 
 /** What the policy needs from the download (download.ts's Download). */
@@ -35,6 +37,8 @@ export interface PolicyHost {
   fetchEnv(): FetchEnv;
   /** The server ignores Range: one connection from now on. */
   noRanges(): void;
+  /** A connection's first request failed before any body byte (the connection controller's lost probe). */
+  lostBeforeFirstByte(): void;
 }
 
 export interface PolicyOptions {
@@ -72,6 +76,7 @@ export class WorkerPolicy {
       running: Promise.resolve(),
       fetch: undefined,
       retiring: false,
+      firstByteSettled: false,
       budget: new RetryBudget({
         timers: this.host.timers,
         ...opt('windowMs', this.o.retryWindowMs),
@@ -124,8 +129,12 @@ export class WorkerPolicy {
             span = undefined;
           } else this.countShort();
         } catch (err) {
+          // Once per connection: its later requests are retries, not new connections.
+          if (!w.firstByteSettled && !f.gotBytes && !this.stopped(w)) this.host.lostBeforeFirstByte();
+          w.firstByteSettled = true;
           if (this.stopped(w) || !(await this.onFailure(err, w, before, env.source))) return;
         } finally {
+          w.firstByteSettled ||= f.gotBytes;
           w.fetch = undefined;
           if (span) span.start = span.cursor;
         }

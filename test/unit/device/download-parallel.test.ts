@@ -111,6 +111,43 @@ describe('parallel ranged download', () => {
     }
   });
 
+  test('auto: a probe connection the server drops before any byte is retired, not retried', async () => {
+    await setup();
+    const link = await startLink({
+      upstream: srv.url,
+      rttMs: 5,
+      perConnectionBytesPerSec: 1024 * KiB,
+      totalBytesPerSec: 8 * 1024 * KiB,
+    });
+    let refused = 0;
+    // A server that takes no second request from this device (a full accept queue, a per-client cap).
+    srv.onRequest = (req, res) => {
+      if (!/^bytes=[1-9]/.test(req.headers.range ?? '')) return false;
+      refused++;
+      res.socket?.destroy();
+      return true;
+    };
+    try {
+      const url = new URL(srv.url);
+      url.port = new URL(link.endpoint).port;
+      const res = await downloadFirmware({
+        source: new HttpSource(url),
+        dir,
+        fileName: 'fw.img',
+        expectedSize: SIZE,
+        sha256: sha(content),
+        baseDelayMs: 20,
+        maxDelayMs: 20,
+      });
+      assert.equal(sha(readFileSync(join(dir, 'fw.img'))), sha(content));
+      assert.ok(res.connections !== undefined && res.connections > 1, 'it probed');
+      assert.equal(refused, 1, 'the refused probe was retired after its first failure, not retried');
+    } finally {
+      await link.close();
+      await teardown();
+    }
+  });
+
   test('stopped with 4 ranges in flight: the sidecar lists only bytes on disk; the resume asks only for the rest', async () => {
     await setup();
     const link = await startLink({ upstream: srv.url, rttMs: 10, perConnectionBytesPerSec: 256 * KiB });

@@ -235,6 +235,27 @@ describe('ConnectionController: adds connections while the aggregate grows', () 
     assert.ok(r.final >= 4 && r.final <= 6, `${r.final}`);
   });
 
+  test('a probe whose connection fails before its first byte: retired at once, probing over', () => {
+    const c = new ConnectionController({ max: 8 });
+    c.firstByte(10);
+    assert.equal(c.sample(0, 0, 64 * MiB), undefined);
+    assert.deepEqual(c.sample(600, 600 * KiB, 64 * MiB), { add: 1 });
+    assert.equal(c.target, 2);
+    // The new connection's request waited in the server's queue until the stall watchdog dropped it.
+    assert.deepEqual(c.lostProbe(), { retire: 1 });
+    assert.equal(c.target, 1);
+    assert.ok(c.settled);
+    assert.equal(c.sample(5000, 64 * MiB, 32 * MiB), undefined, 'never probes again');
+  });
+
+  test('a lost connection outside a probe (the first one) changes nothing', () => {
+    const c = new ConnectionController({ max: 8 });
+    assert.equal(c.lostProbe(), undefined);
+    c.firstByte(10);
+    assert.equal(c.sample(0, 0, 64 * MiB), undefined);
+    assert.deepEqual(c.sample(600, 600 * KiB, 64 * MiB), { add: 1 });
+  });
+
   test('--connections 1 (max 1) never adds', () => {
     const r = run(256 * KiB, 8 * 256 * KiB, 16 * MiB, 200, 1);
     assert.equal(r.max, 1);
