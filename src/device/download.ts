@@ -213,6 +213,7 @@ class Download {
   fetchEnv(): FetchEnv {
     const { bucket } = this.opts;
     const extra = this.workers.size > 1;
+    const stall = this.opts.stallTimeoutMs ?? 60_000;
     const readBufferSize = bucket?.limited ? bucket.readSize() : extra ? 64 * 1024 : undefined;
     return {
       source: this.source,
@@ -222,7 +223,9 @@ class Download {
       signal: this.signal,
       hasher: this.hasher,
       bucket,
-      stallTimeoutMs: this.opts.stallTimeoutMs ?? 60_000,
+      stallTimeoutMs: stall,
+      // The response head may take up to the retry window (range-fetch.ts FetchEnv.headTimeoutMs).
+      headTimeoutMs: stall > 0 ? Math.max(stall, this.opts.retryWindowMs ?? 5 * 60_000) : 0,
       timers: this.timers,
       stageSize: extra ? 64 * 1024 : this.hwm,
       maxInFlight: extra ? 2 : 4,

@@ -31,6 +31,13 @@ export interface FetchEnv {
   hasher: PrefixHasher;
   bucket: TokenBucket | undefined;
   stallTimeoutMs: number;
+  /**
+   * How long to wait for the response head (0 = no limit). Longer than the stall timeout: a server that
+   * queues the request (a whole fleet downloading at once) answers it in turn, while dropping it and
+   * reconnecting only joins the back of that queue again — and leaves the server a request to serve
+   * that nobody reads.
+   */
+  headTimeoutMs: number;
   timers: Timers;
   stageSize: number;
   maxInFlight: number;
@@ -60,6 +67,7 @@ export class RangeFetch {
   private stalled = 0;
   /** Whether a body byte of this request arrived. */
   gotBytes = false;
+  private headSeen = false;
 
   constructor(
     private readonly env: FetchEnv,
@@ -76,7 +84,7 @@ export class RangeFetch {
     const onStop = () => this.ac.abort();
     env.signal.addEventListener('abort', onStop, { once: true });
     const dog = new StallWatchdog(
-      env.stallTimeoutMs,
+      env.headTimeoutMs,
       (idle) => {
         this.stalled = idle;
         this.ac.abort();
@@ -87,14 +95,17 @@ export class RangeFetch {
     this.span.reach = this.span.end;
     try {
       const opened = await env.source.open(this.request());
+      this.headSeen = true;
+      dog.retime(env.stallTimeoutMs);
       const limit = this.check(opened);
       await env.onHead(opened);
       return await this.write(opened, limit, dog, sentAt);
     } catch (err) {
       if (this.stalled > 0 && !env.signal.aborted) {
+        const what = this.headSeen ? 'no bytes' : 'no response';
         throw new DownloadError(
           'network',
-          `no bytes for ${Math.round(this.stalled / 1000)} s; reconnecting`,
+          `${what} for ${Math.round(this.stalled / 1000)} s; reconnecting`,
           {
             cause: err,
           },

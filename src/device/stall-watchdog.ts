@@ -16,7 +16,7 @@ export class StallWatchdog {
   private readonly timers: Timers;
 
   constructor(
-    private readonly timeoutMs: number,
+    private timeoutMs: number,
     private readonly onStall: (idleMs: number) => void,
     timers: Timers = systemTimers,
   ) {
@@ -40,6 +40,16 @@ export class StallWatchdog {
     if (this.paused === 0) return;
     this.paused--;
     if (this.paused === 0) this.last = this.timers.now();
+  }
+
+  /** From now on, fire after `timeoutMs` without bytes (the idle time starts now). */
+  retime(timeoutMs: number): void {
+    if (this.stopped) return;
+    this.timeoutMs = timeoutMs;
+    this.last = this.timers.now();
+    this.timers.clearTimeout(this.timer);
+    this.timer = undefined;
+    if (timeoutMs > 0) this.arm(timeoutMs);
   }
 
   stop(): void {

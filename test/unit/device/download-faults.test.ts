@@ -130,6 +130,102 @@ describe('download faults (issue 7)', () => {
     }
   });
 
+  test('a response head queued longer than the stall timeout (fake clock): waited for, not re-requested', async () => {
+    await fresh();
+    const timers = new ManualTimers();
+    const inner = new HttpSource(new URL(srv.url));
+    const aborted: number[] = [];
+    let release: (() => void) | undefined;
+    // A server whose accept queue holds the request (a fleet downloading at once): no head until released.
+    const queued: DownloadSource & { opens: number } = {
+      identity: inner.identity,
+      presigned: inner.presigned,
+      opens: 0,
+      open(req: OpenRequest) {
+        queued.opens++;
+        if (queued.opens > 1) return inner.open(req);
+        return new Promise<void>((resolve, reject) => {
+          release = resolve;
+          req.signal?.addEventListener('abort', () => {
+            aborted.push(timers.now());
+            reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+          });
+        }).then(() => inner.open(req));
+      },
+    };
+    try {
+      const t0 = timers.now();
+      const run = downloadFirmware({
+        source: queued,
+        dir,
+        fileName: 'fw.img',
+        expectedSize: SIZE,
+        sha256: sha(content),
+        timers,
+        stallTimeoutMs: 60_000,
+        retryWindowMs: 300_000,
+      });
+      while (!release) await new Promise((r) => setImmediate(r));
+      await timers.advance(200_000);
+      assert.deepEqual(aborted, [], 'not dropped at the 60 s stall timeout');
+      release();
+      const res = await run;
+      assert.equal(res.sha256, sha(content));
+      assert.equal(queued.opens, 1);
+      assert.equal(res.requests, 1);
+      assert.ok(timers.now() - t0 >= 200_000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('no response head within the retry window (fake clock): dropped then, as "no response"', async () => {
+    await fresh();
+    const timers = new ManualTimers();
+    const aborted: number[] = [];
+    let opens = 0;
+    const silent: DownloadSource = {
+      identity: 'silent',
+      presigned: false,
+      open(req: OpenRequest) {
+        opens++;
+        return new Promise((_, reject) => {
+          req.signal?.addEventListener('abort', () => {
+            aborted.push(timers.now());
+            reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+          });
+        });
+      },
+    };
+    try {
+      const t0 = timers.now();
+      const run = downloadFirmware({
+        source: silent,
+        dir,
+        fileName: 'fw.img',
+        expectedSize: SIZE,
+        timers,
+        stallTimeoutMs: 60_000,
+        retryWindowMs: 120_000,
+        retries: 1,
+      });
+      const failed = assert.rejects(
+        run,
+        (e: unknown) => e instanceof DownloadError && /no response for 120 s; reconnecting/.test(e.message),
+      );
+      while (opens === 0) await new Promise((r) => setImmediate(r));
+      await timers.advance(119_000);
+      assert.deepEqual(aborted, []);
+      await timers.advance(2_000);
+      assert.equal(aborted[0], t0 + 120_000);
+      await timers.advance(600_000);
+      await failed;
+      assert.deepEqual(files(), []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('disk full: a "disk" error naming the file and ENOSPC, nothing left behind', async () => {
     await fresh();
     try {
