@@ -103,13 +103,9 @@ export class RangeFetch {
     } catch (err) {
       if (this.stalled > 0 && !env.signal.aborted) {
         const what = this.headSeen ? 'no bytes' : 'no response';
-        throw new DownloadError(
-          'network',
-          `${what} for ${Math.round(this.stalled / 1000)} s; reconnecting`,
-          {
-            cause: err,
-          },
-        );
+        throw new DownloadError('network', `${what} for ${Math.round(this.stalled / 1000)} s; reconnecting`, {
+          cause: err,
+        });
       }
       throw err;
     } finally {
