@@ -65,8 +65,8 @@ export class ConnectionController {
   }
 
   /**
-   * A connection failed before its first byte (refused, reset, or no response head within the stall
-   * timeout: a server or link that queues it behind others). During a probe that ends the probe: every
+   * A connection failed before its first byte (refused, reset, an error status, or no response head in
+   * time: a server or link that queues it behind others). During a probe that ends the probe: every
    * connection it added is retired at once and probing is over — a reconnect would only queue again, and
    * more connections to a server that cannot take one more only lengthen its queue.
    */

@@ -200,6 +200,9 @@ function pinoAdapter(logger: Logger): S3rverLogger {
   };
 }
 
+/** The HTTP server's accept queue (listen(2) backlog; Linux caps it at net.core.somaxconn). */
+const ACCEPT_BACKLOG = 65_535;
+
 /**
  * The local S3-API firmware store: s3rver (a Koa app) behind a small front layer, on one HTTP port.
  *
@@ -222,9 +225,6 @@ function pinoAdapter(logger: Logger): S3rverLogger {
  * - Not checked at all: Content-MD5 and x-amz-checksum-* / x-amz-content-sha256 payload hashes, bucket
  *   policies/ACLs, session tokens. Virtual-hosted addressing is off: clients must use path-style.
  */
-/** The HTTP server's accept queue (listen(2) backlog; Linux caps it at net.core.somaxconn). */
-const ACCEPT_BACKLOG = 65_535;
-
 export async function startObjectStore(opts: ObjectStoreOptions): Promise<RunningObjectStore> {
   const logger = (opts.logger ?? silentLogger).child({ component: 'object-store' });
   for (const bucket of opts.buckets) {
