@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { AbortedError, errorMessage } from '../shared/errors.ts';
 import { isTerminalExecutionStatus } from '../shared/execution-status.ts';
 import { publicKeyFromPem } from '../shared/firmware-signature.ts';
+import type { JobExecution } from '../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type Timers } from '../shared/timers.ts';
 import { AgentLink, checkCertificate } from './agent-link.ts';
@@ -17,7 +18,7 @@ import {
   type StepEnv,
   type StepName,
 } from './job-context.ts';
-import type { ConnectionState, JobExecution, JobsClient } from './jobs-client.ts';
+import type { ConnectionState, JobsClient } from './jobs-client.ts';
 import { OTA_PIPELINE, runPipeline, type StepHooks } from './pipeline.ts';
 import { JobProgress } from './progress-reporter.ts';
 import { publishedLine, receivedSection } from './sections.ts';

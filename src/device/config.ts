@@ -117,11 +117,7 @@ export interface ResolveAgentConfigInput {
 export function resolveAgentConfig(input: ResolveAgentConfigInput): AgentConfig {
   const cwd = input.cwd ?? process.cwd();
   const { merged, cfgPath, maxRateFixed } = mergeSources({ ...input, cwd });
-  return normalise(
-    parseMerged(merged),
-    cwd,
-    cfgPath && !maxRateFixed ? resolve(cwd, cfgPath) : undefined,
-  );
+  return normalise(parseMerged(merged), cwd, cfgPath && !maxRateFixed ? resolve(cwd, cfgPath) : undefined);
 }
 
 /** Parsed config → AgentConfig: paths resolved against cwd, PEMs or paths, derived defaults, cross-checks. */

@@ -15,13 +15,6 @@ import type { ConnectProblem, ConnectSubject } from './connect-diagnosis.ts';
 import { JobsRequestError } from './errors.ts';
 import { type ConnectionState, MqttConnection, type MqttLinkOptions } from './mqtt-connection.ts';
 
-export type {
-  ExecutionState,
-  JobExecution,
-  JobExecutionSummary,
-  PendingExecutions,
-  UpdateStatus,
-} from '../shared/jobs-protocol.ts';
 export { CONNECTION_TRANSITIONS, type ConnectionState } from './mqtt-connection.ts';
 
 export interface JobsClientOptions extends MqttLinkOptions {
