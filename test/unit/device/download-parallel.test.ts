@@ -4,14 +4,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ByteRanges } from '../../../src/device/byte-ranges.ts';
 import { downloadFirmware, HttpSource } from '../../../src/device/download.ts';
 import { DownloadError } from '../../../src/device/errors.ts';
 import { TokenBucket } from '../../../src/device/token-bucket.ts';
 import { startLink } from '../../../src/operator/paced-link.ts';
 import { AbortedError } from '../../../src/shared/errors.ts';
-import { type FileServer, startFileServer } from './file-server.ts';
+import { type FileServer, servePerTest, startFileServer } from './file-server.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -29,16 +29,8 @@ describe('parallel ranged download', () => {
   let content: Buffer;
   let srv: FileServer;
   let dir: string;
-  before(async () => {
-    content = randomBytes(SIZE);
-  });
-  beforeEach(async () => {
-    srv = await startFileServer(content);
-    dir = await mkdtemp(join(tmpdir(), 'ota-dlp-'));
-  });
-  afterEach(async () => {
-    await srv.close();
-    await rm(dir, { recursive: true, force: true });
+  servePerTest(SIZE, 'ota-dlp-', (f) => {
+    ({ content, srv, dir } = f);
   });
   const files = () => readdirSync(dir).sort();
 
@@ -187,16 +179,8 @@ describe('parallel ranges against a hostile or broken server', () => {
   let content: Buffer;
   let srv: FileServer;
   let dir: string;
-  before(async () => {
-    content = randomBytes(SIZE);
-  });
-  beforeEach(async () => {
-    srv = await startFileServer(content);
-    dir = await mkdtemp(join(tmpdir(), 'ota-dlh-'));
-  });
-  afterEach(async () => {
-    await srv.close();
-    await rm(dir, { recursive: true, force: true });
+  servePerTest(SIZE, 'ota-dlh-', (f) => {
+    ({ content, srv, dir } = f);
   });
   const get = (extra: Partial<Parameters<typeof downloadFirmware>[0]> = {}) =>
     downloadFirmware({

@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { downloadFirmware, HttpSource } from '../../../src/device/download.ts';
 import { DownloadError } from '../../../src/device/errors.ts';
 import { AbortedError } from '../../../src/shared/errors.ts';
-import { type FileServer, startFileServer } from './file-server.ts';
+import { type FileServer, servePerTest } from './file-server.ts';
 
 const SIZE = 3 * 1024 * 1024 + 123;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -17,16 +15,8 @@ describe('downloadFirmware over HTTP', () => {
   let content: Buffer;
   let srv: FileServer;
   let dir: string;
-  before(async () => {
-    content = randomBytes(SIZE);
-  });
-  beforeEach(async () => {
-    srv = await startFileServer(content);
-    dir = await mkdtemp(join(tmpdir(), 'ota-dl-'));
-  });
-  afterEach(async () => {
-    await srv.close();
-    await rm(dir, { recursive: true, force: true });
+  servePerTest(SIZE, 'ota-dl-', (f) => {
+    ({ content, srv, dir } = f);
   });
 
   test('happy path: file, sha256, progress per chunk, no leftovers', async () => {
