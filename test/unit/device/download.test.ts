@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { downloadFirmware, HttpSource } from '../../../src/device/download.ts';
+import type { DownloadOptions } from '../../../src/device/download-options.ts';
 import { DownloadError } from '../../../src/device/errors.ts';
 import { AbortedError } from '../../../src/shared/errors.ts';
 import { type FileServer, servePerTest } from './file-server.ts';
@@ -19,16 +20,22 @@ describe('downloadFirmware over HTTP', () => {
     ({ content, srv, dir } = f);
   });
 
-  test('happy path: file, sha256, progress per chunk, no leftovers', async () => {
-    let calls = 0;
-    let last = 0;
-    let monotonic = true;
-    const res = await downloadFirmware({
+  /** downloadFirmware of the served object into `dir` as fw.img, with its size and sha256; `extra` over them. */
+  const download = (extra: Partial<DownloadOptions> = {}) =>
+    downloadFirmware({
       source: new HttpSource(new URL(srv.url)),
       dir,
       fileName: 'fw.img',
       expectedSize: SIZE,
       sha256: sha(content),
+      ...extra,
+    });
+
+  test('happy path: file, sha256, progress per chunk, no leftovers', async () => {
+    let calls = 0;
+    let last = 0;
+    let monotonic = true;
+    const res = await download({
       onProgress: (done, total) => {
         calls++;
         if (done < last) monotonic = false;
@@ -50,12 +57,7 @@ describe('downloadFirmware over HTTP', () => {
   test('resume after cuts: Range from bytes on disk, re-downloaded bytes bounded', async () => {
     srv.cuts = 3;
     srv.cutAfter = 700_000;
-    const res = await downloadFirmware({
-      source: new HttpSource(new URL(srv.url)),
-      dir,
-      fileName: 'fw.img',
-      expectedSize: SIZE,
-      sha256: sha(content),
+    const res = await download({
       baseDelayMs: 1,
       maxDelayMs: 5,
     });
@@ -76,12 +78,7 @@ describe('downloadFirmware over HTTP', () => {
     srv.cuts = 8;
     srv.cutAfter = 333_333;
     srv.cutHard = true;
-    const res = await downloadFirmware({
-      source: new HttpSource(new URL(srv.url)),
-      dir,
-      fileName: 'fw.img',
-      expectedSize: SIZE,
-      sha256: sha(content),
+    const res = await download({
       baseDelayMs: 1,
       maxDelayMs: 2,
       highWaterMark: 16 * 1024,
@@ -111,13 +108,7 @@ describe('downloadFirmware over HTTP', () => {
     assert.equal(existsSync(join(dir, 'fw.img')), false);
     const partSize = statSync(join(dir, 'fw.img.part')).size;
     assert.ok(partSize >= 1_000_000 && partSize < SIZE, `part ${partSize}`);
-    const res = await downloadFirmware({
-      source: new HttpSource(new URL(srv.url)),
-      dir,
-      fileName: 'fw.img',
-      expectedSize: SIZE,
-      sha256: sha(content),
-    });
+    const res = await download();
     assert.equal(res.resumedFrom, partSize);
     assert.equal(srv.requests.at(-1)?.range, `bytes=${partSize}-`);
     assert.equal(sha(readFileSync(join(dir, 'fw.img'))), sha(content));
@@ -269,13 +260,7 @@ describe('downloadFirmware over HTTP', () => {
   test('a .part of a different object is not resumed', async () => {
     writeFileSync(join(dir, 'fw.img.part'), Buffer.alloc(1000, 7));
     writeFileSync(join(dir, 'fw.img.part.json'), JSON.stringify({ identity: 'http://other/x', size: SIZE }));
-    const res = await downloadFirmware({
-      source: new HttpSource(new URL(srv.url)),
-      dir,
-      fileName: 'fw.img',
-      expectedSize: SIZE,
-      sha256: sha(content),
-    });
+    const res = await download();
     assert.equal(res.resumedFrom, 0);
     assert.equal(srv.requests[0]?.range, undefined);
   });
