@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseAmzDate } from '../../shared/sigv4.ts';
 import { CONDITIONAL_HEADERS, evaluatePreconditions, guardServedEtag, ifRangeHolds } from './conditional.ts';
 import type { SafeFilesystemStore } from './fs-store.ts';
 import { verifySigV4 } from './sigv4-verify.ts';
@@ -42,13 +43,6 @@ export function sendS3Error(
   // The request body (a PUT we refuse) is not read; closing avoids draining it into a kept-alive socket.
   if (req.method !== 'GET' && req.method !== 'HEAD') res.setHeader('Connection', 'close');
   res.end(req.method === 'HEAD' ? undefined : body);
-}
-
-/** Parses `X-Amz-Date` (ISO 8601 basic, `yyyyMMddTHHmmssZ`) into epoch milliseconds, or NaN. */
-export function parseAmzDate(value: string): number {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
-  if (!m) return Number.NaN;
-  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
 }
 
 /** Access key id named by a request's credentials, or undefined when the request is anonymous. */
@@ -213,7 +207,7 @@ function refuseUnauthenticated(
     const date = parseAmzDate(query.get('X-Amz-Date') ?? '');
     const expiresText = query.get('X-Amz-Expires') ?? '';
     const expires = /^\d{1,6}$/.test(expiresText) ? Number(expiresText) : Number.NaN;
-    if (Number.isNaN(date) || Number.isNaN(expires) || expires < 1 || expires > MAX_PRESIGN_SECONDS) {
+    if (date === undefined || Number.isNaN(expires) || expires < 1 || expires > MAX_PRESIGN_SECONDS) {
       sendS3Error(
         req,
         res,
