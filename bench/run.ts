@@ -151,19 +151,8 @@ async function main() {
     else if (v === undefined || v === null) problems.push(`figure ${path} is missing`);
     else if (typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
   };
-  for (const k of [
-    'throughput',
-    'memory',
-    'messages',
-    'tls',
-    'clients',
-    'startup',
-    'gib',
-    'ranges',
-    'fleet',
-    'soak',
-  ])
-    if (k in results) walk(results[k], k);
+  // The sections' figures, and the memory section's `messages`.
+  for (const k of [...SECTIONS, 'messages']) if (k in results) walk(results[k], k);
 
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   const out = ONLY ? 'partial.json' : 'latest.json';

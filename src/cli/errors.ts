@@ -20,7 +20,7 @@ export function noteLocalStack(dataDir: string): void {
  * package.json's optionalDependencies: what the local stack (`ota dev`, `demo`, `sim`) and the operator's
  * IoT calls (`ota job`, `thing`) load, and the agent never does. An agent-only install leaves them out.
  */
-const NOT_FOR_THE_AGENT = [
+export const NOT_FOR_THE_AGENT = [
   'better-sqlite3',
   'aedes',
   's3rver',

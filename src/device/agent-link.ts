@@ -1,3 +1,4 @@
+import type { JobExecution } from '../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import type { TimerHandle, Timers } from '../shared/timers.ts';
 import type { AgentConfig } from './config.ts';
@@ -7,7 +8,7 @@ import {
   certificateCn,
   localCertificateMismatch,
 } from './connect-diagnosis.ts';
-import { type ConnectionState, type JobExecution, JobsClient } from './jobs-client.ts';
+import { type ConnectionState, JobsClient } from './jobs-client.ts';
 import { describeProblem } from './mqtt-connection.ts';
 
 /**

@@ -1,13 +1,16 @@
 import type { KeyObject } from 'node:crypto';
 import { AbortedError, errorMessage } from '../shared/errors.ts';
+import { isTerminalExecutionStatus } from '../shared/execution-status.ts';
 import { publicKeyFromPem } from '../shared/firmware-signature.ts';
+import type { JobExecution } from '../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type Timers } from '../shared/timers.ts';
 import { AgentLink, checkCertificate } from './agent-link.ts';
+import type { AgentEvent, AgentHandle, AgentOptions, AgentSummary } from './agent-types.ts';
 import { type AgentConfig, readPem } from './config.ts';
 import { statusDetailsInterval } from './download-config.ts';
 import { JobsRequestError } from './errors.ts';
-import { commandHooks, type DeviceHooks, type HookName } from './hooks.ts';
+import { commandHooks, type DeviceHooks } from './hooks.ts';
 import {
   type JobContext,
   type JobSummary,
@@ -15,7 +18,7 @@ import {
   type StepEnv,
   type StepName,
 } from './job-context.ts';
-import type { ConnectionState, JobExecution, JobsClient } from './jobs-client.ts';
+import type { ConnectionState, JobsClient } from './jobs-client.ts';
 import { OTA_PIPELINE, runPipeline, type StepHooks } from './pipeline.ts';
 import { JobProgress } from './progress-reporter.ts';
 import { publishedLine, receivedSection } from './sections.ts';
@@ -23,63 +26,10 @@ import { slotHooks } from './slots.ts';
 import { SourceFactory } from './source-factory.ts';
 import { type AgentState, StateStore } from './state.ts';
 
+export type { AgentEvent, AgentHandle, AgentOptions, AgentSummary } from './agent-types.ts';
 export type { JobOutcome, JobSummary } from './job-context.ts';
 
-export interface AgentSummary {
-  thingName: string;
-  /** The most recent jobs (at most 100, oldest dropped), in processing order. */
-  jobs: JobSummary[];
-  jobsProcessed: number;
-  /** Every MQTT publish the agent made (requests, progress, status updates). */
-  messagesPublished: number;
-  progressMessages: number;
-  statusDetailsUpdates: number;
-  messagesReceived: number;
-  currentVersion: string;
-}
-
-export type AgentEvent =
-  | { type: 'connection'; state: ConnectionState }
-  | { type: 'ready'; resumed: boolean }
-  | { type: 'step-start'; jobId?: string; step: StepName }
-  | { type: 'step-end'; jobId?: string; step: StepName; ms: number; error?: string }
-  | { type: 'progress'; jobId: string; bytes: number; total: number; final: boolean; message: string }
-  | { type: 'job-result'; job: JobSummary }
-  | { type: 'idle' }
-  | { type: 'message'; topic: string; payload: string }
-  /** A line an install / reboot / health / rollback command wrote (also in the log). */
-  | { type: 'hook-output'; jobId: string; hook: HookName; stream: 'stdout' | 'stderr'; line: string }
-  | { type: 'error'; error: string };
-
-export interface AgentOptions {
-  config: AgentConfig;
-  /** Where the original's console sections go (never the console by default). */
-  output?: NodeJS.WritableStream;
-  logger?: Logger;
-  signal?: AbortSignal;
-  onEvent?: (e: AgentEvent) => void;
-  /**
-   * Device hooks as functions, over those the config names (`installCmd`, …, `slots`): the demo, the
-   * fleet simulator and tests plug in here. A hook that throws fails its step.
-   */
-  hooks?: DeviceHooks;
-  /** The clock and timers (default: the system's); tests pass a ManualTimers. */
-  timers?: Timers;
-  random?: () => number;
-}
-
-export interface AgentHandle {
-  /** Resolves when the agent stops (stop(), signal, or `once` with no more jobs). */
-  done: Promise<AgentSummary>;
-  /** Stops; a download in flight is interrupted (its `.part` kept, the job left IN_PROGRESS to resume). */
-  stop(): Promise<void>;
-  readonly connectionState: ConnectionState;
-}
-
 const MAX_JOB_HISTORY = 100;
-
-/** Terminal or gone: the service will not take more updates for this execution. */
-const OVER = new Set(['CANCELED', 'REMOVED', 'TIMED_OUT', 'FAILED', 'SUCCEEDED', 'REJECTED']);
 
 /**
  * The device agent: connects as the thing, takes jobs one at a time (start-next at start-up, after each
@@ -433,7 +383,7 @@ class Agent {
   private async checkCancelled(jobId: string, ac: AbortController): Promise<void> {
     try {
       const e = await this.link?.jobs.describe(jobId);
-      if (!e || OVER.has(e.status)) {
+      if (!e || isTerminalExecutionStatus(e.status)) {
         ac.abort(new AbortedError(`job ${jobId} is ${e?.status ?? 'gone'}`));
       }
     } catch (err) {

@@ -1,5 +1,6 @@
 /** Public API of the device agent (the `ota agent` CLI, `ota demo` and the fleet simulator build on it). */
 
+export type { JobExecution } from '../shared/jobs-protocol.ts';
 export { ManualTimers, sleep, systemTimers, type Timers } from '../shared/timers.ts';
 export {
   type AgentEvent,
@@ -54,7 +55,6 @@ export {
 export {
   CONNECTION_TRANSITIONS,
   type ConnectionState,
-  type JobExecution,
   JobsClient,
   type JobsClientOptions,
 } from './jobs-client.ts';

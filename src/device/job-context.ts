@@ -1,11 +1,16 @@
 import type { KeyObject } from 'node:crypto';
+import type {
+  ExecutionState,
+  JobExecution,
+  PendingExecutions,
+  UpdateStatus,
+} from '../shared/jobs-protocol.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Timers } from '../shared/timers.ts';
 import type { AgentConfig } from './config.ts';
 import type { DownloadResult } from './download.ts';
 import type { DeviceHooks, HookName } from './hooks.ts';
 import type { FirmwareDocument, ResolvedSource } from './job-document.ts';
-import type { ExecutionState, JobExecution, PendingExecutions, UpdateStatus } from './jobs-client.ts';
 import type { JobProgress } from './progress-reporter.ts';
 import type { DownloadSource } from './sources.ts';
 import type { PendingCommit, StateStore } from './state.ts';

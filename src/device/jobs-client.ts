@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { AbortedError, OtaError } from '../shared/errors.ts';
+import type {
+  ExecutionState,
+  JobExecution,
+  JobExecutionSummary,
+  PendingExecutions,
+  UpdateStatus,
+} from '../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type TimerHandle, type Timers } from '../shared/timers.ts';
 import { JOBS_PREFIX, jobsTopics } from '../shared/topics.ts';
@@ -9,28 +16,6 @@ import { JobsRequestError } from './errors.ts';
 import { type ConnectionState, MqttConnection, type MqttLinkOptions } from './mqtt-connection.ts';
 
 export { CONNECTION_TRANSITIONS, type ConnectionState } from './mqtt-connection.ts';
-
-/** A job execution as the Jobs MQTT API sends it (reference section 1, JobExecution). */
-export interface JobExecution {
-  jobId: string;
-  thingName?: string;
-  jobDocument?: unknown;
-  status: string;
-  statusDetails?: Record<string, string>;
-  queuedAt?: number;
-  startedAt?: number;
-  lastUpdatedAt?: number;
-  versionNumber?: number;
-  executionNumber?: number;
-}
-
-export interface ExecutionState {
-  status: string;
-  statusDetails?: Record<string, string>;
-  versionNumber?: number;
-}
-
-export type UpdateStatus = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'REJECTED';
 
 export interface JobsClientOptions extends MqttLinkOptions {
   thingName: string;
@@ -44,21 +29,6 @@ export interface JobsClientOptions extends MqttLinkOptions {
   onMessage?: (topic: string, payload: Buffer) => void;
   /** `notify-next` (reference section 1): `{timestamp, execution?}`. */
   onNotifyNext?: (msg: { timestamp?: number; execution?: JobExecution }) => void;
-}
-
-/** A pending execution as GetPendingJobExecutions lists it (reference section 1, JobExecutionSummary). */
-export interface JobExecutionSummary {
-  jobId: string;
-  queuedAt?: number;
-  startedAt?: number;
-  lastUpdatedAt?: number;
-  versionNumber?: number;
-  executionNumber?: number;
-}
-
-export interface PendingExecutions {
-  inProgressJobs: JobExecutionSummary[];
-  queuedJobs: JobExecutionSummary[];
 }
 
 type ReplyKind = 'start-next' | 'get' | 'update';

@@ -1,7 +1,7 @@
 import { AbortedError } from '../shared/errors.ts';
+import type { UpdateStatus } from '../shared/jobs-protocol.ts';
 import { sleep, systemTimers, type Timers } from '../shared/timers.ts';
 import { JobsRequestError } from './errors.ts';
-import type { UpdateStatus } from './jobs-client.ts';
 import {
   buildProgressMessage,
   formatPercent,

@@ -1,4 +1,12 @@
-import { createHash, createHmac } from 'node:crypto';
+import {
+  canonicalQueryString,
+  credentialScope,
+  formatAmzDate,
+  SIGV4_ALGORITHM,
+  stringToSign,
+  uriEncode,
+} from '../shared/sigv4.ts';
+import { hmacSha256, sha256Hex, signingKey } from '../shared/sigv4-crypto.ts';
 
 /** AWS credentials as the SDK's providers return them. */
 export interface SigningCredentials {
@@ -21,23 +29,6 @@ export interface PresignGetOptions {
 }
 
 /**
- * RFC 3986 unreserved characters stay, everything else is %XX with upper-case hex: the encoding SigV4
- * requires ("Create a canonical request", AWS Signature Version 4 docs: "URI-encode each parameter name
- * and value … do not encode A-Z a-z 0-9 - _ . ~").
- */
-function uriEncode(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-function sha256Hex(s: string): string {
-  return createHash('sha256').update(s, 'utf8').digest('hex');
-}
-
-function hmac(key: Buffer | string, s: string): Buffer {
-  return createHmac('sha256', key).update(s, 'utf8').digest();
-}
-
-/**
  * SigV4 query-string presigning of an S3 GET (AWS docs: "Authenticating Requests: Using Query
  * Parameters (AWS Signature Version 4)"), with node:crypto only. This is what
  * `@aws-sdk/s3-request-presigner` produces for a GetObject with the same endpoint, path and time (the unit
@@ -48,15 +39,10 @@ function hmac(key: Buffer | string, s: string): Buffer {
  */
 export function presignGet(opts: PresignGetOptions): URL {
   const { url, region, credentials: c } = opts;
-  const date = opts.date ?? new Date();
-  const amzDate = date
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d{3}/, '');
-  const day = amzDate.slice(0, 8);
-  const scope = `${day}/${region}/s3/aws4_request`;
+  const { amzDate, dateStamp } = formatAmzDate(opts.date ?? new Date());
+  const scope = credentialScope(dateStamp, region, 's3');
   const params: [string, string][] = [
-    ['X-Amz-Algorithm', 'AWS4-HMAC-SHA256'],
+    ['X-Amz-Algorithm', SIGV4_ALGORITHM],
     ['X-Amz-Content-Sha256', 'UNSIGNED-PAYLOAD'],
     ['X-Amz-Credential', `${c.accessKeyId}/${scope}`],
     ['X-Amz-Date', amzDate],
@@ -65,10 +51,7 @@ export function presignGet(opts: PresignGetOptions): URL {
   ];
   if (c.sessionToken) params.push(['X-Amz-Security-Token', c.sessionToken]);
   for (const [k, v] of Object.entries(opts.query ?? {})) params.push([k, v]);
-  // Canonical query: encoded names sorted by code point (upper case before lower case).
-  const enc = params.map(([k, v]) => [uriEncode(k), uriEncode(v)] as const);
-  enc.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const query = enc.map(([k, v]) => `${k}=${v}`).join('&');
+  const query = canonicalQueryString(params);
   const canonical = [
     'GET',
     url.pathname || '/',
@@ -77,12 +60,8 @@ export function presignGet(opts: PresignGetOptions): URL {
     'host',
     'UNSIGNED-PAYLOAD',
   ].join('\n');
-  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256Hex(canonical)].join('\n');
-  let key = hmac(`AWS4${c.secretAccessKey}`, day);
-  key = hmac(key, region);
-  key = hmac(key, 's3');
-  key = hmac(key, 'aws4_request');
-  const signature = createHmac('sha256', key).update(toSign, 'utf8').digest('hex');
+  const key = signingKey(c.secretAccessKey, dateStamp, region, 's3');
+  const signature = hmacSha256(key, stringToSign(amzDate, scope, sha256Hex(canonical))).toString('hex');
   const out = new URL(url.href);
   out.search = `${query}&X-Amz-Signature=${signature}`;
   return out;

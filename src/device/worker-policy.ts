@@ -1,5 +1,6 @@
 import type { Logger } from '../shared/log.ts';
 import { sleep, type Timers } from '../shared/timers.ts';
+import type { DownloadOptions } from './download-options.ts';
 import { ACTION_BY_KIND, classifyFailure, RetryBudget } from './download-policy.ts';
 import { DownloadError } from './errors.ts';
 import { type FetchEnv, RangeFetch, RangesIgnoredError } from './range-fetch.ts';
@@ -41,19 +42,21 @@ export interface PolicyHost {
   lostBeforeFirstByte(): void;
 }
 
-export interface PolicyOptions {
-  fileName: string;
-  dir: string;
-  onRequest?: (offset: number) => void;
-  refreshSource?: () => Promise<DownloadSource>;
-  retryWindowMs?: number;
-  retries?: number;
-  maxRestarts?: number;
-  maxAttempts?: number;
-  baseDelayMs?: number;
-  maxDelayMs?: number;
-  random?: () => number;
-}
+/** The download's options that rule retries, restarts and refreshes (download-options.ts says what each is). */
+export type PolicyOptions = Pick<
+  DownloadOptions,
+  | 'fileName'
+  | 'dir'
+  | 'onRequest'
+  | 'refreshSource'
+  | 'retryWindowMs'
+  | 'retries'
+  | 'maxRestarts'
+  | 'maxAttempts'
+  | 'baseDelayMs'
+  | 'maxDelayMs'
+  | 'random'
+>;
 
 /** How a round of connections ended, when not with the whole object on disk. */
 export type RoundEnd = { kind: 'fail'; error: DownloadError } | { kind: 'restart'; error: DownloadError };

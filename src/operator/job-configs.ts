@@ -68,10 +68,10 @@ export interface JobFigures {
   abort: { state: 'none' } | { state: 'armed'; criteria: string[] } | { state: 'aborted'; reason: string };
 }
 
-/** The figures of `ota job describe`, from a DescribeJob `job`. */
-export function jobFigures(job: Job): JobFigures {
+/** A DescribeJob `job`'s execution counts by status (jobProcessDetails, absent members 0). */
+export function executionCounts(job: Job) {
   const p = job.jobProcessDetails ?? {};
-  const counts = {
+  return {
     queued: p.numberOfQueuedThings ?? 0,
     inProgress: p.numberOfInProgressThings ?? 0,
     succeeded: p.numberOfSucceededThings ?? 0,
@@ -81,6 +81,11 @@ export function jobFigures(job: Job): JobFigures {
     timedOut: p.numberOfTimedOutThings ?? 0,
     removed: p.numberOfRemovedThings ?? 0,
   };
+}
+
+/** The figures of `ota job describe`, from a DescribeJob `job`. */
+export function jobFigures(job: Job): JobFigures {
+  const counts = executionCounts(job);
   const notified = Object.values(counts).reduce((a, b) => a + b, 0);
   const figures: JobFigures = { counts, notified, abort: { state: 'none' } };
   const cfg = job.jobExecutionsRolloutConfig;

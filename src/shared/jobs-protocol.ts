@@ -57,3 +57,42 @@ export function rolloutRate(
   const rate = Math.floor(exp.baseRatePerMinute * exp.incrementFactor ** Math.min(level, 100));
   return { rate: Math.max(1, Math.min(rate, cap)), level };
 }
+
+// The device's view of the Jobs MQTT API's replies (what src/device/jobs-client.ts reads).
+
+/** A job execution as the Jobs MQTT API sends it (reference section 1, JobExecution). */
+export interface JobExecution {
+  jobId: string;
+  thingName?: string;
+  jobDocument?: unknown;
+  status: string;
+  statusDetails?: Record<string, string>;
+  queuedAt?: number;
+  startedAt?: number;
+  lastUpdatedAt?: number;
+  versionNumber?: number;
+  executionNumber?: number;
+}
+
+export interface ExecutionState {
+  status: string;
+  statusDetails?: Record<string, string>;
+  versionNumber?: number;
+}
+
+export type UpdateStatus = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'REJECTED';
+
+/** A pending execution as GetPendingJobExecutions lists it (reference section 1, JobExecutionSummary). */
+export interface JobExecutionSummary {
+  jobId: string;
+  queuedAt?: number;
+  startedAt?: number;
+  lastUpdatedAt?: number;
+  versionNumber?: number;
+  executionNumber?: number;
+}
+
+export interface PendingExecutions {
+  inProgressJobs: JobExecutionSummary[];
+  queuedJobs: JobExecutionSummary[];
+}

@@ -1,4 +1,13 @@
 import { Sha256 } from '@aws-crypto/sha256-js';
+import {
+  stringToSign as buildStringToSign,
+  canonicalQueryString,
+  credentialScope,
+  deriveSigningKey,
+  formatAmzDate,
+  SIGV4_ALGORITHM,
+  uriEncode,
+} from './sigv4.ts';
 
 /**
  * SigV4 query-string presigning of an MQTT-over-WebSocket URL, the way AWS IoT Core authenticates
@@ -36,13 +45,7 @@ export const SIGV4_QUERY_PARAMS = [
   'X-Amz-Security-Token',
 ] as const;
 
-const ALGORITHM = 'AWS4-HMAC-SHA256';
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-
-/** RFC 3986 encoding as SigV4 wants it (encodeURIComponent leaves !'()* alone). */
-function escapeUri(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
@@ -53,19 +56,10 @@ function sha256Hex(data: string): string {
   return hex(h.digestSync());
 }
 
-function hmac(key: Uint8Array, data: string): Uint8Array {
-  const h = new Sha256(key);
+function hmac(key: Uint8Array | string, data: string): Uint8Array {
+  const h = new Sha256(typeof key === 'string' ? utf8(key) : key);
   h.update(utf8(data));
   return h.digestSync();
-}
-
-/** `20181025T223916Z` and `20181025` for a date. */
-function amzDates(d: Date): { amzDate: string; dateStamp: string } {
-  const amzDate = d
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d{3}/, '');
-  return { amzDate, dateStamp: amzDate.slice(0, 8) };
 }
 
 /** SigV4 canonical URI for non-S3 services: dot segments resolved, each segment URI-encoded. */
@@ -79,16 +73,7 @@ function canonicalPath(path: string): string {
   const normalised = `${path.startsWith('/') ? '/' : ''}${segments.join('/')}${
     segments.length > 0 && path.endsWith('/') ? '/' : ''
   }`;
-  return escapeUri(normalised).replace(/%2F/g, '/');
-}
-
-/** SigV4 canonical query string: pairs sorted by encoded key, then by value. */
-function canonicalQuery(pairs: [string, string][]): string {
-  return pairs
-    .map(([k, v]) => [escapeUri(k), escapeUri(v)] as const)
-    .sort(([ak, av], [bk, bv]) => (ak < bk ? -1 : ak > bk ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join('&');
+  return uriEncode(normalised).replace(/%2F/g, '/');
 }
 
 /**
@@ -105,18 +90,18 @@ export function presignWebSocketUrlSync(
 ): string {
   const u = new URL(url);
   const expires = Math.min(Math.max(1, Math.floor(expiresInSec)), MAX_WS_PRESIGN_EXPIRES_SEC);
-  const { amzDate, dateStamp } = amzDates(signingDate);
-  const scope = `${dateStamp}/${region}/${IOT_WS_SERVICE}/aws4_request`;
+  const { amzDate, dateStamp } = formatAmzDate(signingDate);
+  const scope = credentialScope(dateStamp, region, IOT_WS_SERVICE);
   const reserved = new Set<string>(SIGV4_QUERY_PARAMS);
   const pairs: [string, string][] = [...u.searchParams].filter(([k]) => !reserved.has(k));
   pairs.push(
-    ['X-Amz-Algorithm', ALGORITHM],
+    ['X-Amz-Algorithm', SIGV4_ALGORITHM],
     ['X-Amz-Credential', `${creds.accessKeyId}/${scope}`],
     ['X-Amz-Date', amzDate],
     ['X-Amz-Expires', String(expires)],
     ['X-Amz-SignedHeaders', 'host'],
   );
-  const query = canonicalQuery(pairs);
+  const query = canonicalQueryString(pairs);
   const canonicalRequest = [
     'GET',
     canonicalPath(u.pathname || '/'),
@@ -126,15 +111,12 @@ export function presignWebSocketUrlSync(
     'host',
     EMPTY_SHA256,
   ].join('\n');
-  const stringToSign = [ALGORITHM, amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
-  let key = hmac(utf8(`AWS4${creds.secretAccessKey}`), dateStamp);
-  key = hmac(key, region);
-  key = hmac(key, IOT_WS_SERVICE);
-  key = hmac(key, 'aws4_request');
+  const stringToSign = buildStringToSign(amzDate, scope, sha256Hex(canonicalRequest));
+  const key = deriveSigningKey(hmac, creds.secretAccessKey, dateStamp, region, IOT_WS_SERVICE);
   const signature = hex(hmac(key, stringToSign));
   let qs = `${query}&X-Amz-Signature=${signature}`;
   // AWS IoT: the security token is appended after the signature is computed, never signed.
-  if (creds.sessionToken) qs += `&X-Amz-Security-Token=${escapeUri(creds.sessionToken)}`;
+  if (creds.sessionToken) qs += `&X-Amz-Security-Token=${uriEncode(creds.sessionToken)}`;
   return `${u.protocol}//${u.host}${u.pathname}?${qs}`;
 }
 

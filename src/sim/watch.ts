@@ -9,6 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IoTClient, Job } from '@aws-sdk/client-iot';
+import { executionCounts } from '../operator/job-configs.ts';
 import { describeJob, listExecutions } from '../operator/jobs.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { ABORT_REASON_CODE } from '../shared/jobs-protocol.ts';
@@ -44,17 +45,7 @@ export interface JobWatch {
 }
 
 export function tallyOf(job: Job, devices: number): FleetTally {
-  const p = job.jobProcessDetails ?? {};
-  const t = {
-    queued: p.numberOfQueuedThings ?? 0,
-    inProgress: p.numberOfInProgressThings ?? 0,
-    succeeded: p.numberOfSucceededThings ?? 0,
-    failed: p.numberOfFailedThings ?? 0,
-    rejected: p.numberOfRejectedThings ?? 0,
-    timedOut: p.numberOfTimedOutThings ?? 0,
-    canceled: p.numberOfCanceledThings ?? 0,
-  };
-  const removed = p.numberOfRemovedThings ?? 0;
+  const { removed, ...t } = executionCounts(job);
   const notified = Object.values(t).reduce((a, b) => a + b, removed);
   return { total: devices, notified, ...t };
 }

@@ -1,8 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { parseAmzDate, SIGV4_ALGORITHM, SIGV4_TERMINATOR } from '../../shared/sigv4.ts';
+import { timingSafeEqualStrings } from '../../shared/sigv4-crypto.ts';
 import { IOT_WS_SERVICE, MAX_WS_PRESIGN_EXPIRES_SEC, SIGV4_QUERY_PARAMS } from '../../shared/ws-url.ts';
 import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
 
@@ -31,14 +32,6 @@ const DEFAULT_MAX_SKEW_SEC = 300;
 
 const fail = (reason: string): WsAuthResult => ({ ok: false, reason });
 
-function parseAmzDate(s: string): Date | undefined {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, se] = m.map(Number) as [number, number, number, number, number, number, number];
-  const date = new Date(Date.UTC(y, mo - 1, d, h, mi, se));
-  return Number.isNaN(date.getTime()) ? undefined : date;
-}
-
 /**
  * Verifies the SigV4 presign on a WebSocket upgrade request. Rejects a missing, malformed, wrongly-scoped
  * (other key, region or service), expired, future-dated or wrong signature; never throws.
@@ -62,9 +55,9 @@ export async function verifyPresignedWebSocketRequest(
     if (!algorithm || !credential || !amzDate || !expires || !signedHeaders || !signature) {
       return fail('missing SigV4 query parameters');
     }
-    if (algorithm !== 'AWS4-HMAC-SHA256') return fail('unsupported X-Amz-Algorithm');
+    if (algorithm !== SIGV4_ALGORITHM) return fail('unsupported X-Amz-Algorithm');
     const [akid, scopeDate, region, service, terminator, ...extra] = credential.split('/');
-    if (extra.length > 0 || terminator !== 'aws4_request') return fail('malformed X-Amz-Credential');
+    if (extra.length > 0 || terminator !== SIGV4_TERMINATOR) return fail('malformed X-Amz-Credential');
     if (akid !== creds.accessKeyId) return fail('unknown access key');
     // AWS IoT appends the session token after signing, so it is checked on its own.
     const sessionToken = p.get('X-Amz-Security-Token');
@@ -75,7 +68,7 @@ export async function verifyPresignedWebSocketRequest(
     if (region !== creds.region) return fail('wrong region in credential scope');
     if (service !== IOT_WS_SERVICE) return fail('wrong service in credential scope');
     const signingDate = parseAmzDate(amzDate);
-    if (!signingDate || scopeDate !== amzDate.slice(0, 8)) return fail('malformed X-Amz-Date');
+    if (signingDate === undefined || scopeDate !== amzDate.slice(0, 8)) return fail('malformed X-Amz-Date');
     if (!/^\d+$/.test(expires)) return fail('malformed X-Amz-Expires');
     const expiresIn = Number(expires);
     if (expiresIn < 1 || expiresIn > MAX_WS_PRESIGN_EXPIRES_SEC) return fail('X-Amz-Expires out of range');
@@ -83,8 +76,8 @@ export async function verifyPresignedWebSocketRequest(
 
     const now = (opts.now ?? new Date()).getTime();
     const skewMs = (opts.maxClockSkewSec ?? DEFAULT_MAX_SKEW_SEC) * 1000;
-    if (now + skewMs < signingDate.getTime()) return fail('signature not yet valid');
-    if (now > signingDate.getTime() + expiresIn * 1000) return fail('signature expired');
+    if (now + skewMs < signingDate) return fail('signature not yet valid');
+    if (now > signingDate + expiresIn * 1000) return fail('signature expired');
 
     const headerNames = signedHeaders.split(';');
     if (!headerNames.includes('host')) return fail('host header must be signed');
@@ -116,11 +109,10 @@ export async function verifyPresignedWebSocketRequest(
       service: IOT_WS_SERVICE,
       sha256: Sha256,
     });
-    const expected = (await signer.presign(request, { expiresIn, signingDate })).query?.['X-Amz-Signature'];
+    const expected = (await signer.presign(request, { expiresIn, signingDate: new Date(signingDate) }))
+      .query?.['X-Amz-Signature'];
     if (typeof expected !== 'string') return fail('could not compute signature');
-    const a = Buffer.from(expected, 'utf8');
-    const b = Buffer.from(signature, 'utf8');
-    if (a.length !== b.length || !timingSafeEqual(a, b)) return fail('signature mismatch');
+    if (!timingSafeEqualStrings(expected, signature)) return fail('signature mismatch');
     return { ok: true, accessKeyId: akid };
   } catch (err) {
     return fail(`unverifiable request: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,15 +1,16 @@
 import { z } from 'zod';
 import type { SecurityRegistry } from '../security/registry.ts';
 import {
-  createRouter,
-  epochSeconds,
-  invalidRequest,
-  parseInput,
-  parseJsonBody,
-  type RestRequest,
-  type RestRoute,
-  requiredLabel,
-} from './router.ts';
+  booleanQuery,
+  deleteRoute,
+  invalid,
+  label,
+  parseBody,
+  parseQuery,
+  sec,
+  tagList,
+} from './route-kit.ts';
+import { createRouter, type RestRequest, type RestRoute } from './router.ts';
 
 /**
  * The AWS IoT control-plane operations a device is provisioned with (`ota provision`): certificates, IoT
@@ -24,19 +25,11 @@ export interface ProvisioningContext {
 
 type Route = RestRoute<ProvisioningContext>;
 
-const booleanQuery = z
-  .enum(['true', 'false'], { error: "expected 'true' or 'false'" })
-  .transform((v) => v === 'true');
-const tags = z.array(z.object({ Key: z.string(), Value: z.string().optional() })).optional();
-
-function query<S extends z.ZodRawShape>(shape: S, req: RestRequest): z.output<z.ZodObject<S>> {
-  return parseInput(z.object(shape), req.query, 'query');
-}
+const tags = tagList.optional();
 
 function principalHeader(req: RestRequest): string {
   const v = req.headers['x-amzn-principal'];
-  if (typeof v !== 'string' || v === '')
-    throw invalidRequest('principal: the x-amzn-principal header is required');
+  if (typeof v !== 'string' || v === '') throw invalid('principal: the x-amzn-principal header is required');
   return v;
 }
 
@@ -48,13 +41,30 @@ const CreateRoleAliasBody = z.object({
   tags,
 });
 
+/** AttachPolicy and DetachPolicy: the policy names the path, the target (a certificate ARN) is in the body. */
+function targetPolicyRoute(
+  operation: string,
+  method: 'PUT' | 'POST',
+  call: (registry: SecurityRegistry, policyName: string, target: string) => void,
+): Route {
+  return {
+    operation,
+    method,
+    pattern: '/target-policies/{policyName}',
+    handle(ctx, req) {
+      call(ctx.registry, label(req, 'policyName'), parseBody(TargetBody, req.body).target);
+      return {};
+    },
+  };
+}
+
 export const PROVISIONING_ROUTES: readonly Route[] = [
   {
     operation: 'CreateKeysAndCertificate',
     method: 'POST',
     pattern: '/keys-and-certificate',
     async handle(ctx, req) {
-      const q = query({ setAsActive: booleanQuery.optional() }, req);
+      const q = parseQuery({ setAsActive: booleanQuery.optional() }, req.query);
       return ctx.registry.createKeysAndCertificate({ setAsActive: q.setAsActive ?? false });
     },
   },
@@ -63,7 +73,7 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'GET',
     pattern: '/certificates/{certificateId}',
     handle(ctx, req) {
-      const c = ctx.registry.describeCertificate(requiredLabel(req, 'certificateId'));
+      const c = ctx.registry.describeCertificate(label(req, 'certificateId'));
       return {
         certificateDescription: {
           certificateArn: c.certificateArn,
@@ -71,8 +81,8 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
           status: c.status,
           certificatePem: c.certificatePem,
           ownedBy: c.certificateArn.split(':')[4],
-          creationDate: epochSeconds(c.createdAt),
-          lastModifiedDate: epochSeconds(c.lastModifiedAt),
+          creationDate: sec(c.createdAt),
+          lastModifiedDate: sec(c.lastModifiedAt),
           certificateMode: 'DEFAULT',
         },
       };
@@ -83,8 +93,8 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'PUT',
     pattern: '/certificates/{certificateId}',
     handle(ctx, req) {
-      const q = query({ newStatus: z.string({ error: 'required' }) }, req);
-      ctx.registry.updateCertificate(requiredLabel(req, 'certificateId'), q.newStatus);
+      const q = parseQuery({ newStatus: z.string({ error: 'required' }) }, req.query);
+      ctx.registry.updateCertificate(label(req, 'certificateId'), q.newStatus);
       return {};
     },
   },
@@ -93,8 +103,8 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'DELETE',
     pattern: '/certificates/{certificateId}',
     handle(ctx, req) {
-      const q = query({ forceDelete: booleanQuery.optional() }, req);
-      ctx.registry.deleteCertificate(requiredLabel(req, 'certificateId'), q.forceDelete ?? false);
+      const q = parseQuery({ forceDelete: booleanQuery.optional() }, req.query);
+      ctx.registry.deleteCertificate(label(req, 'certificateId'), q.forceDelete ?? false);
       return {};
     },
   },
@@ -103,8 +113,8 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'POST',
     pattern: '/policies/{policyName}',
     handle(ctx, req) {
-      const b = parseJsonBody(CreatePolicyBody, req.body);
-      const p = ctx.registry.createPolicy(requiredLabel(req, 'policyName'), b.policyDocument);
+      const b = parseBody(CreatePolicyBody, req.body);
+      const p = ctx.registry.createPolicy(label(req, 'policyName'), b.policyDocument);
       return {
         policyName: p.policyName,
         policyArn: p.policyArn,
@@ -118,62 +128,38 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'GET',
     pattern: '/policies/{policyName}',
     handle(ctx, req) {
-      const p = ctx.registry.getPolicy(requiredLabel(req, 'policyName'));
+      const p = ctx.registry.getPolicy(label(req, 'policyName'));
       return {
         policyName: p.policyName,
         policyArn: p.policyArn,
         policyDocument: p.policyDocument,
         defaultVersionId: p.defaultVersionId,
-        creationDate: epochSeconds(p.createdAt),
-        lastModifiedDate: epochSeconds(p.lastModifiedAt),
+        creationDate: sec(p.createdAt),
+        lastModifiedDate: sec(p.lastModifiedAt),
         generationId: String(p.lastModifiedAt),
       };
     },
   },
-  {
-    operation: 'DeletePolicy',
-    method: 'DELETE',
-    pattern: '/policies/{policyName}',
-    handle(ctx, req) {
-      ctx.registry.deletePolicy(requiredLabel(req, 'policyName'));
-      return {};
-    },
-  },
-  {
-    operation: 'AttachPolicy',
-    method: 'PUT',
-    pattern: '/target-policies/{policyName}',
-    handle(ctx, req) {
-      const b = parseJsonBody(TargetBody, req.body);
-      ctx.registry.attachPolicy(requiredLabel(req, 'policyName'), b.target);
-      return {};
-    },
-  },
-  {
-    operation: 'DetachPolicy',
-    method: 'POST',
-    pattern: '/target-policies/{policyName}',
-    handle(ctx, req) {
-      const b = parseJsonBody(TargetBody, req.body);
-      ctx.registry.detachPolicy(requiredLabel(req, 'policyName'), b.target);
-      return {};
-    },
-  },
+  deleteRoute('DeletePolicy', '/policies/{policyName}', 'policyName', (ctx, name) =>
+    ctx.registry.deletePolicy(name),
+  ),
+  targetPolicyRoute('AttachPolicy', 'PUT', (r, policyName, target) => r.attachPolicy(policyName, target)),
+  targetPolicyRoute('DetachPolicy', 'POST', (r, policyName, target) => r.detachPolicy(policyName, target)),
   {
     operation: 'ListAttachedPolicies',
     method: 'POST',
     pattern: '/attached-policies/{target}',
     handle(ctx, req) {
       // Groups are not modelled and a certificate holds at most 10 policies: one page, nothing recursive.
-      query(
+      parseQuery(
         {
           recursive: booleanQuery.optional(),
           marker: z.string().optional(),
           pageSize: z.string().regex(/^\d+$/, 'expected an integer').optional(),
         },
-        req,
+        req.query,
       );
-      return { policies: ctx.registry.listAttachedPolicies(requiredLabel(req, 'target')) };
+      return { policies: ctx.registry.listAttachedPolicies(label(req, 'target')) };
     },
   },
   {
@@ -181,12 +167,8 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'PUT',
     pattern: '/things/{thingName}/principals',
     handle(ctx, req) {
-      const q = query({ thingPrincipalType: z.string().optional() }, req);
-      ctx.registry.attachThingPrincipal(
-        requiredLabel(req, 'thingName'),
-        principalHeader(req),
-        q.thingPrincipalType,
-      );
+      const q = parseQuery({ thingPrincipalType: z.string().optional() }, req.query);
+      ctx.registry.attachThingPrincipal(label(req, 'thingName'), principalHeader(req), q.thingPrincipalType);
       return {};
     },
   },
@@ -195,7 +177,7 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'DELETE',
     pattern: '/things/{thingName}/principals',
     handle(ctx, req) {
-      ctx.registry.detachThingPrincipal(requiredLabel(req, 'thingName'), principalHeader(req));
+      ctx.registry.detachThingPrincipal(label(req, 'thingName'), principalHeader(req));
       return {};
     },
   },
@@ -204,8 +186,8 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'GET',
     pattern: '/things/{thingName}/principals',
     handle(ctx, req) {
-      query({ nextToken: z.string().optional(), maxResults: z.string().optional() }, req);
-      return { principals: ctx.registry.listThingPrincipals(requiredLabel(req, 'thingName')) };
+      parseQuery({ nextToken: z.string().optional(), maxResults: z.string().optional() }, req.query);
+      return { principals: ctx.registry.listThingPrincipals(label(req, 'thingName')) };
     },
   },
   {
@@ -213,9 +195,9 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'POST',
     pattern: '/role-aliases/{roleAlias}',
     handle(ctx, req) {
-      const b = parseJsonBody(CreateRoleAliasBody, req.body);
+      const b = parseBody(CreateRoleAliasBody, req.body);
       const r = ctx.registry.createRoleAlias({
-        roleAlias: requiredLabel(req, 'roleAlias'),
+        roleAlias: label(req, 'roleAlias'),
         roleArn: b.roleArn,
         ...(b.credentialDurationSeconds !== undefined && {
           credentialDurationSeconds: b.credentialDurationSeconds,
@@ -229,7 +211,7 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
     method: 'GET',
     pattern: '/role-aliases/{roleAlias}',
     handle(ctx, req) {
-      const r = ctx.registry.describeRoleAlias(requiredLabel(req, 'roleAlias'));
+      const r = ctx.registry.describeRoleAlias(label(req, 'roleAlias'));
       return {
         roleAliasDescription: {
           roleAlias: r.roleAlias,
@@ -237,21 +219,15 @@ export const PROVISIONING_ROUTES: readonly Route[] = [
           roleArn: r.roleArn,
           owner: r.owner,
           credentialDurationSeconds: r.credentialDurationSeconds,
-          creationDate: epochSeconds(r.createdAt),
-          lastModifiedDate: epochSeconds(r.lastModifiedAt),
+          creationDate: sec(r.createdAt),
+          lastModifiedDate: sec(r.lastModifiedAt),
         },
       };
     },
   },
-  {
-    operation: 'DeleteRoleAlias',
-    method: 'DELETE',
-    pattern: '/role-aliases/{roleAlias}',
-    handle(ctx, req) {
-      ctx.registry.deleteRoleAlias(requiredLabel(req, 'roleAlias'));
-      return {};
-    },
-  },
+  deleteRoute('DeleteRoleAlias', '/role-aliases/{roleAlias}', 'roleAlias', (ctx, name) =>
+    ctx.registry.deleteRoleAlias(name),
+  ),
 ];
 
 export const provisioningRouter = createRouter(PROVISIONING_ROUTES);

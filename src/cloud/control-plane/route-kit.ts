@@ -7,7 +7,8 @@
  * Dates.
  */
 import { z } from 'zod';
-import { ControlPlaneError, type JobsControlPlane, type PageRequest } from '../jobs/types.ts';
+import type { JobsControlPlane, PageRequest } from '../jobs/types.ts';
+import { ControlPlaneError } from './api-error.ts';
 
 export interface RouteContext {
   controlPlane: JobsControlPlane;
@@ -52,6 +53,7 @@ export function invalid(message: string): ControlPlaneError {
   return new ControlPlaneError('InvalidRequestException', message);
 }
 
+/** Validates `value`; a failure is an InvalidRequestException naming the field (`targets[0]: …`). */
 function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
@@ -95,7 +97,7 @@ export function page(q: { maxResults?: number; nextToken?: string }): PageReques
   return p;
 }
 
-export function label(req: ApiRequest, name: string): string {
+export function label(req: Pick<ApiRequest, 'labels'>, name: string): string {
   const v = req.labels[name];
   if (v === undefined || v === '') throw invalid(`${name}: must not be empty`);
   return v;
@@ -121,4 +123,27 @@ export function sec(ms: number | undefined): number | undefined {
 /** Copies the defined members only (the SDK reads `null` as a value). */
 export function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** DELETE of one named resource: its name is the path's one label, the answer `{}`. */
+export function deleteRoute<Ctx>(
+  operation: string,
+  pattern: string,
+  labelName: string,
+  remove: (ctx: Ctx, name: string) => void,
+): {
+  operation: string;
+  method: 'DELETE';
+  pattern: string;
+  handle(ctx: Ctx, req: Pick<ApiRequest, 'labels'>): object;
+} {
+  return {
+    operation,
+    method: 'DELETE',
+    pattern,
+    handle(ctx, req) {
+      remove(ctx, label(req, labelName));
+      return {};
+    },
+  };
 }

@@ -1,10 +1,7 @@
-import type { z } from 'zod';
-import { ApiError } from './api-error.ts';
-
 /**
  * A restJson1 route table: `METHOD /literal/{label}` patterns from the @aws-sdk/client-iot operation
  * schemas, matched against the raw (percent-encoded) path; labels come back decoded. Literal segments win
- * over labels. Plus the input helpers every route uses, whose messages name the field at fault.
+ * over labels. The input helpers every route uses are in route-kit.ts.
  */
 
 export interface RestRequest {
@@ -73,36 +70,4 @@ export function createRouter<R extends { method: string; pattern: string }>(rout
       return { kind: 'none' };
     },
   };
-}
-
-export const invalidRequest = (message: string): ApiError => new ApiError('InvalidRequestException', message);
-
-/** Validates `value`; a failure is an InvalidRequestException naming the field (`targets[0]: …`). */
-export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const field = (issue?.path ?? [])
-    .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
-    .join('.')
-    .replace(/\.\[/g, '[');
-  throw invalidRequest(`${field || where}: ${issue?.message ?? 'invalid'}`);
-}
-
-export function parseJsonBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw invalidRequest('request body: expected a JSON object');
-  }
-  return parseInput(schema, body, 'request body');
-}
-
-export function requiredLabel(req: RestRequest, name: string): string {
-  const v = req.labels[name];
-  if (v === undefined || v === '') throw invalidRequest(`${name}: must not be empty`);
-  return v;
-}
-
-/** Epoch milliseconds → epoch seconds (restJson1's default timestamp format). */
-export function epochSeconds(ms: number): number {
-  return ms / 1000;
 }

@@ -3,12 +3,14 @@ import { z } from 'zod';
 import type { CreateJobTemplateInput, JobTemplateRecord } from '../jobs/types.ts';
 import {
   defined,
+  deleteRoute,
   label,
   page,
   pageQuery,
   parseBody,
   parseQuery,
   type Route,
+  type RouteContext,
   refuseUnsupported,
   sec,
 } from './route-kit.ts';
@@ -77,13 +79,10 @@ export const TEMPLATE_ROUTES: readonly Route[] = [
       };
     },
   },
-  {
-    operation: 'DeleteJobTemplate',
-    method: 'DELETE',
-    pattern: '/job-templates/{jobTemplateId}',
-    handle(ctx, req) {
-      ctx.controlPlane.deleteJobTemplate(label(req, 'jobTemplateId'));
-      return {};
-    },
-  },
+  deleteRoute<RouteContext>(
+    'DeleteJobTemplate',
+    '/job-templates/{jobTemplateId}',
+    'jobTemplateId',
+    (ctx, id) => ctx.controlPlane.deleteJobTemplate(id),
+  ),
 ];

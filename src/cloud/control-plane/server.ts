@@ -6,7 +6,6 @@ import { type Logger, silentLogger } from '../../shared/log.ts';
 import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
 import { ControlPlaneError, type JobsControlPlane } from '../jobs/types.ts';
 import type { SecurityRegistry } from '../security/registry.ts';
-import { ApiError } from './api-error.ts';
 import { type ProvisioningContext, provisioningRouter } from './provisioning-routes.ts';
 import { type ApiRequest, matchRoute, type RouteContext } from './routes.ts';
 import { parseQuery, verifySigV4 } from './sigv4.ts';
@@ -208,7 +207,7 @@ export function createControlPlaneHandler(opts: ControlPlaneHandlerOptions): Con
         body: JSON.stringify(output ?? {}),
       };
     } catch (err) {
-      if (err instanceof ControlPlaneError || err instanceof ApiError) {
+      if (err instanceof ControlPlaneError) {
         logger.debug({ method, path, code: err.code, message: err.message }, 'control plane: refused');
         return errorResponse(err.httpStatus, err.code, err.message, requestId);
       }

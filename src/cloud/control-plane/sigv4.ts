@@ -1,7 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { formatAmzDate, parseAmzDate, SIGV4_ALGORITHM, SIGV4_TERMINATOR } from '../../shared/sigv4.ts';
+import { sha256Hex, timingSafeEqualStrings } from '../../shared/sigv4-crypto.ts';
 import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
 
 /**
@@ -58,11 +59,9 @@ const EXPIRED_TOKEN = {
 } as const;
 
 export const DEFAULT_MAX_SKEW_MS = 15 * 60_000;
-const ALGORITHM = 'AWS4-HMAC-SHA256';
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
 const AUTH_RE =
   /^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/;
-const AMZ_DATE_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
 /** Parses a query string the way the SDK built it: `k=v` pairs, RFC 3986 percent-encoding. */
 export function parseQuery(rawQuery: string): Record<string, string | string[]> {
@@ -87,25 +86,6 @@ function headerValue(headers: ReceivedRequest['headers'], name: string): string 
   return Array.isArray(v) ? v.join(',') : v;
 }
 
-function parseAmzDate(value: string): number | undefined {
-  const m = AMZ_DATE_RE.exec(value);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s] = m.map(Number) as [number, number, number, number, number, number, number];
-  const t = Date.UTC(y, mo - 1, d, h, mi, s);
-  return Number.isNaN(t) ? undefined : t;
-}
-
-function safeEqualHex(a: string, b: string): boolean {
-  const ab = Buffer.from(a, 'utf8');
-  const bb = Buffer.from(b, 'utf8');
-  // timingSafeEqual needs equal lengths; comparing against itself keeps the time independent of `a`.
-  if (ab.length !== bb.length) {
-    timingSafeEqual(bb, bb);
-    return false;
-  }
-  return timingSafeEqual(ab, bb);
-}
-
 /**
  * Verifies the Authorization header of `req`. Never throws: every refusal comes back as
  * `{ ok: false, message }` with a message in the style of AWS's own 403 answers.
@@ -128,8 +108,8 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
     }
     return { ok: false, message: 'Missing Authentication Token' };
   }
-  if (!authorization.startsWith(`${ALGORITHM} `)) {
-    return { ok: false, message: `Unsupported authorization type: only ${ALGORITHM} is accepted` };
+  if (!authorization.startsWith(`${SIGV4_ALGORITHM} `)) {
+    return { ok: false, message: `Unsupported authorization type: only ${SIGV4_ALGORITHM} is accepted` };
   }
   const m = AUTH_RE.exec(authorization.trim());
   if (!m) {
@@ -151,7 +131,7 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
     if (check === 'expired') return EXPIRED_TOKEN;
     if (check !== 'valid') return INVALID_TOKEN;
   }
-  if (terminator !== 'aws4_request') {
+  if (terminator !== SIGV4_TERMINATOR) {
     return { ok: false, message: "Credential should be scoped with a valid terminator: 'aws4_request'" };
   }
   if (scopeService !== opts.service) {
@@ -172,7 +152,7 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
     return { ok: false, message: `Credential date ${scopeDate} does not match x-amz-date ${amzDate}` };
   }
   if (Math.abs(opts.now - signedAt) > maxSkewMs) {
-    const iso = (t: number) => new Date(t).toISOString().replace(/[-:]|\.\d{3}/g, '');
+    const iso = (t: number) => formatAmzDate(new Date(t)).amzDate;
     return {
       ok: false,
       message:
@@ -198,7 +178,7 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
 
   // The body must match what was signed. With x-amz-content-sha256 the signer trusts the header, so the
   // header itself is checked against the bytes received; without it the signer hashes the body.
-  const bodyHash = createHash('sha256').update(req.body).digest('hex');
+  const bodyHash = sha256Hex(req.body);
   const declaredHash = headerValue(req.headers, 'x-amz-content-sha256');
   if (declaredHash !== undefined) {
     if (declaredHash === UNSIGNED_PAYLOAD) {
@@ -251,7 +231,7 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
   } catch {
     return { ok: false, message: 'The request could not be canonicalised for signature verification' };
   }
-  if (!safeEqualHex(expected, signature)) {
+  if (!timingSafeEqualStrings(expected, signature)) {
     return {
       ok: false,
       message:

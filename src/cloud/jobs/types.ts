@@ -256,41 +256,8 @@ export interface CreateJobTemplateInput extends JobConfigs {
   maintenanceWindows?: MaintenanceWindow[];
 }
 
-/**
- * Control-plane errors carry the AWS exception name as `code`, so the HTTP facade can send
- * `x-amzn-ErrorType: <code>` and the SDK raises the matching exception class.
- */
-export type ControlPlaneErrorCode =
-  | 'ResourceNotFoundException'
-  | 'InvalidRequestException'
-  | 'ResourceAlreadyExistsException'
-  | 'VersionConflictException'
-  | 'ConflictException'
-  | 'LimitExceededException'
-  | 'InvalidStateTransitionException'
-  | 'InternalFailureException';
-
-export class ControlPlaneError extends Error {
-  readonly code: ControlPlaneErrorCode;
-  readonly httpStatus: number;
-  constructor(code: ControlPlaneErrorCode, message: string) {
-    super(message);
-    this.name = code;
-    this.code = code;
-    this.httpStatus = CONTROL_PLANE_HTTP_STATUS[code];
-  }
-}
-
-const CONTROL_PLANE_HTTP_STATUS: Record<ControlPlaneErrorCode, number> = {
-  ResourceNotFoundException: 404,
-  InvalidRequestException: 400,
-  ResourceAlreadyExistsException: 409,
-  VersionConflictException: 409,
-  ConflictException: 409,
-  LimitExceededException: 410,
-  InvalidStateTransitionException: 409,
-  InternalFailureException: 500,
-};
+/** The control plane's one error class (api-error.ts), re-exported for the service's modules. */
+export { ControlPlaneError, type ControlPlaneErrorCode } from '../control-plane/api-error.ts';
 
 /**
  * What the control plane may ask of the Jobs service. Every method validates its input (AWS's patterns

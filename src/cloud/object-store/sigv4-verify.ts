@@ -1,12 +1,14 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import {
+  stringToSign as buildStringToSign,
+  canonicalQueryString,
+  credentialScope,
+  SIGV4_ALGORITHM,
+  SIGV4_TERMINATOR,
+} from '../../shared/sigv4.ts';
+import { hmacSha256, sha256Hex, signingKey, timingSafeEqualStrings } from '../../shared/sigv4-crypto.ts';
 
 export type SigV4Result = { ok: true } | { ok: false; reason: string };
-
-/** RFC 3986 unreserved characters stay; everything else is %XX (AWS "Create a canonical request"). */
-function uriEncode(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
 
 function safeDecode(s: string): string {
   try {
@@ -14,10 +16,6 @@ function safeDecode(s: string): string {
   } catch {
     return s;
   }
-}
-
-function hmac(key: Buffer | string, data: string): Buffer {
-  return createHmac('sha256', key).update(data, 'utf8').digest();
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {
@@ -64,7 +62,14 @@ function fromCredential(
   payloadHash: string,
 ): Parsed | string {
   const [accessKeyId, scopeDate, region, service, terminator, ...rest] = credential.split('/');
-  if (!accessKeyId || !scopeDate || !region || !service || terminator !== 'aws4_request' || rest.length > 0) {
+  if (
+    !accessKeyId ||
+    !scopeDate ||
+    !region ||
+    !service ||
+    terminator !== SIGV4_TERMINATOR ||
+    rest.length > 0
+  ) {
     return 'malformed credential scope';
   }
   if (!amzDate.startsWith(scopeDate)) return 'credential scope date does not match X-Amz-Date';
@@ -112,7 +117,7 @@ export function verifySigV4(
     if (!/^AWS4-HMAC-SHA256\s/.test(auth)) return { ok: true }; // SigV2: s3rver checks it
     parsed = parseHeaderAuth(req, auth);
   } else if (query.get('X-Amz-Algorithm') !== null) {
-    if (query.get('X-Amz-Algorithm') !== 'AWS4-HMAC-SHA256') {
+    if (query.get('X-Amz-Algorithm') !== SIGV4_ALGORITHM) {
       return { ok: false, reason: 'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"' };
     }
     const credential = query.get('X-Amz-Credential');
@@ -144,10 +149,9 @@ export function verifySigV4(
     const k = safeDecode(eq === -1 ? piece : piece.slice(0, eq));
     const v = eq === -1 ? '' : safeDecode(piece.slice(eq + 1));
     if (k === excludeFromQuery) continue;
-    pairs.push([uriEncode(k), uriEncode(v)]);
+    pairs.push([k, v]);
   }
-  pairs.sort(([ak, av], [bk, bv]) => (ak < bk ? -1 : ak > bk ? 1 : av < bv ? -1 : av > bv ? 1 : 0));
-  const canonicalQuery = pairs.map(([k, v]) => `${k}=${v}`).join('&');
+  const canonicalQuery = canonicalQueryString(pairs);
 
   const canonicalHeaders: string[] = [];
   for (const name of [...parsed.signedHeaders].sort()) {
@@ -163,18 +167,11 @@ export function verifySigV4(
     [...parsed.signedHeaders].sort().join(';'),
     parsed.payloadHash,
   ].join('\n');
-  const scope = `${parsed.scopeDate}/${parsed.region}/${parsed.service}/aws4_request`;
-  const stringToSign = [
-    'AWS4-HMAC-SHA256',
-    parsed.amzDate,
-    scope,
-    createHash('sha256').update(canonicalRequest, 'utf8').digest('hex'),
-  ].join('\n');
-  const kDate = hmac(`AWS4${creds.secretAccessKey}`, parsed.scopeDate);
-  const kSigning = hmac(hmac(hmac(kDate, parsed.region), parsed.service), 'aws4_request');
-  const expected = createHmac('sha256', kSigning).update(stringToSign, 'utf8').digest();
-  const provided = /^[0-9a-f]{64}$/.test(parsed.signature) ? Buffer.from(parsed.signature, 'hex') : null;
-  if (provided === null || !timingSafeEqual(expected, provided)) {
+  const scope = credentialScope(parsed.scopeDate, parsed.region, parsed.service);
+  const stringToSign = buildStringToSign(parsed.amzDate, scope, sha256Hex(canonicalRequest));
+  const key = signingKey(creds.secretAccessKey, parsed.scopeDate, parsed.region, parsed.service);
+  const expected = hmacSha256(key, stringToSign).toString('hex');
+  if (!timingSafeEqualStrings(expected, parsed.signature)) {
     return {
       ok: false,
       reason:

@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { THING_NAME_PATTERN } from '../../shared/topics.ts';
 import type { BrokerAction, PolicyContext } from '../broker/types.ts';
-import { ApiError } from '../control-plane/api-error.ts';
+import { ControlPlaneError, type ControlPlaneErrorCode } from '../control-plane/api-error.ts';
 import {
   type BoundPolicies,
   bindPolicies,
@@ -39,8 +39,9 @@ const DURATION = { min: 900, max: 43_200, default: 3600 };
 /** Bound policies cached per connection context; cleared on any change. */
 const MAX_CACHED_BINDINGS = 10_000;
 
-const invalid = (message: string) => new ApiError('InvalidRequestException', message);
-const notFound = (message: string) => new ApiError('ResourceNotFoundException', message);
+const refuse = (code: ControlPlaneErrorCode, message: string) => new ControlPlaneError(code, message);
+const invalid = (message: string) => refuse('InvalidRequestException', message);
+const notFound = (message: string) => refuse('ResourceNotFoundException', message);
 
 export function openSecurityRegistry(opts: SecurityRegistryOptions): SecurityRegistry {
   const now = opts.now ?? Date.now;
@@ -188,7 +189,7 @@ export function openSecurityRegistry(opts: SecurityRegistryOptions): SecurityReg
         throw invalid(`newStatus: must be ACTIVE, INACTIVE or REVOKED locally (got ${newStatus})`);
       }
       if (c.status === 'REVOKED' && newStatus !== 'REVOKED') {
-        throw new ApiError('CertificateStateException', `certificate ${c.certificateId} is REVOKED`);
+        throw refuse('CertificateStateException', `certificate ${c.certificateId} is REVOKED`);
       }
       const row = { ...c, status: newStatus, lastModifiedAt: now() } satisfies CertificateRow;
       store.putCertificate(row);
@@ -199,16 +200,16 @@ export function openSecurityRegistry(opts: SecurityRegistryOptions): SecurityReg
     deleteCertificate(certificateId, forceDelete = false) {
       const c = certificate(certificateId);
       if (c.status === 'ACTIVE') {
-        throw new ApiError(
+        throw refuse(
           'CertificateStateException',
           `certificate ${c.certificateId} is ACTIVE; deactivate it first`,
         );
       }
       if ((thingsOf(c.certificateId)?.size ?? 0) > 0) {
-        throw new ApiError('DeleteConflictException', `certificate ${c.certificateId} is attached to things`);
+        throw refuse('DeleteConflictException', `certificate ${c.certificateId} is attached to things`);
       }
       if (!forceDelete && (attached.get(c.certificateArn)?.size ?? 0) > 0) {
-        throw new ApiError('DeleteConflictException', `certificate ${c.certificateId} has policies attached`);
+        throw refuse('DeleteConflictException', `certificate ${c.certificateId} has policies attached`);
       }
       store.deleteCertificate(c.certificateId, c.certificateArn);
       certificates.delete(c.certificateId);
@@ -219,13 +220,13 @@ export function openSecurityRegistry(opts: SecurityRegistryOptions): SecurityReg
     createPolicy(policyName, policyDocument) {
       if (!POLICY_NAME.test(policyName)) throw invalid(`policyName: must match ${POLICY_NAME.source}`);
       if (policies.has(policyName)) {
-        throw new ApiError('ResourceAlreadyExistsException', `policy ${policyName} already exists`);
+        throw refuse('ResourceAlreadyExistsException', `policy ${policyName} already exists`);
       }
       let parsed: ParsedPolicy;
       try {
         parsed = parsePolicy(policyDocument);
       } catch (err) {
-        if (err instanceof MalformedPolicyError) throw new ApiError('MalformedPolicyException', err.message);
+        if (err instanceof MalformedPolicyError) throw refuse('MalformedPolicyException', err.message);
         throw err;
       }
       const t = now();
@@ -247,7 +248,7 @@ export function openSecurityRegistry(opts: SecurityRegistryOptions): SecurityReg
       policy(policyName);
       for (const names of attached.values()) {
         if (names.has(policyName)) {
-          throw new ApiError('DeleteConflictException', `policy ${policyName} is attached; detach it first`);
+          throw refuse('DeleteConflictException', `policy ${policyName} is attached; detach it first`);
         }
       }
       store.deletePolicy(policyName);
@@ -260,7 +261,7 @@ export function openSecurityRegistry(opts: SecurityRegistryOptions): SecurityReg
       const names = getOrCreate(attached, c.certificateArn, () => new Set());
       if (names.has(p.policyName)) return;
       if (names.size >= MAX_POLICIES_PER_CERTIFICATE) {
-        throw new ApiError(
+        throw refuse(
           'LimitExceededException',
           `target: at most ${MAX_POLICIES_PER_CERTIFICATE} policies per certificate`,
         );
@@ -337,7 +338,7 @@ export function openSecurityRegistry(opts: SecurityRegistryOptions): SecurityReg
         throw invalid(`credentialDurationSeconds: must be an integer ${DURATION.min}-${DURATION.max}`);
       }
       if (roleAliases.has(roleAlias)) {
-        throw new ApiError('ResourceAlreadyExistsException', `role alias ${roleAlias} already exists`);
+        throw refuse('ResourceAlreadyExistsException', `role alias ${roleAlias} already exists`);
       }
       const t = now();
       const row: RoleAliasRow = {

@@ -3,7 +3,15 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { OTA_BIN } from '../cli/helpers.ts';
-import { createJob, describeExecution, firmwareDoc, putFirmware, startWorld, type World } from './helpers.ts';
+import {
+  agentFlags,
+  createJob,
+  describeExecution,
+  firmwareDoc,
+  putFirmware,
+  startWorld,
+  type World,
+} from './helpers.ts';
 
 /**
  * Issue 7: `ota agent --download-dir /proc/x` span at 100 % CPU and ignored SIGTERM. The agent as a user
@@ -28,18 +36,12 @@ describe('ota agent --download-dir /proc/x', () => {
       [
         OTA_BIN,
         'agent',
-        '--local',
-        w.stack.dataDir,
-        '-n',
-        thing,
-        '--current-version',
-        '1',
-        '--download-dir',
-        '/proc/x',
-        '--state-dir',
-        join(w.dir, 'state-proc-cli'),
-        '--log-level',
-        'silent',
+        ...agentFlags(w, thing, {
+          currentVersion: '1',
+          downloadDir: '/proc/x',
+          stateDir: join(w.dir, 'state-proc-cli'),
+          logLevel: 'silent',
+        }),
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -302,3 +302,22 @@ export const firmwareDoc = (
     ...extra,
   },
 });
+
+/** The flags `ota agent` takes to run as `thing` against the world's local stack (before any others). */
+export function agentFlags(
+  w: World,
+  thing: string,
+  o: { currentVersion: string; downloadDir?: string; stateDir?: string; logLevel?: string },
+): string[] {
+  return [
+    '--local',
+    w.stack.dataDir,
+    '-n',
+    thing,
+    '--current-version',
+    o.currentVersion,
+    ...(o.downloadDir !== undefined ? ['--download-dir', o.downloadDir] : []),
+    ...(o.stateDir !== undefined ? ['--state-dir', o.stateDir] : []),
+    ...(o.logLevel !== undefined ? ['--log-level', o.logLevel] : []),
+  ];
+}

@@ -6,6 +6,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { readState } from '../../../src/device/state.ts';
 import { ota } from '../cli/helpers.ts';
 import {
+  agentFlags,
   createJob,
   debris,
   describeExecution,
@@ -44,18 +45,12 @@ describe('ota agent: install → reboot → self-test → commit, or roll back',
     ota(
       [
         'agent',
-        '--local',
-        w.stack.dataDir,
-        '-n',
-        thing,
-        '--current-version',
-        '41811019',
-        '--download-dir',
-        join(w.dir, 'dl'),
-        '--state-dir',
-        join(w.dir, 'state'),
-        '--log-level',
-        'warn',
+        ...agentFlags(w, thing, {
+          currentVersion: '41811019',
+          downloadDir: join(w.dir, 'dl'),
+          stateDir: join(w.dir, 'state'),
+          logLevel: 'warn',
+        }),
         // The "device": the install writes the image to one place, the rollback puts the old one back.
         '--install-cmd',
         `cp "$OTA_FILE" ${dev}/slot.new && echo "$OTA_PREVIOUS_VERSION>$OTA_VERSION $OTA_JOB_ID $OTA_SHA256" >> ${dev}/installs`,

@@ -12,6 +12,7 @@ import { createLogger } from '../../../src/shared/log.ts';
 import { OTA_BIN } from '../cli/helpers.ts';
 import {
   agentConfig,
+  agentFlags,
   createJob,
   debris,
   describeExecution,
@@ -33,16 +34,7 @@ function spawnAgent(w: World, thing: string, dir: string, extra: string[]): Chil
     [
       OTA_BIN,
       'agent',
-      '--local',
-      w.stack.dataDir,
-      '-n',
-      thing,
-      '--current-version',
-      '1',
-      '--download-dir',
-      dir,
-      '--log-level',
-      'info',
+      ...agentFlags(w, thing, { currentVersion: '1', downloadDir: dir, logLevel: 'info' }),
       ...extra,
     ],
     {

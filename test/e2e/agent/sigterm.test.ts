@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { readState } from '../../../src/device/state.ts';
 import { type OtaProcess, ota, spawnOta } from '../cli/helpers.ts';
 import {
+  agentFlags,
   createJob,
   cuttingProxy,
   describeExecution,
@@ -61,7 +62,7 @@ describe('ota agent and SIGTERM', () => {
     await w.stack.ensureThing(thing);
     await createJob(w, thing, 'term-job', firmwareDoc(w, body.length, { sha256: sha256(body) }, key));
     const dl = join(w.dir, 'dl-term');
-    const common = ['--local', w.stack.dataDir, '-n', thing, '--current-version', '41811019'];
+    const common = agentFlags(w, thing, { currentVersion: '41811019' });
     const slow = await cuttingProxy(w.stack.endpoints.s3.endpoint, 0, 0, 40);
     const ranged = await cuttingProxy(w.stack.endpoints.s3.endpoint, 0, 0, 0);
     try {
@@ -123,16 +124,7 @@ describe('ota agent and SIGTERM', () => {
     await createJob(w, thing, 'install-term', firmwareDoc(w, body.length, { sha256: sha256(body) }, key));
     const dl = join(w.dir, 'dl-term-install');
     const marks = join(w.dir, 'install-marks');
-    const common = [
-      '--local',
-      w.stack.dataDir,
-      '-n',
-      thing,
-      '--current-version',
-      '41811019',
-      '--download-dir',
-      dl,
-    ];
+    const common = agentFlags(w, thing, { currentVersion: '41811019', downloadDir: dl });
     const first = spawnAgent([
       ...common,
       '--install-cmd',

@@ -24,6 +24,7 @@ import { verifyPresignedWebSocketRequest } from '../../../src/cloud/broker/ws-au
 import { createCredentialsHandler } from '../../../src/cloud/credentials/provider.ts';
 import { createEphemeralCa, ensureLocalCa, type LocalCa } from '../../../src/cloud/pki/pki.ts';
 import { presignWebSocketUrl, presignWebSocketUrlSync } from '../../../src/shared/ws-url.ts';
+import { startCaBroker } from '../../helpers/broker.ts';
 import { wsUpgradeStatus } from '../../helpers/mqtt.ts';
 
 const REGION = 'us-west-2';
@@ -122,14 +123,8 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
   };
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ota-broker-e2e-'));
-    ca = await ensureLocalCa(join(dir, 'pki'));
     const serviceTopic = /^\$aws\/things\/[^/]+\/jobs\/(get|start-next|[^/]+\/get|[^/]+\/update)$/;
-    broker = await startBroker({
-      host: '127.0.0.1',
-      mqttPort: 0,
-      wsPort: 0,
-      tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
+    ({ dir, ca, broker } = await startCaBroker('ota-broker-e2e-', {
       progressPrefix: PREFIX,
       isRegisteredThing: (name) => registered.has(name),
       // These tests open several connections per certificate (a watcher and a publisher of one thing),
@@ -152,7 +147,7 @@ describe('broker (mTLS, WebSocket, ACL, services, credentials provider)', () => 
           },
         },
       ],
-    });
+    }));
   });
 
   after(async () => {

@@ -4,12 +4,9 @@
  * queued message, until "Maximum call stack size exceeded" killed the stack (seen with 10,000 devices).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { describe, test } from 'node:test';
-import { startBroker } from '../../../src/cloud/broker/broker.ts';
-import { ensureLocalCa } from '../../../src/cloud/pki/pki.ts';
+import { startCaBroker } from '../../helpers/broker.ts';
 import { connectWithCert } from '../../helpers/mqtt.ts';
 
 describe('broker under a burst of publishes', () => {
@@ -18,13 +15,7 @@ describe('broker under a burst of publishes', () => {
   test('deliveries held by a slow subscriber, then 20,000 publishes without subscribers', {
     timeout: 60_000,
   }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ota-broker-burst-'));
-    const ca = await ensureLocalCa(join(dir, 'pki'));
-    const broker = await startBroker({
-      host: '127.0.0.1',
-      mqttPort: 0,
-      wsPort: 0,
-      tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
+    const { dir, ca, broker } = await startCaBroker('ota-broker-burst-', {
       isRegisteredThing: (name) => name === 'burst-cam',
       wsCredentials: { accessKeyId: 'AKIDBURST', secretAccessKey: 'burst-secret', region: 'us-west-2' },
     });

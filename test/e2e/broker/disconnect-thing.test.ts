@@ -1,23 +1,14 @@
 /** A deleted thing's live connections are dropped, and it cannot connect again (issue 8, section 3). */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startBroker } from '../../../src/cloud/broker/broker.ts';
-import { ensureLocalCa } from '../../../src/cloud/pki/pki.ts';
+import { startCaBroker } from '../../helpers/broker.ts';
 import { connectWithCert } from '../../helpers/mqtt.ts';
 
 test('disconnectThing closes every connection of that thing only; its later CONNECTs are refused', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'ota-disconnect-thing-'));
   const registered = new Set(['doomed', 'bystander']);
-  const ca = await ensureLocalCa(join(dir, 'pki'));
-  const broker = await startBroker({
-    host: '127.0.0.1',
-    mqttPort: 0,
-    wsPort: 0,
-    tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
+  const { dir, ca, broker } = await startCaBroker('ota-disconnect-thing-', {
     isRegisteredThing: (name) => registered.has(name),
     wsCredentials: { accessKeyId: 'AKIDDEL', secretAccessKey: 'del-secret', region: 'us-west-2' },
     clientIds: 'any', // two connections of the doomed thing

@@ -4,15 +4,14 @@
  * in bytes the attacker got to send before the close, never in time.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import mqtt from 'mqtt';
-import { MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES, startBroker } from '../../../src/cloud/broker/broker.ts';
+import { MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES } from '../../../src/cloud/broker/broker.ts';
 import type { RunningBroker } from '../../../src/cloud/broker/types.ts';
-import { ensureLocalCa, type LocalCa } from '../../../src/cloud/pki/pki.ts';
+import type { LocalCa } from '../../../src/cloud/pki/pki.ts';
+import { startCaBroker } from '../../helpers/broker.ts';
 import { varInt } from '../../helpers/mqtt.ts';
 
 const WS_CREDS = { accessKeyId: 'AKIDLIMITS', secretAccessKey: 'limits-secret', region: 'us-west-2' };
@@ -91,17 +90,11 @@ describe('broker: oversized packets are refused from their fixed header', () => 
   const things = ['flood-1', 'flood-2', 'flood-3', 'flood-4', 'legit'];
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ota-broker-limits-'));
-    ca = await ensureLocalCa(join(dir, 'pki'));
-    broker = await startBroker({
-      host: '127.0.0.1',
-      mqttPort: 0,
-      wsPort: 0,
-      tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
+    ({ dir, ca, broker } = await startCaBroker('ota-broker-limits-', {
       progressPrefix: PREFIX,
       isRegisteredThing: (name) => things.includes(name),
       wsCredentials: WS_CREDS,
-    });
+    }));
   });
 
   after(async () => {

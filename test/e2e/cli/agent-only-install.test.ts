@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,7 +8,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { iotClientFor, s3ClientFor } from '../../../src/operator/clients.ts';
 import { createJob } from '../../../src/operator/jobs.ts';
 import { startTestStack, type TestStack } from '../../helpers/stack.ts';
-import type { RunResult } from './helpers.ts';
+import { ota, type RunResult } from './helpers.ts';
 
 /**
  * `ota agent` on a device installed with `npm install --omit=optional` (docs/install.md): the cloud-side
@@ -18,16 +17,11 @@ import type { RunResult } from './helpers.ts';
  * completes a real job from it.
  */
 const ROOT = resolve(import.meta.dirname, '../../..');
-// package.json's optionalDependencies.
-const CLOUD_ONLY = [
-  'better-sqlite3',
-  'aedes',
-  's3rver',
-  '@peculiar/x509',
-  'reflect-metadata',
-  '@aws-sdk/client-iot',
-  'croner',
-];
+// package.json's optionalDependencies: the packages an agent-only install leaves out.
+const CLOUD_ONLY = Object.keys(
+  (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { optionalDependencies: object })
+    .optionalDependencies,
+);
 const KEY = 'firmware/CV150-C3_0.6.6/cv150_ubifs.img';
 const IMAGE = Buffer.alloc(1024 * 1024 + 17, 9);
 let t: TestStack;
@@ -56,29 +50,7 @@ function agentOnlyInstall(into: string): string {
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [join(pkg, 'bin', 'ota.js'), ...args], {
-      cwd: t.dir,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      fail(new Error(`ota ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
-    }, 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
+  return ota(args, { bin: join(pkg, 'bin', 'ota.js'), cwd: t.dir, env });
 }
 
 before(async () => {

@@ -12,33 +12,45 @@ export interface RunResult {
   stderr: string;
 }
 
-const quietEnv = () => ({ ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
+export const quietEnv = () => ({ ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
 
-export function ota(
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<RunResult> {
+/** What a child wrote so far on stdout and stderr. */
+export function collectOutput(child: ChildProcess): { stdout(): string; stderr(): string } {
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => {
+    out += d;
+  });
+  child.stderr?.on('data', (d) => {
+    err += d;
+  });
+  return { stdout: () => out, stderr: () => err };
+}
+
+export interface OtaRunOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Another installed copy's bin/ota.js (default: this checkout's). */
+  bin?: string;
+  cwd?: string;
+}
+
+export function ota(args: string[], opts: OtaRunOptions = {}): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [OTA_BIN, ...args], {
+    const child = spawn(process.execPath, [opts.bin ?? OTA_BIN, ...args], {
       env: { ...quietEnv(), ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(opts.cwd !== undefined && { cwd: opts.cwd }),
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
+    const output = collectOutput(child);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`ota ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+      reject(new Error(`ota ${args.join(' ')} timed out\n${output.stdout()}\n${output.stderr()}`));
     }, opts.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
+      resolvePromise({ code, stdout: output.stdout(), stderr: output.stderr() });
     });
   });
 }
@@ -56,16 +68,8 @@ export function spawnOta(args: string[], opts: { env?: NodeJS.ProcessEnv } = {})
     env: { ...quietEnv(), ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (d) => {
-    out += d;
-  });
-  child.stderr?.on('data', (d) => {
-    err += d;
-  });
   const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
+  return { child, ...collectOutput(child), exited };
 }
 
 export interface DevProcess {

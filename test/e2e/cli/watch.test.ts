@@ -15,7 +15,7 @@ import { type LocalStack, startLocalStack } from '../../../src/cloud/stack.ts';
 import { resolveAgentConfig, startAgent } from '../../../src/device/index.ts';
 import { iotClientFor, s3ClientFor } from '../../../src/operator/clients.ts';
 import { createJob } from '../../../src/operator/jobs.ts';
-import { OTA_BIN } from './helpers.ts';
+import { collectOutput, OTA_BIN, quietEnv } from './helpers.ts';
 
 /** `ota watch` as an operator runs it, against a device doing a real OTA on the local stack. */
 let dir: string;
@@ -57,25 +57,19 @@ function startWatch(args: string[], opts: { terminalColumns?: number } = {}) {
     : [process.execPath, argv];
   const child = spawn(cmd as string, cmdArgs as string[], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    env: quietEnv(),
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
+  const { stdout, stderr } = collectOutput(child);
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const ready = (async () => {
     const deadline = Date.now() + 20_000;
-    while (!stderr.includes('watching') && !stdout.includes('watching')) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`watch did not start: ${stderr}`);
+    while (!stderr().includes('watching') && !stdout().includes('watching')) {
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`watch did not start: ${stderr()}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   })();
-  return { child, ready, exited, out: () => stdout };
+  return { child, ready, exited, out: stdout };
 }
 
 async function runOta(jobId: string, downloadDir: string): Promise<void> {

@@ -28,6 +28,10 @@ describe('ota job: configurations through the CLI', () => {
     await s?.close();
   });
 
+  /** `ota job create` of `jobId` for the cli-fleet group, with `flags` after. */
+  const createInGroup = (jobId: string, flags: string[]) =>
+    ota(['job', 'create', '--data-dir', dataDir, '--job-id', jobId, '--group', 'cli-fleet', ...flags]);
+
   const fail = (thing: string, jobId: string) =>
     s.stack.jobs.topicService.onPublish(
       { kind: 'thing', thingName: thing },
@@ -36,15 +40,7 @@ describe('ota job: configurations through the CLI', () => {
     );
 
   test('create with rollout, abort and retry flags; describe shows the rate, the armed criterion, then ABORTED', async () => {
-    const created = await ota([
-      'job',
-      'create',
-      '--data-dir',
-      dataDir,
-      '--job-id',
-      'cli-abort',
-      '--group',
-      'cli-fleet',
+    const created = await createInGroup('cli-abort', [
       '--document',
       doc,
       '--max-per-minute',
@@ -92,36 +88,10 @@ describe('ota job: configurations through the CLI', () => {
   });
 
   test('bad flag values are refused with the field named', async () => {
-    const bad = await ota([
-      'job',
-      'create',
-      '--data-dir',
-      dataDir,
-      '--job-id',
-      'x',
-      '--group',
-      'cli-fleet',
-      '--document',
-      doc,
-      '--abort',
-      'FAILED:lots',
-    ]);
+    const bad = await createInGroup('x', ['--document', doc, '--abort', 'FAILED:lots']);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /abort: "FAILED:lots" is not TYPE:PERCENT%:minN/);
-    const range = await ota([
-      'job',
-      'create',
-      '--data-dir',
-      dataDir,
-      '--job-id',
-      'x',
-      '--group',
-      'cli-fleet',
-      '--document',
-      doc,
-      '--max-per-minute',
-      '5000',
-    ]);
+    const range = await createInGroup('x', ['--document', doc, '--max-per-minute', '5000']);
     assert.notEqual(range.code, 0);
     assert.match(
       range.stderr,
@@ -157,18 +127,7 @@ describe('ota job: configurations through the CLI', () => {
       (await ota(['job', 'template', 'describe', 'cli-tpl', '--data-dir', dataDir])).stdout,
     );
     assert.equal(desc.jobExecutionsRolloutConfig.exponentialRate.incrementFactor, 2);
-    const j = await ota([
-      'job',
-      'create',
-      '--data-dir',
-      dataDir,
-      '--job-id',
-      'cli-from-tpl',
-      '--group',
-      'cli-fleet',
-      '--template',
-      'cli-tpl',
-    ]);
+    const j = await createInGroup('cli-from-tpl', ['--template', 'cli-tpl']);
     assert.equal(j.code, 0, j.stderr);
     assert.match(
       (await ota(['job', 'describe', 'cli-from-tpl', '--data-dir', dataDir])).stdout,
@@ -176,20 +135,7 @@ describe('ota job: configurations through the CLI', () => {
     );
     assert.equal((await ota(['job', 'template', 'delete', 'cli-tpl', '--data-dir', dataDir])).code, 0);
     const start = new Date(Date.now() + 2 * 3_600_000).toISOString().slice(0, 16);
-    const later = await ota([
-      'job',
-      'create',
-      '--data-dir',
-      dataDir,
-      '--job-id',
-      'cli-later',
-      '--group',
-      'cli-fleet',
-      '--document',
-      doc,
-      '--start-time',
-      start,
-    ]);
+    const later = await createInGroup('cli-later', ['--document', doc, '--start-time', start]);
     assert.equal(later.code, 0, later.stderr);
     assert.match(
       (await ota(['job', 'list', '--data-dir', dataDir, '--status', 'SCHEDULED'])).stdout,

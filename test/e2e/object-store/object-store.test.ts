@@ -323,6 +323,13 @@ describe('object store (s3rver + front layer) with @aws-sdk/client-s3', () => {
     assert.match(await r.text(), /SignatureDoesNotMatch/);
   });
 
+  test('a presigned URL dated on a day that does not exist (month 13) is refused as malformed', async () => {
+    const url = await store.presignGetUrl(BUCKET, 'expiring.bin', 60);
+    const r = await fetch(url.replace(/X-Amz-Date=\d{8}T/, 'X-Amz-Date=20261301T'));
+    assert.equal(r.status, 400);
+    assert.match(await r.text(), /AuthorizationQueryParametersError/);
+  });
+
   test('paths that would leave the store directory are refused', async () => {
     for (const path of [
       `/${BUCKET}/%2E%2E/%2E%2E/escape.txt`,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { explainError } from '../../../src/cli/errors.ts';
+import { explainError, missingOptionalPackage, NOT_FOR_THE_AGENT } from '../../../src/cli/errors.ts';
 import { OtaError, ValidationError } from '../../../src/shared/errors.ts';
 
 const refused = (port: number) =>
@@ -52,4 +53,15 @@ test('expected mistakes are one line; a bug keeps its stack', () => {
   assert.match(explainError(badPem, {}).line, /^TLS credentials: .*no start line: check that --cert, --key/);
   const bug = new TypeError('x is not a function');
   assert.equal(explainError(bug, {}).line, bug.stack);
+});
+
+test("the packages an agent-only install lacks are package.json's optionalDependencies, and are named", () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    optionalDependencies: Record<string, string>;
+  };
+  assert.deepEqual([...NOT_FOR_THE_AGENT].sort(), Object.keys(pkg.optionalDependencies).sort());
+  const err = Object.assign(new Error("Cannot find package 'aedes' imported from /x/dist/cli/main.js"), {
+    code: 'ERR_MODULE_NOT_FOUND',
+  });
+  assert.equal(missingOptionalPackage(err), 'aedes');
 });

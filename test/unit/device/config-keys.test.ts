@@ -6,13 +6,7 @@ import { describe, test } from 'node:test';
 import { type ConfigWarning, envName, resolveAgentConfig } from '../../../src/device/config.ts';
 import { closestKey, DURATION_KEYS, unknownKeyWarnings } from '../../../src/device/config-keys.ts';
 import { ValidationError } from '../../../src/shared/errors.ts';
-
-const base = {
-  endpoint: 'abc-ats.iot.us-west-2.amazonaws.com',
-  cert: '/c.pem',
-  key: '/k.pem',
-  thingName: 'RaspberryPi_2',
-};
+import { base } from './config-fixture.ts';
 
 async function withFile<T>(contents: unknown, fn: (path: string) => T): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'ota-cfg-keys-'));

@@ -5,17 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { envName, resolveAgentConfig } from '../../../src/device/config.ts';
-import { ConfigError, ValidationError } from '../../../src/shared/errors.ts';
-
-const base = {
-  endpoint: 'abc-ats.iot.us-west-2.amazonaws.com',
-  cert: '/c.pem',
-  key: '/k.pem',
-  thingName: 'RaspberryPi_2',
-};
-
-const fails = (fn: () => unknown, field: string, re: RegExp) =>
-  assert.throws(fn, (e: unknown) => e instanceof ValidationError && e.field === field && re.test(e.message));
+import { ConfigError } from '../../../src/shared/errors.ts';
+import { base, fails } from './config-fixture.ts';
 
 describe('resolveAgentConfig', () => {
   test('defaults', () => {

@@ -7,18 +7,8 @@ import { resolveAgentConfig } from '../../../src/device/config.ts';
 import { parseByteSize, statusDetailsInterval } from '../../../src/device/download-config.ts';
 import { watchMaxRate } from '../../../src/device/rate-watch.ts';
 import { TokenBucket } from '../../../src/device/token-bucket.ts';
-import { ValidationError } from '../../../src/shared/errors.ts';
 import { silentLogger } from '../../../src/shared/log.ts';
-
-const base = {
-  endpoint: 'abc-ats.iot.us-west-2.amazonaws.com',
-  cert: '/c.pem',
-  key: '/k.pem',
-  thingName: 'RaspberryPi_2',
-};
-
-const fails = (fn: () => unknown, field: string, re: RegExp) =>
-  assert.throws(fn, (e: unknown) => e instanceof ValidationError && e.field === field && re.test(e.message));
+import { base, fails } from './config-fixture.ts';
 
 describe('download options of the agent config (issue 9)', () => {
   test('defaults: auto connections, no cap, 5 % free, 60 s stall, 10 min step timer', () => {

@@ -2,43 +2,20 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { downloadFirmware, HttpSource } from '../../../src/device/download.ts';
 import { rawGet } from '../../../src/device/http-body.ts';
+import { rawHeadServer } from './raw-server.ts';
 
 /** A raw TCP server that answers every request with `respond(socket, requestHead)`. */
 async function rawServer(
   respond: (s: Socket, head: string) => void,
 ): Promise<{ url: URL; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    let buf = '';
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      const end = buf.indexOf('\r\n\r\n');
-      if (end !== -1) {
-        const head = buf.slice(0, end);
-        buf = '';
-        respond(s, head);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: new URL(`http://127.0.0.1:${port}/bucket/fw.img?X-Amz-Signature=abc`),
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  const { port, close } = await rawHeadServer<Socket>((onSocket) => createServer(onSocket), respond);
+  return { url: new URL(`http://127.0.0.1:${port}/bucket/fw.img?X-Amz-Signature=abc`), close };
 }
 
 /** Writes `parts` one by one with a pause between them, so they arrive as separate reads. */

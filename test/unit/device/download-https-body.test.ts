@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tls from 'node:tls';
 import { ensureLocalCa, type LocalCa } from '../../../src/cloud/pki/pki.ts';
 import { rawGet } from '../../../src/device/http-body.ts';
+import { rawHeadServer } from './raw-server.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -17,34 +17,15 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
  */
 async function tlsServer(ca: LocalCa, respond: (s: tls.TLSSocket, head: string) => void) {
   const resumed: boolean[] = [];
-  const sockets = new Set<tls.TLSSocket>();
-  const server = tls.createServer({ cert: ca.serverCertPem, key: ca.serverKeyPem }, (s) => {
-    sockets.add(s);
-    resumed.push(s.isSessionReused());
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    let buf = '';
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      const end = buf.indexOf('\r\n\r\n');
-      if (end !== -1) {
-        const head = buf.slice(0, end);
-        buf = '';
-        respond(s, head);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: new URL(`https://127.0.0.1:${port}/bucket/fw.img`),
-    resumed,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
+  const { port, close } = await rawHeadServer<tls.TLSSocket>(
+    (onSocket) =>
+      tls.createServer({ cert: ca.serverCertPem, key: ca.serverKeyPem }, (s) => {
+        resumed.push(s.isSessionReused());
+        onSocket(s);
       }),
-  };
+    respond,
+  );
+  return { url: new URL(`https://127.0.0.1:${port}/bucket/fw.img`), resumed, close };
 }
 
 describe('http-body over TLS: the same reused-buffer read path as plain HTTP', () => {

@@ -4,14 +4,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ByteRanges } from '../../../src/device/byte-ranges.ts';
 import { downloadFirmware, HttpSource } from '../../../src/device/download.ts';
 import { DownloadError } from '../../../src/device/errors.ts';
 import { TokenBucket } from '../../../src/device/token-bucket.ts';
 import { startLink } from '../../../src/operator/paced-link.ts';
 import { AbortedError } from '../../../src/shared/errors.ts';
-import { type FileServer, startFileServer } from './file-server.ts';
+import { type FileServer, servePerTest, startFileServer } from './file-server.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -29,48 +29,33 @@ describe('parallel ranged download', () => {
   let content: Buffer;
   let srv: FileServer;
   let dir: string;
-  before(async () => {
-    content = randomBytes(SIZE);
+  servePerTest(SIZE, 'ota-dlp-', (f) => {
+    ({ content, srv, dir } = f);
   });
-  const setup = async () => {
-    srv = await startFileServer(content);
-    dir = await mkdtemp(join(tmpdir(), 'ota-dlp-'));
-  };
-  const teardown = async () => {
-    await srv.close();
-    await rm(dir, { recursive: true, force: true });
-  };
-  after(() => {});
   const files = () => readdirSync(dir).sort();
 
   test('--connections 4 on loopback: four bounded ranges, each with If-Range, the file exact', async () => {
-    await setup();
-    try {
-      const res = await downloadFirmware({
-        source: new HttpSource(new URL(srv.url)),
-        dir,
-        fileName: 'fw.img',
-        expectedSize: SIZE,
-        sha256: sha(content),
-        connections: 4,
-      });
-      assert.equal(res.sha256, sha(content));
-      assert.equal(sha(readFileSync(join(dir, 'fw.img'))), sha(content));
-      assert.equal(res.connections, 4);
-      assert.ok(res.requests >= 4);
-      assert.equal(srv.requests[0]?.range, undefined, 'the first request asks for the whole object');
-      for (const r of srv.requests.slice(1)) {
-        assert.match(r.range ?? '', /^bytes=\d+-\d*$/);
-        assert.equal(r.ifRange, srv.etag);
-      }
-      assert.deepEqual(files(), ['fw.img']);
-    } finally {
-      await teardown();
+    const res = await downloadFirmware({
+      source: new HttpSource(new URL(srv.url)),
+      dir,
+      fileName: 'fw.img',
+      expectedSize: SIZE,
+      sha256: sha(content),
+      connections: 4,
+    });
+    assert.equal(res.sha256, sha(content));
+    assert.equal(sha(readFileSync(join(dir, 'fw.img'))), sha(content));
+    assert.equal(res.connections, 4);
+    assert.ok(res.requests >= 4);
+    assert.equal(srv.requests[0]?.range, undefined, 'the first request asks for the whole object');
+    for (const r of srv.requests.slice(1)) {
+      assert.match(r.range ?? '', /^bytes=\d+-\d*$/);
+      assert.equal(r.ifRange, srv.etag);
     }
+    assert.deepEqual(files(), ['fw.img']);
   });
 
   test('auto on a long capped link adds connections; a cut of all of them resumes exactly', async () => {
-    await setup();
     const link = await startLink({
       upstream: srv.url,
       rttMs: 20,
@@ -107,7 +92,6 @@ describe('parallel ranged download', () => {
       assert.ok(link.stats().maxConcurrent > 1);
     } finally {
       await link.close();
-      await teardown();
     }
   });
 
@@ -149,7 +133,6 @@ describe('parallel ranged download', () => {
   });
 
   test('stopped with 4 ranges in flight: the sidecar lists only bytes on disk; the resume asks only for the rest', async () => {
-    await setup();
     const link = await startLink({ upstream: srv.url, rttMs: 10, perConnectionBytesPerSec: 256 * KiB });
     try {
       const url = new URL(srv.url);
@@ -200,14 +183,15 @@ describe('parallel ranged download', () => {
       assert.deepEqual(files(), ['fw.img']);
     } finally {
       await link.close();
-      await teardown();
     }
   });
+});
 
+describe('parallel download under --max-rate', () => {
   test('--max-rate with a stall timeout shorter than its pauses: no false stalls, exact file', async () => {
-    const small = content.subarray(0, 256 * KiB);
+    const small = randomBytes(256 * KiB);
     const one = await startFileServer(small);
-    dir = await mkdtemp(join(tmpdir(), 'ota-dlp-'));
+    const dir = await mkdtemp(join(tmpdir(), 'ota-dlp-'));
     try {
       const res = await downloadFirmware({
         source: new HttpSource(new URL(one.url)),
@@ -232,17 +216,9 @@ describe('parallel ranges against a hostile or broken server', () => {
   let content: Buffer;
   let srv: FileServer;
   let dir: string;
-  before(async () => {
-    content = randomBytes(SIZE);
+  servePerTest(SIZE, 'ota-dlh-', (f) => {
+    ({ content, srv, dir } = f);
   });
-  const setup = async () => {
-    srv = await startFileServer(content);
-    dir = await mkdtemp(join(tmpdir(), 'ota-dlh-'));
-  };
-  const teardown = async () => {
-    await srv.close();
-    await rm(dir, { recursive: true, force: true });
-  };
   const get = (extra: Partial<Parameters<typeof downloadFirmware>[0]> = {}) =>
     downloadFirmware({
       source: new HttpSource(new URL(srv.url)),
@@ -258,137 +234,107 @@ describe('parallel ranges against a hostile or broken server', () => {
   const nothingLeft = () => assert.deepEqual(readdirSync(dir), []);
 
   test('short ranges (100 KiB of whatever was asked): continued by the next requests, exact file', async () => {
-    await setup();
-    try {
-      srv.onRequest = (req, res) => {
-        const [a, b] = rangeOf(req.headers.range, SIZE);
-        if (!req.headers.range) return false;
-        const end = Math.min(b, a + 100 * KiB);
-        res.writeHead(206, {
-          etag: srv.etag,
-          'content-length': end - a,
-          'content-range': `bytes ${a}-${end - 1}/${SIZE}`,
-        });
-        res.end(content.subarray(a, end));
-        return true;
-      };
-      const res = await get({ maxAttempts: 1000 });
-      assert.equal(res.sha256, sha(content));
-      assert.ok(res.requests > 10);
-    } finally {
-      await teardown();
-    }
+    srv.onRequest = (req, res) => {
+      const [a, b] = rangeOf(req.headers.range, SIZE);
+      if (!req.headers.range) return false;
+      const end = Math.min(b, a + 100 * KiB);
+      res.writeHead(206, {
+        etag: srv.etag,
+        'content-length': end - a,
+        'content-range': `bytes ${a}-${end - 1}/${SIZE}`,
+      });
+      res.end(content.subarray(a, end));
+      return true;
+    };
+    const res = await get({ maxAttempts: 1000 });
+    assert.equal(res.sha256, sha(content));
+    assert.ok(res.requests > 10);
   });
 
   test('a Content-Range that does not start where asked: a clear error, nothing left', async () => {
-    await setup();
-    try {
-      srv.onRequest = (req, res) => {
-        if (!req.headers.range) return false;
-        const [a, b] = rangeOf(req.headers.range, SIZE);
-        const from = Math.max(0, a - 1000); // overlaps the range before it
-        res.writeHead(206, {
-          etag: srv.etag,
-          'content-length': b - from,
-          'content-range': `bytes ${from}-${b - 1}/${SIZE}`,
-        });
-        res.end(content.subarray(from, b));
-        return true;
-      };
-      await assert.rejects(get(), (e: unknown) => {
-        assert.ok(e instanceof DownloadError && e.kind === 'http', String(e));
-        assert.match(e.message, /asked for bytes from \d+, the server sent Content-Range from \d+/);
-        return true;
+    srv.onRequest = (req, res) => {
+      if (!req.headers.range) return false;
+      const [a, b] = rangeOf(req.headers.range, SIZE);
+      const from = Math.max(0, a - 1000); // overlaps the range before it
+      res.writeHead(206, {
+        etag: srv.etag,
+        'content-length': b - from,
+        'content-range': `bytes ${from}-${b - 1}/${SIZE}`,
       });
-      nothingLeft();
-    } finally {
-      await teardown();
-    }
+      res.end(content.subarray(from, b));
+      return true;
+    };
+    await assert.rejects(get(), (e: unknown) => {
+      assert.ok(e instanceof DownloadError && e.kind === 'http', String(e));
+      assert.match(e.message, /asked for bytes from \d+, the server sent Content-Range from \d+/);
+      return true;
+    });
+    nothingLeft();
   });
 
   test('more body than its Content-Range (data overlapping the next range): refused, nothing left', async () => {
-    await setup();
-    try {
-      srv.onRequest = (req, res) => {
-        if (!req.headers.range) return false;
-        const [a, b] = rangeOf(req.headers.range, SIZE);
-        const end = Math.min(SIZE, b + 5000);
-        res.writeHead(206, {
-          etag: srv.etag,
-          'content-length': end - a,
-          'content-range': `bytes ${a}-${b - 1}/${SIZE}`,
-        });
-        res.end(content.subarray(a, end));
-        return true;
-      };
-      await assert.rejects(get(), (e: unknown) => {
-        assert.ok(e instanceof DownloadError && e.kind === 'http', String(e));
-        assert.match(e.message, /more bytes than its Content-Range/);
-        return true;
+    srv.onRequest = (req, res) => {
+      if (!req.headers.range) return false;
+      const [a, b] = rangeOf(req.headers.range, SIZE);
+      const end = Math.min(SIZE, b + 5000);
+      res.writeHead(206, {
+        etag: srv.etag,
+        'content-length': end - a,
+        'content-range': `bytes ${a}-${b - 1}/${SIZE}`,
       });
-      nothingLeft();
-    } finally {
-      await teardown();
-    }
+      res.end(content.subarray(a, end));
+      return true;
+    };
+    await assert.rejects(get(), (e: unknown) => {
+      assert.ok(e instanceof DownloadError && e.kind === 'http', String(e));
+      assert.match(e.message, /more bytes than its Content-Range/);
+      return true;
+    });
+    nothingLeft();
   });
 
   test('200 instead of 206 (the server ignores Range, same ETag): one connection, exact file', async () => {
-    await setup();
-    try {
-      srv.onRequest = (_req, res) => {
-        res.writeHead(200, { etag: srv.etag, 'content-length': SIZE, 'accept-ranges': 'bytes' });
-        res.end(content);
-        return true;
-      };
-      const res = await get();
-      assert.equal(res.sha256, sha(content));
-      // The extra connections step aside; a restart at 0 happens only when the first connection had
-      // already stopped at a split point (loopback is fast) and then met the 200 itself.
-      assert.ok(res.restarts <= 1, `restarts ${res.restarts}`);
-      assert.ok(srv.requests.length <= 6, `${srv.requests.length} requests`);
-    } finally {
-      await teardown();
-    }
+    srv.onRequest = (_req, res) => {
+      res.writeHead(200, { etag: srv.etag, 'content-length': SIZE, 'accept-ranges': 'bytes' });
+      res.end(content);
+      return true;
+    };
+    const res = await get();
+    assert.equal(res.sha256, sha(content));
+    // The extra connections step aside; a restart at 0 happens only when the first connection had
+    // already stopped at a split point (loopback is fast) and then met the 200 itself.
+    assert.ok(res.restarts <= 1, `restarts ${res.restarts}`);
+    assert.ok(srv.requests.length <= 6, `${srv.requests.length} requests`);
   });
 
   test('the object changes mid-way (new ETag): If-Range gets the new object, restart at 0, exact new file', async () => {
-    await setup();
-    try {
-      const changed = randomBytes(SIZE);
-      srv.onRequest = () => {
-        if (srv.requests.length === 2) {
-          srv.content = changed;
-          srv.etag = '"v2"';
-        }
-        return false;
-      };
-      const res = await get({ sha256: undefined });
-      assert.ok(res.restarts >= 1);
-      assert.equal(res.sha256, sha(changed));
-      assert.equal(sha(readFileSync(join(dir, 'fw.img'))), sha(changed));
-    } finally {
-      await teardown();
-    }
+    const changed = randomBytes(SIZE);
+    srv.onRequest = () => {
+      if (srv.requests.length === 2) {
+        srv.content = changed;
+        srv.etag = '"v2"';
+      }
+      return false;
+    };
+    const res = await get({ sha256: undefined });
+    assert.ok(res.restarts >= 1);
+    assert.equal(res.sha256, sha(changed));
+    assert.equal(sha(readFileSync(join(dir, 'fw.img'))), sha(changed));
   });
 
   test('another size in Content-Range than the document says: size error, nothing left', async () => {
-    await setup();
-    try {
-      srv.onRequest = (req, res) => {
-        if (!req.headers.range) return false;
-        const [a, b] = rangeOf(req.headers.range, SIZE);
-        res.writeHead(206, {
-          etag: srv.etag,
-          'content-length': b - a,
-          'content-range': `bytes ${a}-${b - 1}/${SIZE + 1}`,
-        });
-        res.end(content.subarray(a, b));
-        return true;
-      };
-      await assert.rejects(get(), (e: unknown) => e instanceof DownloadError && e.kind === 'size');
-      nothingLeft();
-    } finally {
-      await teardown();
-    }
+    srv.onRequest = (req, res) => {
+      if (!req.headers.range) return false;
+      const [a, b] = rangeOf(req.headers.range, SIZE);
+      res.writeHead(206, {
+        etag: srv.etag,
+        'content-length': b - a,
+        'content-range': `bytes ${a}-${b - 1}/${SIZE + 1}`,
+      });
+      res.end(content.subarray(a, b));
+      return true;
+    };
+    await assert.rejects(get(), (e: unknown) => e instanceof DownloadError && e.kind === 'size');
+    nothingLeft();
   });
 });

@@ -1,6 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, before, beforeEach } from 'node:test';
 
 /** A loopback HTTP server for one object, with Range/If-Range, ETag, and scripted cuts and failures. */
 export interface FileServer {
@@ -81,4 +85,33 @@ export async function startFileServer(content: Buffer): Promise<FileServer> {
       server.close(() => r());
     });
   return fsrv;
+}
+
+export interface ServedFile {
+  /** The random bytes served (the same for every test of the describe). */
+  content: Buffer;
+  srv: FileServer;
+  /** A fresh download directory. */
+  dir: string;
+}
+
+/**
+ * For each test of the enclosing describe: a file server over `size` random bytes and a fresh download
+ * directory, handed to `use` before the test; the server is closed and the directory removed after it.
+ */
+export function servePerTest(size: number, dirPrefix: string, use: (f: ServedFile) => void): void {
+  let content: Buffer;
+  let f: ServedFile | undefined;
+  before(() => {
+    content = randomBytes(size);
+  });
+  beforeEach(async () => {
+    f = { content, srv: await startFileServer(content), dir: await mkdtemp(join(tmpdir(), dirPrefix)) };
+    use(f);
+  });
+  afterEach(async () => {
+    await f?.srv.close();
+    if (f) await rm(f.dir, { recursive: true, force: true });
+    f = undefined;
+  });
 }
