@@ -96,7 +96,6 @@ describe('parallel ranged download', () => {
   });
 
   test('auto: a probe connection the server drops before any byte is retired, not retried', async () => {
-    await setup();
     const link = await startLink({
       upstream: srv.url,
       rttMs: 5,
@@ -128,7 +127,6 @@ describe('parallel ranged download', () => {
       assert.equal(refused, 1, 'the refused probe was retired after its first failure, not retried');
     } finally {
       await link.close();
-      await teardown();
     }
   });
 
