@@ -50,6 +50,15 @@ await esbuild.build({
     {
       name: 'agent-dependencies-only',
       setup(build) {
+        // zod's classic API re-exports every locale's error messages as `z.locales` (about 270 KB of the
+        // bundle's 1.1 MB, all compiled at start-up); the project never uses them: zod sets English
+        // itself from its own en.js, which stays.
+        build.onResolve({ filter: /\/locales\/index\.js$/ }, (args) =>
+          args.importer.includes(`${'/'}node_modules${'/'}zod${'/'}`)
+            ? { path: 'zod-locales', namespace: 'ota-empty' }
+            : undefined,
+        );
+        build.onLoad({ filter: /.*/, namespace: 'ota-empty' }, () => ({ contents: 'export {};' }));
         build.onResolve({ filter: /^[^./]/ }, (args) => {
           if (args.path.startsWith('node:')) return { external: true };
           const fromPackage = args.importer.includes(`${'/'}node_modules${'/'}`);
