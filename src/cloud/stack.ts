@@ -13,17 +13,29 @@ import type { Endpoints } from '../shared/endpoints.ts';
 import { ENDPOINTS_FILE } from '../shared/endpoints.ts';
 import { OtaError, ValidationError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
-import { parseS3Url } from '../shared/s3-url.ts';
-import { DEFAULT_PROGRESS_PREFIX, THING_NAME_PATTERN } from '../shared/topics.ts';
-import { getRequestIdentity, startBroker, WS_PATH } from './broker/broker.ts';
+import { THING_NAME_PATTERN } from '../shared/topics.ts';
 import type { ClientIdPolicy, RunningBroker } from './broker/types.ts';
-import { startControlPlane } from './control-plane/server.ts';
-import { createCredentialsHandler } from './credentials/provider.ts';
 import { createSessionTokens } from './credentials/session-tokens.ts';
-import { createJobsService, type JobsService } from './jobs/service.ts';
-import { type RunningObjectStore, startObjectStore } from './object-store/store.ts';
+import type { JobsService } from './jobs/service.ts';
+import type { RunningObjectStore } from './object-store/store.ts';
 import { ensureLocalCa, type LocalCa } from './pki/pki.ts';
-import { openSecurityRegistry, type SecurityRegistry } from './security/registry.ts';
+import type { SecurityRegistry } from './security/registry.ts';
+import {
+  buildEndpoints,
+  createClosers,
+  createStackJobs,
+  type LaterParts,
+  type LocalCredentials,
+  OPERATOR_IDENTITY,
+  openStackSecurity,
+  registeredThingCheck,
+  type StackContext,
+  type StackParts,
+  startStackBroker,
+  startStackControlPlane,
+  startStackDashboard,
+  startStackObjectStore,
+} from './stack-steps.ts';
 
 /**
  * The embedded local AWS IoT stack: MQTT broker (mTLS + WebSocket), Jobs service, control plane and S3
@@ -83,14 +95,7 @@ export interface LocalStack {
 export const DEFAULT_REGION = 'us-west-2';
 export const DEFAULT_BUCKET = 'dev-korea-job';
 export const DEFAULT_THING = 'RaspberryPi_2';
-export const OPERATOR_IDENTITY = 'operator';
-export const LOCAL_ACCOUNT_ID = '000000000000';
-export const LOCAL_ROLE_ALIAS = 'ota-firmware-download';
-
-interface LocalCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-}
+export { LOCAL_ACCOUNT_ID, LOCAL_ROLE_ALIAS, OPERATOR_IDENTITY } from './stack-steps.ts';
 
 /** Credentials of the local stack, created once per data dir (they sign requests; they protect nothing). */
 function loadOrCreateCredentials(dataDir: string): LocalCredentials {
@@ -176,190 +181,68 @@ export function listThingCertificates(ca: LocalCa): Endpoints['things'] {
 
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const dataDir = resolve(options.dataDir);
-  const host = options.host ?? '127.0.0.1';
-  const region = options.region ?? DEFAULT_REGION;
-  const bucket = options.bucket ?? DEFAULT_BUCKET;
   const logger = options.logger ?? silentLogger;
   mkdirSync(dataDir, { recursive: true });
-  const unlock = lockDataDir(dataDir);
-  const opened: Array<() => Promise<void> | void> = [unlock];
-  const closeAll = async () => {
-    for (const close of opened.reverse()) {
-      try {
-        await close();
-      } catch (err) {
-        logger.warn({ err }, 'error while closing the local stack');
-      }
-    }
+  const closers = createClosers(logger);
+  closers.add(lockDataDir(dataDir));
+  const ctx: StackContext = {
+    options,
+    dataDir,
+    host: options.host ?? '127.0.0.1',
+    region: options.region ?? DEFAULT_REGION,
+    bucket: options.bucket ?? DEFAULT_BUCKET,
+    logger,
+    closers,
   };
-
   try {
-    const credentials = loadOrCreateCredentials(dataDir);
-    const ca = await ensureLocalCa(join(dataDir, 'certs'), { hosts: [host] });
-    const objectStore = await startObjectStore({
-      host,
-      port: options.s3Port ?? 0,
-      directory: join(dataDir, 's3'),
-      buckets: [bucket],
-      region,
-      credentials,
-      ...(options.s3Tls ? { tls: { cert: ca.serverCertPem, key: ca.serverKeyPem } } : {}),
-      logger: logger.child({ component: 'object-store' }),
-    });
-    opened.push(() => objectStore.close());
-
-    let broker: RunningBroker | undefined;
-    let security: SecurityRegistry | undefined;
-    const jobs = createJobsService({
-      dbPath: join(dataDir, 'jobs.sqlite'),
-      region,
-      accountId: LOCAL_ACCOUNT_ID,
-      minuteMs: options.minuteMs,
-      allowRejectFromInProgress: options.allowRejectFromInProgress,
-      requestsPerSecondPerThing: options.jobsRequestsPerSecondPerThing,
-      // DeleteThing: the thing's certificates lose their attachments, and its open MQTT and HTTPS
-      // connections are dropped (a registered thing is checked only once per connection).
-      onThingDeleted: (thingName) => {
-        security?.onThingDeleted(thingName);
-        broker?.disconnectThing(thingName);
-      },
-      logger: logger.child({ component: 'jobs' }),
-      publish: (topic, payload, qos) => {
-        if (!broker) throw new OtaError('OTA_NOT_READY', 'broker not started');
-        return broker.publish(topic, payload, qos);
-      },
-      // `${aws:iot:s3-presigned-url:<url>}` (reference section 4): the placeholder names an S3 object;
-      // the local store signs a fresh GET for it on each delivery.
-      presign: async (s3Url, expiresInSec) => {
-        const loc = parseS3Url(s3Url);
-        if (!loc) throw new OtaError('OTA_PRESIGN', `not an S3 URL: ${s3Url}`);
-        const scale = (options.minuteMs ?? 60_000) / 60_000;
-        return objectStore.presignGetUrl(loc.bucket, loc.key, Math.max(1, Math.round(expiresInSec * scale)));
-      },
-    });
-    opened.push(() => jobs.close());
-
-    const isRegisteredThing = (thingName: string): boolean => {
-      try {
-        jobs.controlPlane.describeThing(thingName);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-
-    // Provisioned devices (CreateKeysAndCertificate + AttachPolicy + AttachThingPrincipal) are authorized
-    // by their attached policies; temporary credentials carry session tokens the stack checks.
-    security = openSecurityRegistry({
-      dbPath: join(dataDir, 'security.sqlite'),
-      region,
-      accountId: LOCAL_ACCOUNT_ID,
-      issueCertificate: () => ca.issueDeviceCertificate(),
-      thingExists: isRegisteredThing,
-    });
-    const registry = security;
-    opened.push(() => registry.close());
-    const sessionTokens = createSessionTokens(registry.sessionTokenStore);
-
-    broker = await startBroker({
-      host,
-      mqttPort: options.mqttPort ?? 0,
-      wsPort: options.wsPort ?? 0,
-      wssPort: options.wssPort ?? 0,
-      clientIds: options.clientIds ?? 'thing-name',
-      anonymousPort: options.anonymousPort,
-      tls: { ca: ca.caCertPem, cert: ca.serverCertPem, key: ca.serverKeyPem },
-      progressPrefix: options.progressPrefix ?? DEFAULT_PROGRESS_PREFIX,
-      operatorName: OPERATOR_IDENTITY,
-      isRegisteredThing,
-      certificates: security,
-      wsCredentials: { ...credentials, region, checkSessionToken: sessionTokens.check },
-      services: [jobs.topicService],
-      // The IoT credentials provider (reference section 5) shares the mTLS port, chosen by ALPN.
-      httpsHandler: createCredentialsHandler({
-        roleAliases: { [LOCAL_ROLE_ALIAS]: { ...credentials, durationSeconds: 3600 } },
-        getIdentity: getRequestIdentity,
-        registry: security,
-        registryCredentials: credentials,
-        sessionTokens,
-      }),
-      logger: logger.child({ component: 'broker' }),
-    });
-    const runningBroker = broker;
-    opened.push(() => runningBroker.close());
-
-    const controlPlane = await startControlPlane({
-      host,
-      port: options.iotPort ?? 0,
-      controlPlane: jobs.controlPlane,
-      credentials,
-      region,
-      // DescribeEndpoint: AWS answers host names only; locally MQTT and the credentials provider share
-      // the mTLS port, which endpoints.json names.
-      iotEndpointAddress: host,
-      credentialsEndpointAddress: host,
-      security,
-      checkSessionToken: sessionTokens.check,
-      logger: logger.child({ component: 'control-plane' }),
-    });
-    opened.push(() => controlPlane.close());
-
-    const operator = await ca.issueClientCert(OPERATOR_IDENTITY);
-    const urlHost = host.includes(':') ? `[${host}]` : host;
-    const endpointsFile = join(dataDir, ENDPOINTS_FILE);
-    const endpoints: Endpoints = {
-      region,
-      mqtt: { host, port: runningBroker.mqttPort },
-      ws: { url: `ws://${urlHost}:${runningBroker.wsPort}${WS_PATH}` },
-      wss: { url: `wss://${urlHost}:${runningBroker.wssPort}${WS_PATH}` },
-      iot: { endpoint: controlPlane.endpoint, ...credentials },
-      s3: { endpoint: objectStore.endpoint, ...credentials, bucket },
-      rootCA: ca.caCertPath,
-      things: {},
-      operator: { cert: operator.certPath, key: operator.keyPath },
-    };
-
-    if (options.dashboardPort !== undefined) {
-      // Loaded only when asked for: the dashboard reads the stack over its public endpoints, like AWS.
-      const { startLocalDashboard } = await import('../dashboard/serve.ts');
-      const dashboard = await startLocalDashboard(endpoints, {
-        host,
-        port: options.dashboardPort,
-        progressPrefix: options.progressPrefix,
-        logger: logger.child({ component: 'dashboard' }),
-      });
-      opened.push(() => dashboard.close());
-      await dashboard.feedReady;
-      endpoints.dashboard = { url: dashboard.url };
-    }
-
-    const ensureThing = async (thingName: string) => {
-      assertThingName(thingName);
-      if (!isRegisteredThing(thingName)) jobs.controlPlane.createThing({ thingName });
-      const issued = await ca.issueClientCert(thingName);
-      endpoints.things = listThingCertificates(ca);
-      writeJsonAtomic(endpointsFile, endpoints);
-      return { cert: issued.certPath, key: issued.keyPath };
-    };
-
-    for (const thing of options.things ?? [DEFAULT_THING]) await ensureThing(thing);
-    endpoints.things = listThingCertificates(ca);
-    writeJsonAtomic(endpointsFile, endpoints);
-
-    return {
-      dataDir,
-      endpoints,
-      jobs,
-      broker: runningBroker,
-      objectStore,
-      security,
-      ensureThing,
-      close: closeAll,
-    };
+    return await startStackParts(ctx);
   } catch (err) {
-    await closeAll();
+    await closers.closeAll();
     throw err;
   }
+}
+
+/** The steps of `startLocalStack` after the data dir is locked: PKI, stores, broker, listeners, files. */
+async function startStackParts(ctx: StackContext): Promise<LocalStack> {
+  const credentials = loadOrCreateCredentials(ctx.dataDir);
+  const ca = await ensureLocalCa(join(ctx.dataDir, 'certs'), { hosts: [ctx.host] });
+  const objectStore = await startStackObjectStore(ctx, ca, credentials);
+  const later: LaterParts = {};
+  const jobs = createStackJobs(ctx, objectStore, later);
+  const isRegisteredThing = registeredThingCheck(jobs);
+  const security = openStackSecurity(ctx, ca, isRegisteredThing);
+  later.security = security;
+  const sessionTokens = createSessionTokens(security.sessionTokenStore);
+  const parts: StackParts = { ca, credentials, jobs, security, sessionTokens, isRegisteredThing };
+  const broker = await startStackBroker(ctx, parts);
+  later.broker = broker;
+  const controlPlane = await startStackControlPlane(ctx, parts);
+  const endpoints = await buildEndpoints(ctx, { ca, credentials, broker }, controlPlane, objectStore);
+  await startStackDashboard(ctx, endpoints);
+
+  const endpointsFile = join(ctx.dataDir, ENDPOINTS_FILE);
+  const ensureThing = async (thingName: string) => {
+    assertThingName(thingName);
+    if (!isRegisteredThing(thingName)) jobs.controlPlane.createThing({ thingName });
+    const issued = await ca.issueClientCert(thingName);
+    endpoints.things = listThingCertificates(ca);
+    writeJsonAtomic(endpointsFile, endpoints);
+    return { cert: issued.certPath, key: issued.keyPath };
+  };
+  for (const thing of ctx.options.things ?? [DEFAULT_THING]) await ensureThing(thing);
+  endpoints.things = listThingCertificates(ca);
+  writeJsonAtomic(endpointsFile, endpoints);
+
+  return {
+    dataDir: ctx.dataDir,
+    endpoints,
+    jobs,
+    broker,
+    objectStore,
+    security,
+    ensureThing,
+    close: ctx.closers.closeAll,
+  };
 }
 
 /**
