@@ -86,28 +86,81 @@ function headerValue(headers: ReceivedRequest['headers'], name: string): string 
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+type SigV4Failure = Extract<SigV4Result, { ok: false }>;
+
 /**
  * Verifies the Authorization header of `req`. Never throws: every refusal comes back as
  * `{ ok: false, message }` with a message in the style of AWS's own 403 answers.
  */
 export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions): Promise<SigV4Result> {
-  const maxSkewMs = opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
   const authorization = headerValue(req.headers, 'authorization');
-  if (authorization === undefined) {
-    let query: Record<string, string | string[]> = {};
-    try {
-      query = parseQuery(req.rawQuery);
-    } catch {
-      // A malformed query string without credentials is simply unauthenticated.
-    }
-    if (query['X-Amz-Signature'] !== undefined) {
-      return {
-        ok: false,
-        message: 'Presigned (query-string) requests are not supported; sign the Authorization header',
-      };
-    }
-    return { ok: false, message: 'Missing Authentication Token' };
+  if (authorization === undefined) return unauthenticated(req);
+  const auth = parseAuthorization(authorization);
+  if (!auth.ok) return auth;
+  const sessionToken = headerValue(req.headers, 'x-amz-security-token');
+  const scopeFailure = checkScope(auth.scope, sessionToken, opts);
+  if (scopeFailure) return scopeFailure;
+  const signedAt = checkDate(req, auth.scope.date, opts);
+  if (typeof signedAt !== 'number') return signedAt;
+  const headers = collectSignedHeaders(req, auth.signedHeaderNames);
+  if (!headers.ok) return headers;
+  const bodyFailure = checkBodyHash(req);
+  if (bodyFailure) return bodyFailure;
+  const expected = await expectedSignature(req, opts, {
+    headers: headers.headers,
+    signedHeaderNames: auth.signedHeaderNames,
+    signedAt,
+    scope: auth.scope,
+  });
+  if (!expected.ok) return expected;
+  if (!timingSafeEqualStrings(expected.signature, auth.signature)) {
+    return {
+      ok: false,
+      message:
+        'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.',
+    };
   }
+  return {
+    ok: true,
+    accessKeyId: auth.scope.accessKeyId,
+    ...(sessionToken !== undefined ? { sessionToken } : {}),
+  };
+}
+
+/** A request without an Authorization header; the query (presigned) form is named but not supported. */
+function unauthenticated(req: ReceivedRequest): SigV4Failure {
+  let query: Record<string, string | string[]> = {};
+  try {
+    query = parseQuery(req.rawQuery);
+  } catch {
+    // A malformed query string without credentials is simply unauthenticated.
+  }
+  if (query['X-Amz-Signature'] !== undefined) {
+    return {
+      ok: false,
+      message: 'Presigned (query-string) requests are not supported; sign the Authorization header',
+    };
+  }
+  return { ok: false, message: 'Missing Authentication Token' };
+}
+
+/** The credential scope: `<access key>/<yyyymmdd>/<region>/<service>/aws4_request`. */
+interface CredentialScope {
+  accessKeyId: string;
+  date: string;
+  region: string;
+  service: string;
+  terminator: string;
+}
+
+interface ParsedAuthorization {
+  ok: true;
+  scope: CredentialScope;
+  signedHeaderNames: string[];
+  signature: string;
+}
+
+function parseAuthorization(authorization: string): ParsedAuthorization | SigV4Failure {
   if (!authorization.startsWith(`${SIGV4_ALGORITHM} `)) {
     return { ok: false, message: `Unsupported authorization type: only ${SIGV4_ALGORITHM} is accepted` };
   }
@@ -123,27 +176,45 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
   if (scopeParts.length !== 5) {
     return { ok: false, message: `Credential should be scoped to a valid scope (got ${credential})` };
   }
-  const [accessKeyId = '', scopeDate = '', scopeRegion = '', scopeService = '', terminator = ''] = scopeParts;
-  if (accessKeyId !== opts.credentials.accessKeyId) return INVALID_TOKEN;
-  const sessionToken = headerValue(req.headers, 'x-amz-security-token');
+  const [accessKeyId = '', date = '', region = '', service = '', terminator = ''] = scopeParts;
+  return {
+    ok: true,
+    scope: { accessKeyId, date, region, service, terminator },
+    signedHeaderNames: signedHeadersList.split(';'),
+    signature,
+  };
+}
+
+/** The access key and session token first (AWS answers those with STS error types), then the scope. */
+function checkScope(
+  scope: CredentialScope,
+  sessionToken: string | undefined,
+  opts: SigV4VerifyOptions,
+): SigV4Failure | undefined {
+  if (scope.accessKeyId !== opts.credentials.accessKeyId) return INVALID_TOKEN;
   if (sessionToken !== undefined) {
     const check = opts.checkSessionToken?.(sessionToken) ?? 'invalid';
     if (check === 'expired') return EXPIRED_TOKEN;
     if (check !== 'valid') return INVALID_TOKEN;
   }
-  if (terminator !== SIGV4_TERMINATOR) {
+  if (scope.terminator !== SIGV4_TERMINATOR) {
     return { ok: false, message: "Credential should be scoped with a valid terminator: 'aws4_request'" };
   }
-  if (scopeService !== opts.service) {
+  if (scope.service !== opts.service) {
     return { ok: false, message: `Credential should be scoped to correct service: '${opts.service}'` };
   }
-  if (scopeRegion !== opts.region) {
+  if (scope.region !== opts.region) {
     return {
       ok: false,
-      message: `Credential should be scoped to a valid region: expected '${opts.region}', got '${scopeRegion}'`,
+      message: `Credential should be scoped to a valid region: expected '${opts.region}', got '${scope.region}'`,
     };
   }
+  return undefined;
+}
 
+/** The signing time (epoch ms) from x-amz-date, which must match the scope date and be within the skew. */
+function checkDate(req: ReceivedRequest, scopeDate: string, opts: SigV4VerifyOptions): number | SigV4Failure {
+  const maxSkewMs = opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
   const amzDate = headerValue(req.headers, 'x-amz-date');
   if (amzDate === undefined) return { ok: false, message: 'Missing x-amz-date header' };
   const signedAt = parseAmzDate(amzDate);
@@ -161,8 +232,14 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
           : `Signature not yet current: ${amzDate} is still later than ${iso(opts.now + maxSkewMs)} (${iso(opts.now)} + 15 min.)`,
     };
   }
+  return signedAt;
+}
 
-  const signedHeaderNames = signedHeadersList.split(';');
+/** The values of the headers the client signed; `host` and `x-amz-date` must be among them. */
+function collectSignedHeaders(
+  req: ReceivedRequest,
+  signedHeaderNames: string[],
+): { ok: true; headers: Record<string, string> } | SigV4Failure {
   if (!signedHeaderNames.includes('host')) {
     return { ok: false, message: "'Host' must be a signed header" };
   }
@@ -175,37 +252,53 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
     if (v === undefined) return { ok: false, message: `Signed header ${name} is missing from the request` };
     headers[name] = v;
   }
+  return { ok: true, headers };
+}
 
-  // The body must match what was signed. With x-amz-content-sha256 the signer trusts the header, so the
-  // header itself is checked against the bytes received; without it the signer hashes the body.
-  const bodyHash = sha256Hex(req.body);
+/**
+ * The body must match what was signed. With x-amz-content-sha256 the signer trusts the header, so the
+ * header itself is checked against the bytes received; without it the signer hashes the body.
+ */
+function checkBodyHash(req: ReceivedRequest): SigV4Failure | undefined {
   const declaredHash = headerValue(req.headers, 'x-amz-content-sha256');
-  if (declaredHash !== undefined) {
-    if (declaredHash === UNSIGNED_PAYLOAD) {
-      return { ok: false, message: 'UNSIGNED-PAYLOAD is not accepted: the body must be signed' };
-    }
-    if (declaredHash !== bodyHash) {
-      return {
-        ok: false,
-        message: 'The provided x-amz-content-sha256 header does not match what was computed.',
-      };
-    }
+  if (declaredHash === undefined) return undefined;
+  if (declaredHash === UNSIGNED_PAYLOAD) {
+    return { ok: false, message: 'UNSIGNED-PAYLOAD is not accepted: the body must be signed' };
   }
+  if (declaredHash !== sha256Hex(req.body)) {
+    return {
+      ok: false,
+      message: 'The provided x-amz-content-sha256 header does not match what was computed.',
+    };
+  }
+  return undefined;
+}
 
+/** The signature @smithy/signature-v4 computes for the request rebuilt from its signed headers. */
+async function expectedSignature(
+  req: ReceivedRequest,
+  opts: SigV4VerifyOptions,
+  signed: {
+    headers: Record<string, string>;
+    signedHeaderNames: string[];
+    signedAt: number;
+    scope: CredentialScope;
+  },
+): Promise<{ ok: true; signature: string } | SigV4Failure> {
   let query: Record<string, string | string[]>;
   try {
     query = parseQuery(req.rawQuery);
   } catch {
     return { ok: false, message: 'Malformed query string' };
   }
-  const hostHeader = headers.host ?? '';
+  const hostHeader = signed.headers.host ?? '';
   const request = new HttpRequest({
     method: req.method.toUpperCase(),
     protocol: 'http:',
     hostname: hostHeader.replace(/:\d+$/, ''),
     path: req.path,
     query,
-    headers,
+    headers: signed.headers,
     body: req.body,
   });
   const signer = new SignatureV4({
@@ -218,25 +311,16 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
     uriEscapePath: true,
     applyChecksum: false,
   });
-  let expected: string;
   try {
-    const signed = await signer.sign(request, {
-      signingDate: new Date(signedAt),
-      signingRegion: scopeRegion,
-      signingService: scopeService,
-      signableHeaders: new Set(signedHeaderNames),
+    const result = await signer.sign(request, {
+      signingDate: new Date(signed.signedAt),
+      signingRegion: signed.scope.region,
+      signingService: signed.scope.service,
+      signableHeaders: new Set(signed.signedHeaderNames),
     });
-    const auth = String(signed.headers.authorization ?? '');
-    expected = /Signature=([0-9a-f]{64})/.exec(auth)?.[1] ?? '';
+    const auth = String(result.headers.authorization ?? '');
+    return { ok: true, signature: /Signature=([0-9a-f]{64})/.exec(auth)?.[1] ?? '' };
   } catch {
     return { ok: false, message: 'The request could not be canonicalised for signature verification' };
   }
-  if (!timingSafeEqualStrings(expected, signature)) {
-    return {
-      ok: false,
-      message:
-        'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.',
-    };
-  }
-  return { ok: true, accessKeyId, ...(sessionToken !== undefined ? { sessionToken } : {}) };
 }
