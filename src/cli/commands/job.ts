@@ -39,7 +39,16 @@ function withTarget(cmd: Command): Command {
 
 export function registerJobCommands(program: Command): void {
   const job = program.command('job').description('AWS IoT jobs (local stack by default, --aws for AWS)');
+  registerJobCreate(job);
+  registerJobDescribe(job);
+  registerJobList(job);
+  registerJobCancel(job);
+  registerJobExecutions(job);
+  registerJobTemplateCommands(job);
+}
 
+/** `ota job create` */
+function registerJobCreate(job: Command): void {
   withTarget(
     withConfigFlags(
       job
@@ -79,7 +88,10 @@ export function registerJobCommands(program: Command): void {
         : `created job ${out.jobId}\n  ${out.jobArn}\n  targets: ${out.targets.join(', ')}\n`,
     );
   });
+}
 
+/** `ota job describe <jobId>` */
+function registerJobDescribe(job: Command): void {
   withTarget(job.command('describe <jobId>').description('describe a job')).action(
     async (jobId: string, flags) => {
       const out = await describeJob(iotClientFor(targetFrom(flags)), jobId);
@@ -104,7 +116,10 @@ export function registerJobCommands(program: Command): void {
       );
     },
   );
+}
 
+/** `ota job list` */
+function registerJobList(job: Command): void {
   withTarget(
     job
       .command('list')
@@ -121,7 +136,10 @@ export function registerJobCommands(program: Command): void {
           )}\n`,
     );
   });
+}
 
+/** `ota job cancel <jobId>` */
+function registerJobCancel(job: Command): void {
   withTarget(
     job
       .command('cancel <jobId>')
@@ -137,7 +155,10 @@ export function registerJobCommands(program: Command): void {
       flags.json ? `${json({ jobId: out.jobId, jobArn: out.jobArn })}\n` : `canceled job ${out.jobId}\n`,
     );
   });
+}
 
+/** `ota job executions <jobId>` */
+function registerJobExecutions(job: Command): void {
   withTarget(
     job
       .command('executions <jobId>')
@@ -150,10 +171,21 @@ export function registerJobCommands(program: Command): void {
     const rows = flags.live ? await withLastKnownProgress(listed, jobId, target) : listed;
     process.stdout.write(flags.json ? `${json(rows)}\n` : `${executionsTable(rows)}\n`);
   });
+}
 
+/** `ota job template create|list|describe|delete` */
+function registerJobTemplateCommands(job: Command): void {
   const template = job
     .command('template')
     .description('job templates (a document and configurations to create jobs from)');
+  registerTemplateCreate(template);
+  registerTemplateList(template);
+  registerTemplateDescribe(template);
+  registerTemplateDelete(template);
+}
+
+/** `ota job template create <templateId>` */
+function registerTemplateCreate(template: Command): void {
   withTarget(
     withConfigFlags(
       template
@@ -181,6 +213,10 @@ export function registerJobCommands(program: Command): void {
         : `created job template ${out.jobTemplateId}\n  ${out.jobTemplateArn}\n`,
     );
   });
+}
+
+/** `ota job template list` */
+function registerTemplateList(template: Command): void {
   withTarget(template.command('list').description('list job templates')).action(async (flags) => {
     const rows = await listJobTemplates(iotClientFor(targetFrom(flags)));
     process.stdout.write(
@@ -192,6 +228,10 @@ export function registerJobCommands(program: Command): void {
           )}\n`,
     );
   });
+}
+
+/** `ota job template describe <templateId>` */
+function registerTemplateDescribe(template: Command): void {
   withTarget(template.command('describe <templateId>').description('describe a job template')).action(
     async (templateId: string, flags) => {
       const out = await describeJobTemplate(iotClientFor(targetFrom(flags)), templateId);
@@ -199,6 +239,10 @@ export function registerJobCommands(program: Command): void {
       process.stdout.write(`${json(t)}\n`);
     },
   );
+}
+
+/** `ota job template delete <templateId>` */
+function registerTemplateDelete(template: Command): void {
   withTarget(template.command('delete <templateId>').description('delete a job template')).action(
     async (templateId: string, flags) => {
       await deleteJobTemplate(iotClientFor(targetFrom(flags)), templateId);
