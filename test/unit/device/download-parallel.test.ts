@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -230,38 +231,35 @@ describe('parallel ranges against a hostile or broken server', () => {
       ...extra,
     });
   const nothingLeft = () => assert.deepEqual(readdirSync(dir), []);
-
-  test('short ranges (100 KiB of whatever was asked): continued by the next requests, exact file', async () => {
-    srv.onRequest = (req, res) => {
-      const [a, b] = rangeOf(req.headers.range, SIZE);
+  /**
+   * Answers every ranged GET with a 206 that `shape` bends: the Content-Range it claims (`from`..`to`,
+   * exclusive) and the bytes it actually sends (`bodyFrom`..`bodyTo`); requests without Range go on.
+   */
+  const partial =
+    (shape: (a: number, b: number) => { from: number; to: number; bodyFrom?: number; bodyTo?: number }) =>
+    (req: IncomingMessage, res: ServerResponse): boolean => {
       if (!req.headers.range) return false;
-      const end = Math.min(b, a + 100 * KiB);
+      const [a, b] = rangeOf(req.headers.range, SIZE);
+      const { from, to, bodyFrom = from, bodyTo = to } = shape(a, b);
       res.writeHead(206, {
         etag: srv.etag,
-        'content-length': end - a,
-        'content-range': `bytes ${a}-${end - 1}/${SIZE}`,
+        'content-length': bodyTo - bodyFrom,
+        'content-range': `bytes ${from}-${to - 1}/${SIZE}`,
       });
-      res.end(content.subarray(a, end));
+      res.end(content.subarray(bodyFrom, bodyTo));
       return true;
     };
+
+  test('short ranges (100 KiB of whatever was asked): continued by the next requests, exact file', async () => {
+    srv.onRequest = partial((a, b) => ({ from: a, to: Math.min(b, a + 100 * KiB) }));
     const res = await get({ maxAttempts: 1000 });
     assert.equal(res.sha256, sha(content));
     assert.ok(res.requests > 10);
   });
 
   test('a Content-Range that does not start where asked: a clear error, nothing left', async () => {
-    srv.onRequest = (req, res) => {
-      if (!req.headers.range) return false;
-      const [a, b] = rangeOf(req.headers.range, SIZE);
-      const from = Math.max(0, a - 1000); // overlaps the range before it
-      res.writeHead(206, {
-        etag: srv.etag,
-        'content-length': b - from,
-        'content-range': `bytes ${from}-${b - 1}/${SIZE}`,
-      });
-      res.end(content.subarray(from, b));
-      return true;
-    };
+    // Starts 1000 bytes early: overlaps the range before it.
+    srv.onRequest = partial((a, b) => ({ from: Math.max(0, a - 1000), to: b }));
     await assert.rejects(get(), (e: unknown) => {
       assert.ok(e instanceof DownloadError && e.kind === 'http', String(e));
       assert.match(e.message, /asked for bytes from \d+, the server sent Content-Range from \d+/);
@@ -271,18 +269,8 @@ describe('parallel ranges against a hostile or broken server', () => {
   });
 
   test('more body than its Content-Range (data overlapping the next range): refused, nothing left', async () => {
-    srv.onRequest = (req, res) => {
-      if (!req.headers.range) return false;
-      const [a, b] = rangeOf(req.headers.range, SIZE);
-      const end = Math.min(SIZE, b + 5000);
-      res.writeHead(206, {
-        etag: srv.etag,
-        'content-length': end - a,
-        'content-range': `bytes ${a}-${b - 1}/${SIZE}`,
-      });
-      res.end(content.subarray(a, end));
-      return true;
-    };
+    // The header claims the range; the body runs 5000 bytes into the next one.
+    srv.onRequest = partial((a, b) => ({ from: a, to: b, bodyTo: Math.min(SIZE, b + 5000) }));
     await assert.rejects(get(), (e: unknown) => {
       assert.ok(e instanceof DownloadError && e.kind === 'http', String(e));
       assert.match(e.message, /more bytes than its Content-Range/);
