@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import { errorMessage } from '../../shared/errors.ts';
-import { silentLogger } from '../../shared/log.ts';
+import { type Logger, silentLogger } from '../../shared/log.ts';
 import { DEFAULT_PROGRESS_PREFIX } from '../../shared/topics.ts';
 import { aedesHooks, BrokerError, MAX_PACKET_BYTES } from './aedes-hooks.ts';
 import { createAuthorizer } from './authorizer.ts';
@@ -79,36 +79,89 @@ export const MTLS_ALPN_PROTOCOLS = ['x-amzn-mqtt-ca', 'mqtt', 'http/1.1'];
 /** AWS IoT allows client ids up to 128 bytes (reference section 3); aedes defaults to 23. */
 const MAX_CLIENT_ID_LENGTH = 128;
 
-export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
-  const log = (options.logger ?? silentLogger).child({ component: 'broker' });
-  const operatorName = options.operatorName ?? 'operator';
-  const services: TopicService[] = options.services ?? [];
-  const counters = { publishesIn: 0, publishesOut: 0, oversizedPackets: 0 };
+type Counters = { publishesIn: number; publishesOut: number; oversizedPackets: number };
+
+/** What the broker's parts share: options, logger, counters and the set of live sockets. */
+interface BrokerContext {
+  readonly options: BrokerOptions;
+  readonly log: Logger;
+  readonly operatorName: string;
+  readonly counters: Counters;
   /** Every socket we accepted, destroyed on close so no handle outlives the broker. */
-  const sockets = new Set<Duplex>();
+  readonly sockets: Set<Duplex>;
+  readonly track: (s: Duplex) => void;
+  readonly isClosed: () => boolean;
+  /** `options.isRegisteredThing`, with a throw treated as "not registered". */
+  readonly isRegistered: (thingName: string) => boolean;
+}
+
+/** The listening servers and what closing them takes. */
+interface BrokerListeners {
+  readonly tlsServer: net.Server;
+  readonly ws: ReturnType<typeof createWebSocketListener>;
+  readonly wssListener: ReturnType<typeof createWebSocketListener> | undefined;
+  readonly anonServer: net.Server | undefined;
+  readonly servers: net.Server[];
+}
+
+export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
   let closed = false;
+  const ctx = brokerContext(options, () => closed);
+  const aedes = await createAedes(ctx);
+  const handleMqtt = mqttHandler(ctx, aedes);
+  const listeners: BrokerListeners = createListeners(ctx, handleMqtt);
+  const ports = await listenAll(ctx, aedes, listeners);
 
-  const track = (s: Duplex) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
+  let closing: Promise<void> | undefined;
+  return {
+    ...ports,
+    publish: (topic, payload, qos = 1) =>
+      closed
+        ? Promise.reject(new BrokerError('broker is closed'))
+        : publishFromCloud(aedes, topic, payload, qos),
+    disconnectThing: (thingName) => disconnectThing(ctx, thingName),
+    stats: () => ({ connectedClients: aedes.connectedClients ?? 0, ...ctx.counters }),
+    close() {
+      closed = true;
+      closing ??= closeBroker(ctx, aedes, listeners);
+      return closing;
+    },
   };
+}
 
-  const identityOf = (client: Client | null): ClientIdentity | undefined =>
-    client ? connIdentities.get(client.conn) : undefined;
-
-  const isRegistered = (thingName: string): boolean => {
-    try {
-      return options.isRegisteredThing(thingName);
-    } catch (err) {
-      log.warn({ err, thingName }, 'isRegisteredThing threw; treating the thing as unregistered');
-      return false;
-    }
+function brokerContext(options: BrokerOptions, isClosed: () => boolean): BrokerContext {
+  const log = (options.logger ?? silentLogger).child({ component: 'broker' });
+  const sockets = new Set<Duplex>();
+  return {
+    options,
+    log,
+    operatorName: options.operatorName ?? 'operator',
+    counters: { publishesIn: 0, publishesOut: 0, oversizedPackets: 0 },
+    sockets,
+    track: (s) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    },
+    isClosed,
+    isRegistered: (thingName) => {
+      try {
+        return options.isRegisteredThing(thingName);
+      } catch (err) {
+        log.warn({ err, thingName }, 'isRegisteredThing threw; treating the thing as unregistered');
+        return false;
+      }
+    },
   };
+}
 
+/** The aedes instance with our authorization and topic-service hooks (aedes-hooks.ts) and its error events. */
+async function createAedes(ctx: BrokerContext): Promise<Aedes> {
+  const { options, log } = ctx;
+  const services: TopicService[] = options.services ?? [];
   const authorizer = createAuthorizer({
     acl: { progressPrefix: options.progressPrefix ?? DEFAULT_PROGRESS_PREFIX },
     clientIds: options.clientIds ?? 'thing-name',
-    isRegistered,
+    isRegistered: ctx.isRegistered,
     ...(options.certificates ? { certificates: options.certificates } : {}),
     log,
   });
@@ -134,10 +187,10 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
 
     ...aedesHooks({
       authorizer,
-      identityOf,
+      identityOf: (client: Client | null) => (client ? connIdentities.get(client.conn) : undefined),
       setIdentity: (client, identity) => connIdentities.set(client.conn, identity),
       claimant,
-      counters,
+      counters: ctx.counters,
       log,
     }),
   });
@@ -148,9 +201,15 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   aedes.on('connectionError', (_client, err) => log.debug({ err: errorMessage(err) }, 'connection error'));
   // aedes emits 'error' for persistence failures; an unhandled 'error' event would crash the process.
   (aedes as EventEmitter).on('error', (err: unknown) => log.error({ err }, 'aedes error'));
+  return aedes;
+}
 
-  /** Hands a connection to aedes with its identity, behind the packet-size guard (packet-limit.ts). */
-  const handleMqtt = (stream: Duplex, identity: ClientIdentity | undefined, req?: IncomingMessage) => {
+type MqttHandler = (stream: Duplex, identity: ClientIdentity | undefined, req?: IncomingMessage) => void;
+
+/** Hands a connection to aedes with its identity, behind the packet-size guard (packet-limit.ts). */
+function mqttHandler(ctx: BrokerContext, aedes: Aedes): MqttHandler {
+  const { counters, log } = ctx;
+  return (stream, identity, req) => {
     if (identity) connIdentities.set(stream, identity);
     const client = aedes.handle(stream, req);
     const hooked = hookParser(client, MAX_PACKET_BYTES, (check) => {
@@ -166,8 +225,38 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       stream.destroy();
     }
   };
+}
 
-  // --- HTTPS on the mTLS port (ALPN http/1.1) ------------------------------------------------------------
+function createListeners(ctx: BrokerContext, handleMqtt: MqttHandler): BrokerListeners {
+  const tlsServer = createMtlsServer(ctx, handleMqtt);
+  // WebSocket listeners (SigV4-presigned URL): plain and TLS.
+  const wsListenerOptions = {
+    credentials: ctx.options.wsCredentials,
+    onStream: (stream: Duplex, req: IncomingMessage) =>
+      handleMqtt(stream, { kind: 'operator', name: ctx.operatorName }, req),
+    track: ctx.track,
+    isClosed: ctx.isClosed,
+    log: ctx.log,
+  };
+  const ws = createWebSocketListener(wsListenerOptions);
+  const wssListener =
+    ctx.options.wssPort !== undefined
+      ? createWebSocketListener({ ...wsListenerOptions, tls: ctx.options.tls })
+      : undefined;
+  const anonServer =
+    ctx.options.anonymousPort !== undefined ? createAnonymousServer(ctx, handleMqtt) : undefined;
+  const servers: net.Server[] = [
+    tlsServer,
+    ws.server,
+    ...(wssListener ? [wssListener.server] : []),
+    ...(anonServer ? [anonServer] : []),
+  ];
+  return { tlsServer, ws, wssListener, anonServer, servers };
+}
+
+/** HTTPS on the mTLS port (ALPN http/1.1): `options.httpsHandler`, or 404 without one. */
+function createHttpsDispatcher(ctx: BrokerContext): http.Server {
+  const { options, log } = ctx;
   const httpsInternal = http.createServer((req, res) => {
     if (!options.httpsHandler) {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"Not Found"}');
@@ -182,38 +271,44 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     }
   });
   httpsInternal.on('clientError', (_err, socket) => socket.destroy());
+  return httpsInternal;
+}
 
-  /** Identity from the verified certificate: a registered certificate by id, else the CN. */
-  const certificateIdentity = (socket: TLSSocket): ClientIdentity | undefined => {
-    if (options.certificates) {
-      const certificateId = peerCertificateId(socket);
-      if (certificateId && options.certificates.certificateStatus(certificateId) !== undefined) {
-        return { kind: 'certificate', certificateId };
-      }
+/** Identity from the verified certificate: a registered certificate by id, else the CN. */
+function certificateIdentity(ctx: BrokerContext, socket: TLSSocket): ClientIdentity | undefined {
+  const { certificates } = ctx.options;
+  if (certificates) {
+    const certificateId = peerCertificateId(socket);
+    if (certificateId && certificates.certificateStatus(certificateId) !== undefined) {
+      return { kind: 'certificate', certificateId };
     }
-    const cn = peerCommonName(socket);
-    if (cn === operatorName) return { kind: 'operator', name: cn };
-    return cn ? { kind: 'thing', thingName: cn } : undefined;
-  };
+  }
+  const cn = peerCommonName(socket);
+  if (cn === ctx.operatorName) return { kind: 'operator', name: cn };
+  return cn ? { kind: 'thing', thingName: cn } : undefined;
+}
 
-  // --- mTLS listener: MQTT, and HTTPS by ALPN http/1.1 ----------------------------------------------------
-  const tlsServer = createMtlsListener({
-    tls: options.tls,
+/** mTLS listener: MQTT, and HTTPS by ALPN http/1.1. */
+function createMtlsServer(ctx: BrokerContext, handleMqtt: MqttHandler): net.Server {
+  const { log } = ctx;
+  const httpsInternal = createHttpsDispatcher(ctx);
+  return createMtlsListener({
+    tls: ctx.options.tls,
     alpnProtocols: MTLS_ALPN_PROTOCOLS,
-    track,
-    isClosed: () => closed,
+    track: ctx.track,
+    isClosed: ctx.isClosed,
     log,
     onConnection(socket) {
       let identity: ClientIdentity | undefined;
       try {
-        identity = certificateIdentity(socket);
+        identity = certificateIdentity(ctx, socket);
       } catch (err) {
         log.error({ err }, 'certificate lookup threw; connection has no identity');
       }
       if (socket.alpnProtocol === 'http/1.1') {
         // HTTPS callers must be registered things, registered certificates or the operator now; MQTT
         // checks at CONNECT.
-        if (identity && (identity.kind !== 'thing' || isRegistered(identity.thingName))) {
+        if (identity && (identity.kind !== 'thing' || ctx.isRegistered(identity.thingName))) {
           connIdentities.set(socket, identity);
         }
         httpsInternal.emit('connection', socket);
@@ -222,40 +317,28 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       handleMqtt(socket, identity);
     },
   });
+}
 
-  // --- WebSocket listeners (SigV4-presigned URL): plain and TLS -----------------------------------------
-  const wsListenerOptions = {
-    credentials: options.wsCredentials,
-    onStream: (stream: Duplex, req: IncomingMessage) =>
-      handleMqtt(stream, { kind: 'operator', name: operatorName }, req),
-    track,
-    isClosed: () => closed,
-    log,
-  };
-  const ws = createWebSocketListener(wsListenerOptions);
-  const wssListener =
-    options.wssPort !== undefined
-      ? createWebSocketListener({ ...wsListenerOptions, tls: options.tls })
-      : undefined;
+/** The optional anonymous plain-TCP listener. */
+function createAnonymousServer(ctx: BrokerContext, handleMqtt: MqttHandler): net.Server {
+  const { log } = ctx;
+  const anonServer = net.createServer({ noDelay: true }, (socket) => {
+    ctx.track(socket);
+    socket.on('error', (err) => log.debug({ err: errorMessage(err) }, 'anonymous socket error'));
+    // Operator-like and read-only: operators have no publish rights at all (acl.ts).
+    handleMqtt(socket, { kind: 'operator', name: 'anonymous' });
+  });
+  anonServer.on('error', (err) => log.error({ err }, 'anonymous server error'));
+  return anonServer;
+}
 
-  // --- optional anonymous plain-TCP listener --------------------------------------------------------------
-  let anonServer: net.Server | undefined;
-  if (options.anonymousPort !== undefined) {
-    anonServer = net.createServer({ noDelay: true }, (socket) => {
-      track(socket);
-      socket.on('error', (err) => log.debug({ err: errorMessage(err) }, 'anonymous socket error'));
-      // Operator-like and read-only: operators have no publish rights at all (acl.ts).
-      handleMqtt(socket, { kind: 'operator', name: 'anonymous' });
-    });
-    anonServer.on('error', (err) => log.error({ err }, 'anonymous server error'));
-  }
-
-  const servers: net.Server[] = [
-    tlsServer,
-    ws.server,
-    ...(wssListener ? [wssListener.server] : []),
-    ...(anonServer ? [anonServer] : []),
-  ];
+/** Listens on every port; on failure closes what listens and aedes, and throws BrokerError. */
+async function listenAll(
+  ctx: BrokerContext,
+  aedes: Aedes,
+  { tlsServer, ws, wssListener, anonServer, servers }: BrokerListeners,
+): Promise<Pick<RunningBroker, 'mqttPort' | 'wsPort' | 'wssPort' | 'anonymousPort'>> {
+  const { options, log } = ctx;
   let mqttPort: number;
   let wsPort: number;
   let wssPort: number | undefined;
@@ -271,61 +354,52 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     throw new BrokerError(`cannot listen on ${options.host}: ${errorMessage(err)}`, { cause: err });
   }
   log.info({ host: options.host, mqttPort, wsPort, wssPort, anonymousPort }, 'broker listening');
-
-  let closing: Promise<void> | undefined;
-  const broker: RunningBroker = {
+  return {
     mqttPort,
     wsPort,
     ...(wssPort !== undefined ? { wssPort } : {}),
     ...(anonymousPort !== undefined ? { anonymousPort } : {}),
-
-    publish(topic, payload, qos = 1) {
-      if (closed) return Promise.reject(new BrokerError('broker is closed'));
-      const packet: PublishPacket = {
-        cmd: 'publish',
-        topic,
-        payload: typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload,
-        qos,
-        retain: false,
-        dup: false,
-      };
-      return new Promise<void>((resolve, reject) => {
-        aedes.publish(packet, (err) =>
-          err ? reject(new BrokerError(errorMessage(err), { cause: err })) : resolve(),
-        );
-      });
-    },
-
-    disconnectThing(thingName) {
-      let n = 0;
-      for (const s of sockets) {
-        const identity = connIdentities.get(s);
-        if (identity?.kind === 'thing' && identity.thingName === thingName) {
-          s.destroy();
-          n++;
-        }
-      }
-      if (n > 0) log.info({ thing: thingName, connections: n }, 'thing disconnected');
-      return n;
-    },
-
-    stats() {
-      return { connectedClients: aedes.connectedClients ?? 0, ...counters };
-    },
-
-    close() {
-      closing ??= (async () => {
-        closed = true;
-        const serversClosed = servers.map(closeServer);
-        ws.close();
-        wssListener?.close();
-        await new Promise<void>((resolve) => aedes.close(() => resolve()));
-        for (const s of sockets) s.destroy();
-        await Promise.all(serversClosed);
-        log.info('broker closed');
-      })();
-      return closing;
-    },
   };
-  return broker;
+}
+
+/** Publish from the cloud side; resolves once handed to aedes. */
+function publishFromCloud(aedes: Aedes, topic: string, payload: string | Buffer, qos: 0 | 1): Promise<void> {
+  const packet: PublishPacket = {
+    cmd: 'publish',
+    topic,
+    payload: typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload,
+    qos,
+    retain: false,
+    dup: false,
+  };
+  return new Promise<void>((resolve, reject) => {
+    aedes.publish(packet, (err) =>
+      err ? reject(new BrokerError(errorMessage(err), { cause: err })) : resolve(),
+    );
+  });
+}
+
+/** Destroys every live socket whose identity is the thing; returns how many. */
+function disconnectThing(ctx: BrokerContext, thingName: string): number {
+  let n = 0;
+  for (const s of ctx.sockets) {
+    const identity = connIdentities.get(s);
+    if (identity?.kind === 'thing' && identity.thingName === thingName) {
+      s.destroy();
+      n++;
+    }
+  }
+  if (n > 0) ctx.log.info({ thing: thingName, connections: n }, 'thing disconnected');
+  return n;
+}
+
+/** Stops accepting, closes aedes, destroys every socket left, then waits for the servers. */
+async function closeBroker(ctx: BrokerContext, aedes: Aedes, listeners: BrokerListeners): Promise<void> {
+  const serversClosed = listeners.servers.map(closeServer);
+  listeners.ws.close();
+  listeners.wssListener?.close();
+  await new Promise<void>((resolve) => aedes.close(() => resolve()));
+  for (const s of ctx.sockets) s.destroy();
+  await Promise.all(serversClosed);
+  ctx.log.info('broker closed');
 }
