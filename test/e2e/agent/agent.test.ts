@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { ORIGINAL_PROGRESS_KEYS } from '../../../src/device/progress.ts';
 import { readState } from '../../../src/device/state.ts';
 import {
@@ -20,6 +20,7 @@ import {
   startWorld,
   type World,
   waitFor,
+  worldPerSuite,
 } from './helpers.ts';
 
 const SIZE = 2 * 1024 * 1024 + 17;
@@ -27,12 +28,9 @@ const SIZE = 2 * 1024 * 1024 + 17;
 describe('device agent against the local AWS IoT stack', () => {
   let w: World;
   let firmware: Buffer;
-  before(async () => {
-    w = await startWorld();
-    firmware = await putFirmware(w, ORIGINAL_KEY, SIZE);
-  });
-  after(async () => {
-    await w.close();
+  worldPerSuite(SIZE, (world, image) => {
+    w = world;
+    firmware = image;
   });
 
   test('happy path: SUCCEEDED, identical file, progress messages in the original format', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import {
   agentConfig,
   createJob,
@@ -17,6 +17,7 @@ import {
   unwritableDir,
   type World,
   waitFor,
+  worldPerSuite,
 } from './helpers.ts';
 import { startHostileJobs } from './hostile-jobs.ts';
 
@@ -26,12 +27,9 @@ const SIZE = 1024 * 1024 + 5;
 describe('device agent: every fault ends cleanly, with a reason naming the path and cause', () => {
   let w: World;
   let firmware: Buffer;
-  before(async () => {
-    w = await startWorld();
-    firmware = await putFirmware(w, ORIGINAL_KEY, SIZE);
-  });
-  after(async () => {
-    await w.close();
+  worldPerSuite(SIZE, (world, image) => {
+    w = world;
+    firmware = image;
   });
 
   test('a read-only state dir: FAILED saying the state could not be written; version unchanged', async () => {

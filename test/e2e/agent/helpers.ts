@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { after, before } from 'node:test';
 import {
   CancelJobCommand,
   CreateJobCommand,
@@ -302,6 +303,21 @@ export const firmwareDoc = (
     ...extra,
   },
 });
+
+/**
+ * A suite's world with the original's image (`size` bytes at ORIGINAL_KEY) in its store: started before
+ * the suite's tests, closed after them. `set` receives both.
+ */
+export function worldPerSuite(size: number, set: (w: World, firmware: Buffer) => void): void {
+  let world: World | undefined;
+  before(async () => {
+    world = await startWorld();
+    set(world, await putFirmware(world, ORIGINAL_KEY, size));
+  });
+  after(async () => {
+    await world?.close();
+  });
+}
 
 /** The flags `ota agent` takes to run as `thing` against the world's local stack (before any others). */
 export function agentFlags(
