@@ -1,6 +1,6 @@
 /**
  * HTTPS and the HTTP clients: the agent over `ota dev --s3-tls` against curl over the same HTTPS, and the
- * agent's hand-written reader (src/device/http-body.ts) against undici (request() with an Agent, and
+ * agent's hand-written reader (src/device/download/http-body.ts) against undici (request() with an Agent, and
  * Agent.dispatch() with a handler) and node:http(s), over both transports, each GET in its own process
  * into a null sink, interleaved.
  */

@@ -1,4 +1,4 @@
-import { ConnectError } from '../device/connect-diagnosis.ts';
+import { ConnectError } from '../device/link/connect-diagnosis.ts';
 import { stackNotRunningMessage } from '../shared/endpoints.ts';
 import { OtaError } from '../shared/errors.ts';
 

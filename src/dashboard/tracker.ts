@@ -27,7 +27,7 @@ const text = (v: unknown, max = MAX_TEXT): string | undefined =>
 const count = (v: unknown): number | undefined =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
 
-/** The progress message's fields the dashboard reads (docs/original.md; src/device/progress.ts). */
+/** The progress message's fields the dashboard reads (docs/original.md; src/device/progress/message.ts). */
 export interface ProgressFacts {
   jobId?: string;
   state?: string;

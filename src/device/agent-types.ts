@@ -1,10 +1,10 @@
 /** What startAgent (agent.ts) takes, returns and reports: the agent's contract with its callers. */
 import type { Logger } from '../shared/log.ts';
 import type { Timers } from '../shared/timers.ts';
-import type { AgentConfig } from './config.ts';
-import type { DeviceHooks, HookName } from './hooks.ts';
+import type { AgentConfig } from './config/agent-config.ts';
+import type { DeviceHooks, HookName } from './install/hooks.ts';
 import type { JobSummary, StepName } from './job-context.ts';
-import type { ConnectionState } from './jobs-client.ts';
+import type { ConnectionState } from './link/jobs-client.ts';
 
 export interface AgentSummary {
   thingName: string;

@@ -5,12 +5,13 @@ import { publicKeyFromPem } from '../shared/firmware-signature.ts';
 import type { JobExecution } from '../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { backoffDelay, sleep, systemTimers, type Timers } from '../shared/timers.ts';
-import { AgentLink, checkCertificate } from './agent-link.ts';
 import type { AgentEvent, AgentHandle, AgentOptions, AgentSummary } from './agent-types.ts';
-import { type AgentConfig, readPem } from './config.ts';
-import { statusDetailsInterval } from './download-config.ts';
+import { type AgentConfig, readPem } from './config/agent-config.ts';
+import { statusDetailsInterval } from './config/download.ts';
 import { JobsRequestError } from './errors.ts';
-import { commandHooks, type DeviceHooks } from './hooks.ts';
+import { commandHooks, type DeviceHooks } from './install/hooks.ts';
+import { slotHooks } from './install/slots.ts';
+import { type AgentState, StateStore } from './install/state.ts';
 import {
   type JobContext,
   type JobSummary,
@@ -18,13 +19,12 @@ import {
   type StepEnv,
   type StepName,
 } from './job-context.ts';
-import type { ConnectionState, JobsClient } from './jobs-client.ts';
+import { AgentLink, checkCertificate } from './link/agent-link.ts';
+import type { ConnectionState, JobsClient } from './link/jobs-client.ts';
 import { OTA_PIPELINE, runPipeline, type StepHooks } from './pipeline.ts';
-import { JobProgress } from './progress-reporter.ts';
-import { publishedLine, receivedSection } from './sections.ts';
-import { slotHooks } from './slots.ts';
-import { SourceFactory } from './source-factory.ts';
-import { type AgentState, StateStore } from './state.ts';
+import { JobProgress } from './progress/reporter.ts';
+import { publishedLine, receivedSection } from './progress/sections.ts';
+import { SourceFactory } from './source/factory.ts';
 
 export type { AgentEvent, AgentHandle, AgentOptions, AgentSummary } from './agent-types.ts';
 export type { JobOutcome, JobSummary } from './job-context.ts';

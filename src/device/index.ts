@@ -19,14 +19,15 @@ export {
   type ResolveAgentConfigInput,
   readPem,
   resolveAgentConfig,
-} from './config.ts';
+} from './config/agent-config.ts';
 export {
-  ConnectError,
-  type ConnectProblem,
-  type ConnectProblemKind,
-  diagnoseConnectError,
-} from './connect-diagnosis.ts';
-export { fetchIotCredentials, iotCredentialsProvider, type TemporaryCredentials } from './credentials.ts';
+  type FirmwareDocument,
+  MAX_FIRMWARE_SIZE,
+  parseJobDocument,
+  type ResolvedSource,
+  resolveSource,
+} from './document/job-document.ts';
+export { compareVersions, parseVersion } from './document/version.ts';
 export {
   type DownloadOptions,
   type DownloadResult,
@@ -34,7 +35,7 @@ export {
   downloadFirmware,
   HttpSource,
   S3Source,
-} from './download.ts';
+} from './download/download.ts';
 export { DownloadError, type DownloadErrorKind, JobRejectedError, JobsRequestError } from './errors.ts';
 export {
   commandHooks,
@@ -44,20 +45,28 @@ export {
   HookError,
   type HookName,
   shellHook,
-} from './hooks.ts';
+} from './install/hooks.ts';
+export { readSlots, type Slot, type SlotState, slotHooks } from './install/slots.ts';
 export {
-  type FirmwareDocument,
-  MAX_FIRMWARE_SIZE,
-  parseJobDocument,
-  type ResolvedSource,
-  resolveSource,
-} from './job-document.ts';
+  type AgentState,
+  type PendingCommit,
+  readState,
+  StateError,
+  StateStore,
+  writeState,
+} from './install/state.ts';
+export {
+  ConnectError,
+  type ConnectProblem,
+  type ConnectProblemKind,
+  diagnoseConnectError,
+} from './link/connect-diagnosis.ts';
 export {
   CONNECTION_TRANSITIONS,
   type ConnectionState,
   JobsClient,
   type JobsClientOptions,
-} from './jobs-client.ts';
+} from './link/jobs-client.ts';
 export {
   type JobContext,
   newJobContext,
@@ -80,16 +89,11 @@ export {
   ProgressThrottle,
   pythonJsonDumps,
   serializeProgress,
-} from './progress.ts';
-export { readSlots, type Slot, type SlotState, slotHooks } from './slots.ts';
+} from './progress/message.ts';
 export {
-  type AgentState,
-  type PendingCommit,
-  readState,
-  StateError,
-  StateStore,
-  writeState,
-} from './state.ts';
+  fetchIotCredentials,
+  iotCredentialsProvider,
+  type TemporaryCredentials,
+} from './source/credentials.ts';
 export { SelfTestError } from './steps/device.ts';
 export { SignatureError } from './steps/trust.ts';
-export { compareVersions, parseVersion } from './version.ts';

@@ -7,13 +7,13 @@ import type {
 } from '../shared/jobs-protocol.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Timers } from '../shared/timers.ts';
-import type { AgentConfig } from './config.ts';
-import type { DownloadResult } from './download.ts';
-import type { DeviceHooks, HookName } from './hooks.ts';
-import type { FirmwareDocument, ResolvedSource } from './job-document.ts';
-import type { JobProgress } from './progress-reporter.ts';
-import type { DownloadSource } from './sources.ts';
-import type { PendingCommit, StateStore } from './state.ts';
+import type { AgentConfig } from './config/agent-config.ts';
+import type { FirmwareDocument, ResolvedSource } from './document/job-document.ts';
+import type { DownloadResult } from './download/download.ts';
+import type { DeviceHooks, HookName } from './install/hooks.ts';
+import type { PendingCommit, StateStore } from './install/state.ts';
+import type { JobProgress } from './progress/reporter.ts';
+import type { DownloadSource } from './source/sources.ts';
 
 /**
  * The types every OTA step shares: the job's context (filled in step by step), what steps get from the

@@ -29,7 +29,7 @@ import type { Target } from './clients.ts';
  *   [DescribeRoleAlias / CreateRoleAlias] → DescribeEndpoint (iot:Data-ATS, iot:CredentialProvider)
  *
  * and writes the certificate, its private key (mode 0600, never stored by AWS or the stack) and the
- * agent's JSON config file (src/device/config.ts keys). Existing files are never overwritten.
+ * agent's JSON config file (src/device/config/agent-config.ts keys). Existing files are never overwritten.
  */
 
 export interface ProvisionOptions {

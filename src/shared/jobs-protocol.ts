@@ -58,7 +58,7 @@ export function rolloutRate(
   return { rate: Math.max(1, Math.min(rate, cap)), level };
 }
 
-// The device's view of the Jobs MQTT API's replies (what src/device/jobs-client.ts reads).
+// The device's view of the Jobs MQTT API's replies (what src/device/link/jobs-client.ts reads).
 
 /** A job execution as the Jobs MQTT API sends it (reference section 1, JobExecution). */
 export interface JobExecution {

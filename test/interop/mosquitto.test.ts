@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createEphemeralCa } from '../../src/cloud/pki/pki.ts';
 import { resolveAgentConfig, startAgent } from '../../src/device/index.ts';
-import { ORIGINAL_PROGRESS_KEYS } from '../../src/device/progress.ts';
+import { ORIGINAL_PROGRESS_KEYS } from '../../src/device/progress/message.ts';
 import { s3ClientFor } from '../../src/operator/clients.ts';
 import { putFirmware } from '../../src/operator/firmware.ts';
 import { writeDeterministicImage } from '../../src/operator/image.ts';

@@ -6,7 +6,7 @@ import { parseConnectPort } from '../options.ts';
 
 /**
  * A duration flag, in seconds (fractions allowed). The config turns it into its `…Ms` key
- * (src/device/config-keys.ts): the flag, `"progressInterval"` and `OTA_PROGRESS_INTERVAL` are seconds,
+ * (src/device/config/keys.ts): the flag, `"progressInterval"` and `OTA_PROGRESS_INTERVAL` are seconds,
  * `"progressIntervalMs"` and `OTA_PROGRESS_INTERVAL_MS` milliseconds.
  */
 const seconds = (flag: string) => (v: string) => {

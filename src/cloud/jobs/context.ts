@@ -6,8 +6,8 @@
 import type { Logger } from '../../shared/log.ts';
 import type { Scheduler } from './clock.ts';
 import type { Presign } from './document.ts';
-import type { Outbound } from './outbound.ts';
-import type { JobsStore } from './store.ts';
+import type { Outbound } from './mqtt/outbound.ts';
+import type { JobsStore } from './store/store.ts';
 
 export interface JobsContext {
   readonly store: JobsStore;

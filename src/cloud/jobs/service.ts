@@ -4,7 +4,7 @@
  * This file only composes the parts:
  *
  * - store.ts, state-machine.ts, executions.ts — the records and every change to an execution;
- * - mqtt-api.ts, mqtt-requests.ts — the device API and its request schemas;
+ * - mqtt/api.ts, mqtt/requests.ts — the device API and its request schemas;
  * - control-plane-*.ts — the operations the control plane calls;
  * - timers.ts, clock.ts — the deadlines, on an injected clock and scheduler;
  * - outbound.ts, notifications.ts, wire.ts, document.ts — what goes out, when and in which shape.
@@ -20,19 +20,19 @@ import { type Logger, silentLogger } from '../../shared/log.ts';
 import type { TopicService } from '../broker/types.ts';
 import { type Scheduler, schedulerWithClock, systemScheduler } from './clock.ts';
 import type { JobsContext } from './context.ts';
-import { jobOperations } from './control-plane-jobs.ts';
-import { templateOperations } from './control-plane-templates.ts';
-import { thingOperations } from './control-plane-things.ts';
-import { createGroupCommit } from './group-commit.ts';
-import { createMqttApi } from './mqtt-api.ts';
-import { createOutbound, type Outbound } from './outbound.ts';
-import { expireDue, failUndeliverable } from './outcomes.ts';
-import { JobsStore } from './store.ts';
-import { createTimerLoop } from './timers.ts';
+import { expireDue, failUndeliverable } from './lifecycle/outcomes.ts';
+import { createTimerLoop } from './lifecycle/timers.ts';
+import { jobOperations } from './management/jobs.ts';
+import { templateOperations } from './management/templates.ts';
+import { thingOperations } from './management/things.ts';
+import { createMqttApi } from './mqtt/api.ts';
+import { createGroupCommit } from './mqtt/group-commit.ts';
+import { createOutbound, type Outbound } from './mqtt/outbound.ts';
+import { JobsStore } from './store/store.ts';
 import type { JobsControlPlane } from './types.ts';
 
 export { MAX_DOCUMENT_BYTES, PRESIGNED_PLACEHOLDER } from './document.ts';
-export { statusDetailsProblem } from './mqtt-requests.ts';
+export { statusDetailsProblem } from './mqtt/requests.ts';
 /** Error codes of the Jobs MQTT API ("Jobs device MQTT API operations", ErrorResponse). */
 export type { JobsMqttErrorCode };
 

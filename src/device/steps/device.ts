@@ -1,8 +1,8 @@
 import { errorMessage, OtaError } from '../../shared/errors.ts';
-import type { DownloadResult } from '../download.ts';
-import type { HookCall, HookName } from '../hooks.ts';
+import type { DownloadResult } from '../download/download.ts';
+import type { HookCall, HookName } from '../install/hooks.ts';
+import type { PendingCommit } from '../install/state.ts';
 import { type Compensation, type JobContext, need, type Step, type StepEnv } from '../job-context.ts';
-import type { PendingCommit } from '../state.ts';
 
 /**
  * The steps that change the device: install, reboot (and resume after it), the self-test, commit, and

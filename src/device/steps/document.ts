@@ -1,10 +1,10 @@
 import { ValidationError } from '../../shared/errors.ts';
-import type { AgentConfig } from '../config.ts';
+import type { AgentConfig } from '../config/agent-config.ts';
+import { parseJobDocument, type ResolvedSource, resolveSource } from '../document/job-document.ts';
+import { compareVersions } from '../document/version.ts';
 import { JobRejectedError } from '../errors.ts';
 import { need, type Step } from '../job-context.ts';
-import { parseJobDocument, type ResolvedSource, resolveSource } from '../job-document.ts';
-import { jobInfoSection, requiredInfoSection, versionSection } from '../sections.ts';
-import { compareVersions } from '../version.ts';
+import { jobInfoSection, requiredInfoSection, versionSection } from '../progress/sections.ts';
 
 /** The steps that decide whether a job is acceptable at all: each failure here is REJECTED. */
 

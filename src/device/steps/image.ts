@@ -1,12 +1,12 @@
 import { rm, stat } from 'node:fs/promises';
-import { downloadFirmware } from '../download.ts';
+import { parseJobDocument, resolveSource } from '../document/job-document.ts';
+import { downloadFirmware } from '../download/download.ts';
+import { watchMaxRate } from '../download/rate-watch.ts';
+import { TokenBucket } from '../download/token-bucket.ts';
 import { DownloadError } from '../errors.ts';
 import { ensureDir, FsError } from '../fs-safe.ts';
 import { type JobContext, need, type Step, type StepEnv } from '../job-context.ts';
-import { parseJobDocument, resolveSource } from '../job-document.ts';
-import { watchMaxRate } from '../rate-watch.ts';
-import type { DownloadSource } from '../sources.ts';
-import { TokenBucket } from '../token-bucket.ts';
+import type { DownloadSource } from '../source/sources.ts';
 import { s3Opt } from './document.ts';
 import { verifySignature } from './trust.ts';
 
@@ -39,7 +39,7 @@ export const downloadStep: Step = {
     // One bucket for every connection of this download; the config file may change its rate meanwhile.
     const bucket = new TokenBucket(cfg.maxRate, { timers: env.timers });
     const unwatch = cfg.maxRateFile ? watchMaxRate(cfg.maxRateFile, bucket, env.logger) : () => {};
-    // The job's step timer rides on the statusDetails updates while bytes flow (progress-reporter.ts).
+    // The job's step timer rides on the statusDetails updates while bytes flow (progress/reporter.ts).
     env.progress.renewStepTimer(cfg.stepTimeoutMinutes);
     try {
       ctx.download = await downloadFirmware({

@@ -1,12 +1,12 @@
 import { AbortedError, errorMessage } from '../../shared/errors.ts';
 import type { JobExecution, PendingExecutions } from '../../shared/jobs-protocol.ts';
 import { JOB_ID_PATTERN } from '../../shared/topics.ts';
-import { sweepPartials } from '../download.ts';
+import { parseJobDocument, resolveSource } from '../document/job-document.ts';
+import { sweepPartials } from '../download/download.ts';
 import { JobRejectedError, JobsRequestError } from '../errors.ts';
+import type { PendingCommit } from '../install/state.ts';
 import type { JobContext, JobOutcome, Step, StepEnv, StepResult } from '../job-context.ts';
-import { parseJobDocument, resolveSource } from '../job-document.ts';
-import { sanitizeStatusDetails } from '../progress.ts';
-import type { PendingCommit } from '../state.ts';
+import { sanitizeStatusDetails } from '../progress/message.ts';
 import { abandonPending, resumeFrom } from './device.ts';
 import { s3Opt } from './document.ts';
 

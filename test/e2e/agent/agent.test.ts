@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ORIGINAL_PROGRESS_KEYS } from '../../../src/device/progress.ts';
-import { readState } from '../../../src/device/state.ts';
+import { readState } from '../../../src/device/install/state.ts';
+import { ORIGINAL_PROGRESS_KEYS } from '../../../src/device/progress/message.ts';
 import {
   agentConfig,
   cancelJob,

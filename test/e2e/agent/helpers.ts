@@ -17,7 +17,7 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../../src/cloud/stack.ts';
 import { type AgentEvent, type AgentSummary, startAgent } from '../../../src/device/agent.ts';
-import { type AgentConfig, resolveAgentConfig } from '../../../src/device/config.ts';
+import { type AgentConfig, resolveAgentConfig } from '../../../src/device/config/agent-config.ts';
 import { localS3ClientConfig } from '../../../src/shared/s3-client-config.ts';
 import { startTestStack } from '../../helpers/stack.ts';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { startBroker } from '../../../src/cloud/broker/broker.ts';
 import type { RunningBroker } from '../../../src/cloud/broker/types.ts';
 import { ensureLocalCa } from '../../../src/cloud/pki/pki.ts';
-import { type AgentConfig, resolveAgentConfig } from '../../../src/device/config.ts';
+import { type AgentConfig, resolveAgentConfig } from '../../../src/device/config/agent-config.ts';
 
 /**
  * A hostile (or broken) AWS IoT Jobs service behind the real broker, with real mutual TLS: it answers

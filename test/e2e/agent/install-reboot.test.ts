@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { readState } from '../../../src/device/state.ts';
+import { readState } from '../../../src/device/install/state.ts';
 import { ota } from '../cli/helpers.ts';
 import {
   agentFlags,

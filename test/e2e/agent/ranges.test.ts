@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { DescribeJobExecutionCommand } from '@aws-sdk/client-iot';
 import { startAgent } from '../../../src/device/agent.ts';
-import { resolveAgentConfig } from '../../../src/device/config.ts';
+import { resolveAgentConfig } from '../../../src/device/config/agent-config.ts';
 import { type Link, startLink } from '../../../src/operator/paced-link.ts';
 import { createLogger } from '../../../src/shared/log.ts';
 import { OTA_BIN } from '../cli/helpers.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { readState } from '../../../src/device/state.ts';
+import { readState } from '../../../src/device/install/state.ts';
 import { type OtaProcess, ota, spawnOta } from '../cli/helpers.ts';
 import {
   agentFlags,

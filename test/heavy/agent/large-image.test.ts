@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { ORIGINAL_PROGRESS_KEYS } from '../../../src/device/progress.ts';
+import { ORIGINAL_PROGRESS_KEYS } from '../../../src/device/progress/message.ts';
 import { deterministicImageStream } from '../../../src/operator/image.ts';
 import {
   agentConfig,

@@ -3,8 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { AgentConfig } from '../../../src/device/config.ts';
-import type { DeviceHooks } from '../../../src/device/hooks.ts';
+import type { AgentConfig } from '../../../src/device/config/agent-config.ts';
+import type { DeviceHooks } from '../../../src/device/install/hooks.ts';
+import { StateStore } from '../../../src/device/install/state.ts';
 import {
   commitStep,
   healthStep,
@@ -19,8 +20,7 @@ import {
   type StepEnv,
   type StepName,
 } from '../../../src/device/pipeline.ts';
-import { JobProgress } from '../../../src/device/progress-reporter.ts';
-import { StateStore } from '../../../src/device/state.ts';
+import { JobProgress } from '../../../src/device/progress/reporter.ts';
 import { resumeFrom } from '../../../src/device/steps/device.ts';
 import { silentLogger } from '../../../src/shared/log.ts';
 import { ManualTimers } from '../../../src/shared/timers.ts';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { AgentConfig } from '../../../src/device/config.ts';
+import type { AgentConfig } from '../../../src/device/config/agent-config.ts';
 import { JobRejectedError } from '../../../src/device/errors.ts';
+import { StateStore } from '../../../src/device/install/state.ts';
 import {
   checkVersion,
   type JobContext,
@@ -13,8 +14,7 @@ import {
   type StepName,
   validateDocument,
 } from '../../../src/device/pipeline.ts';
-import { pythonBytesRepr, receivedSection } from '../../../src/device/sections.ts';
-import { StateStore } from '../../../src/device/state.ts';
+import { pythonBytesRepr, receivedSection } from '../../../src/device/progress/sections.ts';
 import { silentLogger } from '../../../src/shared/log.ts';
 import { ManualTimers } from '../../../src/shared/timers.ts';
 

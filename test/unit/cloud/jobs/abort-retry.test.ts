@@ -1,7 +1,7 @@
 /** abortConfig and jobExecutionsRetryConfig (AWS developer guide, "How job configurations work"). */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ABORT_REASON_CODE } from '../../../../src/cloud/jobs/outcomes.ts';
+import { ABORT_REASON_CODE } from '../../../../src/cloud/jobs/lifecycle/outcomes.ts';
 import { cpCode, DOC, fleet, groupArn, harness, only, T } from './harness.ts';
 
 const abortAt = (failureType: string, thresholdPercentage: number, minNumberOfExecutedThings: number) => ({

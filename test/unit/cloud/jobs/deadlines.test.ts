@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { JobsStore } from '../../../../src/cloud/jobs/store.ts';
+import { JobsStore } from '../../../../src/cloud/jobs/store/store.ts';
 
 test('nextDeadline and expired read only armed timers (partial indexes), and answer right', () => {
   const store = new JobsStore(':memory:');

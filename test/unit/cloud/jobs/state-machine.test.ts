@@ -9,7 +9,7 @@ import {
   isTerminal,
   SERVICE_STATUSES,
   type TransitionActor,
-} from '../../../../src/cloud/jobs/state-machine.ts';
+} from '../../../../src/cloud/jobs/lifecycle/state-machine.ts';
 import { type ExecutionStatus, TERMINAL_EXECUTION_STATUSES } from '../../../../src/cloud/jobs/types.ts';
 
 /** The expected table, written out independently of TRANSITIONS (reference section 2). */

@@ -1,0 +1,186 @@
+import { spawn } from 'node:child_process';
+import { OtaError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import { systemTimers, type TimerHandle, type Timers } from '../../shared/timers.ts';
+import type { AgentConfig } from '../config/agent-config.ts';
+
+/**
+ * The device-specific half of an OTA: writing the image into the device, rebooting, the self-test, and
+ * putting the old version back. Each is a hook: a shell command from the config (`--install-cmd`, …),
+ * the built-in A/B installer (`--slots`, src/device/install/slots.ts), or a function given to startAgent (the
+ * demo, the fleet simulator, tests).
+ */
+export type HookName = 'install' | 'reboot' | 'health' | 'rollback' | 'commit';
+
+/** What a hook is told about the job; a command gets it as OTA_* environment variables. */
+export interface HookCall {
+  /** The verified image (OTA_FILE). */
+  file: string;
+  /** The version being installed (OTA_VERSION). */
+  version: string;
+  /** The version installed before (OTA_PREVIOUS_VERSION). */
+  previousVersion: string;
+  jobId: string;
+  /** The job execution's number (OTA_EXECUTION_NUMBER): a retry of the job has the next one. */
+  executionNumber?: number;
+  /** The image's SHA-256, hex (OTA_SHA256). */
+  sha256: string;
+  /** Aborted when the agent stops (not passed to `reboot`: a reboot is never interrupted). */
+  signal?: AbortSignal;
+  logger: Logger;
+  /** Each line the command writes, as it comes. */
+  onOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
+}
+
+export type Hook = (call: HookCall) => Promise<void>;
+
+/** `commit` makes the new version the one to keep (the A/B installer's "known good" slot). */
+export type DeviceHooks = Partial<Record<HookName, Hook>>;
+
+/** A hook failed: its command exited non-zero, was killed, or timed out. The message ends in its stderr. */
+export class HookError extends OtaError {
+  readonly hook: HookName;
+  readonly exitCode: number | undefined;
+  readonly timedOut: boolean;
+  constructor(
+    hook: HookName,
+    message: string,
+    o: { exitCode?: number; timedOut?: boolean; cause?: unknown } = {},
+  ) {
+    super(`OTA_HOOK_${hook.toUpperCase()}`, message, o);
+    this.hook = hook;
+    this.exitCode = o.exitCode;
+    this.timedOut = o.timedOut ?? false;
+  }
+}
+
+/** How much of a failing command's stderr goes into the reason (statusDetails values are ≤ 1024). */
+const STDERR_TAIL = 600;
+/** After SIGTERM, a command gets this long to exit before SIGKILL. */
+const KILL_GRACE_MS = 5000;
+
+function ellipsis(s: string, n: number): string {
+  const t = s.trim().replace(/\s+/g, ' ');
+  return t.length > n ? `…${t.slice(t.length - n)}` : t;
+}
+
+/**
+ * Runs `command` with `/bin/sh -c` in its own process group, with OTA_FILE, OTA_VERSION,
+ * OTA_PREVIOUS_VERSION, OTA_JOB_ID, OTA_EXECUTION_NUMBER, OTA_SHA256 and OTA_AGENT_PID added to the agent's environment. Its
+ * output goes to the log line by line; a failure's message ends with the tail of its stderr. A timeout or
+ * an abort kills the whole group (SIGTERM, then SIGKILL).
+ */
+export function shellHook(
+  name: HookName,
+  command: string,
+  opts: { timeoutMs: number; timers?: Timers },
+): Hook {
+  const timers = opts.timers ?? systemTimers;
+  return (call) =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn('/bin/sh', ['-c', command], {
+        env: {
+          ...process.env,
+          OTA_FILE: call.file,
+          OTA_VERSION: call.version,
+          OTA_PREVIOUS_VERSION: call.previousVersion,
+          OTA_JOB_ID: call.jobId,
+          ...(call.executionNumber !== undefined
+            ? { OTA_EXECUTION_NUMBER: String(call.executionNumber) }
+            : {}),
+          OTA_SHA256: call.sha256,
+          OTA_AGENT_PID: String(process.pid),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const emit = (line: string, stream: 'stdout' | 'stderr') => {
+        call.logger[stream === 'stderr' ? 'warn' : 'info']({ hook: name, stream }, line.slice(0, 2000));
+        call.onOutput?.(line, stream);
+      };
+      let stderr = '';
+      child.stdout.on(
+        'data',
+        lineSplitter((l) => emit(l, 'stdout')),
+      );
+      const stderrLines = lineSplitter((l) => emit(l, 'stderr'));
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr = (stderr + chunk.toString('utf8')).slice(-4 * STDERR_TAIL);
+        stderrLines(chunk);
+      });
+      let why: 'timeout' | 'abort' | undefined;
+      let killTimer: TimerHandle | undefined;
+      const kill = (reason: 'timeout' | 'abort') => {
+        if (why || child.exitCode !== null) return;
+        why = reason;
+        signalGroup(child.pid, 'SIGTERM');
+        killTimer = timers.setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+      };
+      const timer = timers.setTimeout(() => kill('timeout'), opts.timeoutMs);
+      const onAbort = () => kill('abort');
+      call.signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => {
+        timers.clearTimeout(timer);
+        timers.clearTimeout(killTimer);
+        call.signal?.removeEventListener('abort', onAbort);
+      };
+      child.on('error', (err) => {
+        done();
+        reject(new HookError(name, `${name} command could not start: ${err.message}`, { cause: err }));
+      });
+      child.on('close', (code, signal) => {
+        done();
+        if (code === 0 && !why) return resolve();
+        const tail = ellipsis(stderr, STDERR_TAIL);
+        const how = howItEnded(why, code, signal, opts.timeoutMs);
+        reject(
+          new HookError(name, `${name} command ${how}${tail ? `: ${tail}` : ''}`, {
+            ...(code !== null ? { exitCode: code } : {}),
+            timedOut: why === 'timeout',
+          }),
+        );
+      });
+    });
+}
+
+/** Calls `onLine` for each complete, non-empty line of a byte stream (a partial line is bounded). */
+function lineSplitter(onLine: (line: string) => void): (chunk: Buffer) => void {
+  let buf = '';
+  return (chunk) => {
+    buf += chunk.toString('utf8');
+    const parts = buf.split('\n');
+    buf = (parts.pop() ?? '').slice(-64 * 1024);
+    for (const line of parts) if (line !== '') onLine(line);
+  };
+}
+
+function howItEnded(
+  why: 'timeout' | 'abort' | undefined,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  timeoutMs: number,
+): string {
+  if (why === 'timeout') return `timed out after ${Math.round(timeoutMs / 1000)} s`;
+  if (why === 'abort') return 'was stopped';
+  return code !== null ? `exited with code ${code}` : `was killed by ${signal}`;
+}
+
+function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** The command hooks the config names (none set: the agent downloads and verifies only, as before). */
+export function commandHooks(cfg: AgentConfig, timers?: Timers): DeviceHooks {
+  const o = { timeoutMs: cfg.hookTimeoutMs, ...(timers ? { timers } : {}) };
+  const hooks: DeviceHooks = {};
+  if (cfg.installCmd) hooks.install = shellHook('install', cfg.installCmd, o);
+  if (cfg.rebootCmd) hooks.reboot = shellHook('reboot', cfg.rebootCmd, o);
+  if (cfg.healthCmd) hooks.health = shellHook('health', cfg.healthCmd, o);
+  if (cfg.rollbackCmd) hooks.rollback = shellHook('rollback', cfg.rollbackCmd, o);
+  return hooks;
+}

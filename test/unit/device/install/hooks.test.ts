@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { type HookCall, HookError, shellHook } from '../../../../src/device/install/hooks.ts';
+import { readSlots, slotHooks } from '../../../../src/device/install/slots.ts';
+import { silentLogger } from '../../../../src/shared/log.ts';
+import { ManualTimers } from '../../../../src/shared/timers.ts';
+
+const call = (extra: Partial<HookCall> = {}): HookCall => ({
+  file: '/tmp/fw image.img',
+  version: '41811020',
+  previousVersion: '41811019',
+  jobId: 'job-1',
+  sha256: 'ab'.repeat(32),
+  logger: silentLogger,
+  ...extra,
+});
+
+describe('shell hooks (/bin/sh -c with OTA_* variables)', () => {
+  test('the OTA_* variables reach the command; its output is passed on line by line', async () => {
+    const lines: string[] = [];
+    const hook = shellHook(
+      'install',
+      'echo "$OTA_FILE|$OTA_VERSION|$OTA_PREVIOUS_VERSION|$OTA_JOB_ID|$OTA_SHA256|$OTA_AGENT_PID"; echo warn >&2',
+      { timeoutMs: 10_000 },
+    );
+    await hook(call({ onOutput: (l, s) => lines.push(`${s}:${l}`) }));
+    assert.deepEqual(lines.sort(), [
+      'stderr:warn',
+      `stdout:/tmp/fw image.img|41811020|41811019|job-1|${'ab'.repeat(32)}|${process.pid}`,
+    ]);
+  });
+
+  test('a non-zero exit fails with the code and the tail of stderr', async () => {
+    const hook = shellHook('health', 'echo starting; echo "boot check: /dev/mmcblk0p3 missing" >&2; exit 7', {
+      timeoutMs: 10_000,
+    });
+    await assert.rejects(hook(call()), (e: unknown) => {
+      assert.ok(e instanceof HookError);
+      assert.equal(e.hook, 'health');
+      assert.equal(e.exitCode, 7);
+      assert.equal(e.message, 'health command exited with code 7: boot check: /dev/mmcblk0p3 missing');
+      return true;
+    });
+  });
+
+  test('a timeout (on the fake clock) kills the whole process group, children too', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ota-hook-'));
+    try {
+      const timers = new ManualTimers();
+      const pidFile = join(dir, 'child.pid');
+      // the shell starts a grandchild that would outlive a kill of the shell alone
+      const hook = shellHook('install', `sleep 60 & echo $! > ${pidFile}; wait`, {
+        timeoutMs: 300_000,
+        timers,
+      });
+      // The rejection can come while the clock is being advanced: take it at once, check it after.
+      const outcome = hook(call()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim() === '') await timers.advance(0);
+      const grandchild = Number(readFileSync(pidFile, 'utf8'));
+      await timers.advance(300_000);
+      const e = await outcome;
+      assert.ok(e instanceof HookError && e.timedOut && /timed out after 300 s/.test(e.message), String(e));
+      // gone, or a zombie waiting for a reaper (a container's PID 1 may not reap)
+      await new Promise((r) => setTimeout(r, 100));
+      const stat = existsSync(`/proc/${grandchild}/stat`)
+        ? readFileSync(`/proc/${grandchild}/stat`, 'utf8')
+        : '';
+      assert.ok(stat === '' || /^\d+ \([^)]*\) Z/.test(stat), `grandchild still running: ${stat}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an abort (the agent stops) kills the command', async () => {
+    const ac = new AbortController();
+    const hook = shellHook('health', 'sleep 60', { timeoutMs: 300_000 });
+    const p = hook(call({ signal: ac.signal }));
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(p, /health command was stopped/);
+  });
+});
+
+describe('the built-in A/B installer (--slots)', () => {
+  test('install writes the slot that is not committed and switches current; rollback switches back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ota-slots-'));
+    try {
+      const img = join(dir, 'new.img');
+      writeFileSync(img, 'v2');
+      const slots = slotHooks(join(dir, 'slots'));
+      const s = join(dir, 'slots');
+      await slots.install(call({ file: img }));
+      assert.deepEqual(await readSlots(s), { current: 'b', committed: 'a' });
+      assert.equal(readFileSync(join(s, 'b'), 'utf8'), 'v2');
+      // a second install of the same job (a crash before the pending record) writes the same slot
+      await slots.install(call({ file: img }));
+      assert.deepEqual(await readSlots(s), { current: 'b', committed: 'a' });
+      await slots.rollback(call());
+      assert.deepEqual(await readSlots(s), { current: 'a', committed: 'a' });
+      // install again, then commit: b becomes the good slot; the next install goes to a
+      await slots.install(call({ file: img }));
+      await slots.commit(call());
+      assert.deepEqual(await readSlots(s), { current: 'b', committed: 'b' });
+      writeFileSync(img, 'v3');
+      await slots.install(call({ file: img }));
+      assert.deepEqual(await readSlots(s), { current: 'a', committed: 'b' });
+      assert.equal(readFileSync(join(s, 'a'), 'utf8'), 'v3');
+      assert.equal(readlinkSync(join(s, 'current')), 'a');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an install that cannot write fails with the path and cause, and does not switch', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ota-slots-'));
+    try {
+      const slots = slotHooks(join(dir, 'slots'));
+      await assert.rejects(
+        slots.install(call({ file: join(dir, 'missing.img') })),
+        (e: unknown) =>
+          e instanceof HookError &&
+          /^install \(A\/B slots\): cannot write .*b\.tmp: no such file/.test(e.message),
+      );
+      assert.deepEqual(await readSlots(join(dir, 'slots')), { current: 'a', committed: 'a' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
