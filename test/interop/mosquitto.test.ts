@@ -266,7 +266,7 @@ describe('mosquitto clients against the local AWS IoT stack', () => {
 
     const prefix = `$aws/things/${thing}/jobs`;
     // Two connections under one certificate need distinct client ids: a second CONNECT with the same
-    // clientId disconnects the first (reference section 3; MQTT 3.1.1 section 3.1.4).
+    // clientId disconnects the first (docs/protocol.md, Message broker; MQTT 3.1.1 section 3.1.4).
     const sub = spawnLines(SUB, [
       ...mosquittoTlsArgs(ep, identity, { clientId: `${thing}-sub` }),
       '-t',

@@ -233,7 +233,8 @@ export function localPathFor(downloadDir: string, fileName: string): string {
 /**
  * Where to fetch the firmware from (seed 3-3: the original split the URL into bucket and key for boto3):
  * - `s3://`, path-style and virtual-hosted S3 URLs without a signature → S3 GetObject (device credentials);
- * - presigned URLs (X-Amz-Signature, reference section 4) and other https URLs → plain HTTPS GET;
+ * - presigned URLs (X-Amz-Signature; docs/protocol.md, Presigned URL placeholders) and other https URLs →
+ *   plain HTTPS GET;
  * - http only to loopback hosts (the local stack); any other scheme is refused.
  */
 export function resolveSource(doc: FirmwareDocument, opts: ResolveOptions): ResolvedSource {

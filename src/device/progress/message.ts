@@ -230,9 +230,9 @@ const STATUS_KEY = /^[a-zA-Z0-9:_-]{1,128}$/;
 const CONTROL = /[\u0000-\u001f\u007f]/g;
 
 /**
- * AWS limits on statusDetails (reference section 3): keys 1–128 of `[a-zA-Z0-9:_-]`, values 1–1024
- * characters without control characters, at most 10 entries. Invalid keys and empty values are dropped,
- * long values truncated (keeping the end, where an error's cause usually is).
+ * AWS limits on statusDetails (docs/protocol.md, Documents and statusDetails): keys 1–128 of
+ * `[a-zA-Z0-9:_-]`, values 1–1024 characters without control characters, at most 10 entries. Invalid keys and
+ * empty values are dropped, long values truncated (keeping the end, where an error's cause usually is).
  */
 export function sanitizeStatusDetails(input: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
