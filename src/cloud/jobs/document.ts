@@ -5,7 +5,7 @@
  *
  * A document is kept and sent as JSON text. Rendering rewrites only the string tokens that hold a
  * placeholder and never turns the document into an object, so neither rendering nor sending recurses
- * into it: no document, however deep, can throw a RangeError here (issue 8, section 4).
+ * into it: no document, however deep, can throw a RangeError here.
  */
 import { errorMessage } from '../../shared/errors.ts';
 import type { JobRecord } from './types.ts';

@@ -12,7 +12,7 @@ import { mergeSources, parseMerged, type RawSchema } from './sources.ts';
  * Agent configuration: zod schema → parse → normalise (paths resolved, defaults filled, the local stack's
  * endpoints.json merged in). Sources, highest first: flags, `OTA_*` environment variables, a JSON config
  * file, `--local <data-dir>`'s endpoints.json, defaults. The original JobProgress.py took -e -r -c -k -n
- * (seed, 3-3); those map to endpoint, rootCa, cert, key, thingName. The schema and the sources are in
+ * (docs/original.md); those map to endpoint, rootCa, cert, key, thingName. The schema and the sources are in
  * sources.ts; this file parses their merge and normalises it.
  */
 export type AgentMode = 'both' | 'publish' | 'subscribe';

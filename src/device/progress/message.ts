@@ -1,5 +1,5 @@
 /**
- * The progress message of the original JobProgress.py (seed, section "Output"), byte for byte:
+ * The progress message of the original JobProgress.py (docs/original.md), byte for byte:
  *
  *   {"camera_id": "RaspberryPi_2", "OTA_start_time": "2018-10-25 17:35:24", "Download time": "0 hour 3 min
  *   52 second", "Firmware version": "CV150-C3_0.6.6", "Firmware filename": "cv150_ubifs.img", "Progress":
