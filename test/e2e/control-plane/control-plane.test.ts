@@ -401,7 +401,7 @@ describe('control plane over @aws-sdk/client-iot', () => {
       'InvalidRequestException',
       /document.*JSON|JSON.*document/i,
     );
-    // Issue 8, section 4: 5,000 nested objects fit in 32 KB; the answer names the problem.
+    // 5,000 nested objects fit in 32 KB but are too deep; the answer names the problem.
     await rejects(
       () =>
         s.client.send(
