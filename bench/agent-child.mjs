@@ -21,7 +21,7 @@ const config = resolveAgentConfig({
   env: {},
 });
 
-// Whole OTA (issue 4): start-next accepted (with our execution) → SUCCEEDED accepted (report step done).
+// Whole OTA: start-next accepted (with our execution) → SUCCEEDED accepted (report step done).
 let lastStartNextEnd = 0;
 let otaStart = 0;
 let otaEnd = 0;

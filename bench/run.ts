@@ -1,7 +1,7 @@
 /**
- * `npm run bench [-- --quick] [-- --only a,b] [-- --no-build]`: every benchmark of issues 4 and 9 in one
- * command. Writes bench/results/latest.json (complete runs) or partial.json (`--only`) and prints a
- * markdown table (kept in docs/benchmarks.md with the machine it ran on).
+ * `npm run bench [-- --quick] [-- --only a,b] [-- --no-build]`: every benchmark in one command. Writes
+ * bench/results/latest.json (complete runs) or partial.json (`--only`) and prints a markdown table (kept in
+ * docs/benchmarks.md with the machine it ran on).
  *
  * Sections (`--only` names): throughput (agent vs curl, 83 MiB, plain HTTP), memory (library child,
  * message cost), tls (the same over `ota dev --s3-tls`), clients (hand-written reader vs undici vs

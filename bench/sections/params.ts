@@ -1,6 +1,6 @@
 import { GiB, MiB } from '../lib/measure.ts';
 
-/** The original's image size (seed, section 3-2-1). */
+/** The original's image size (docs/original.md, the job document). */
 export const ORIGINAL_SIZE = 87_232_512;
 
 export interface Params {
@@ -24,7 +24,7 @@ export interface Params {
   ranges: RangesParams;
 }
 
-/** The `ranges` section (issue 9 §1–2): the latency-and-cap link and the --max-rate checks. */
+/** The `ranges` section: the latency-and-cap link and the --max-rate checks. */
 export interface RangesParams {
   /** Image for the adaptive and 8-connection runs through the link. */
   size: number;

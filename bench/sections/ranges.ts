@@ -1,5 +1,5 @@
 /**
- * Issue 9 §1–2: parallel ranged GETs on a long, capped link, and `--max-rate`.
+ * Parallel ranged GETs on a long, capped link, and `--max-rate`.
  *
  * The link is src/operator/paced-link.ts (the same proxy the tests use) in front of the stack's S3
  * endpoint: `rttMs` of round trip (plus one more at connect, the TCP handshake), each connection capped at

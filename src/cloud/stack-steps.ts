@@ -114,8 +114,8 @@ export function createStackJobs(
       if (!later.broker) throw new OtaError('OTA_NOT_READY', 'broker not started');
       return later.broker.publish(topic, payload, qos);
     },
-    // `${aws:iot:s3-presigned-url:<url>}` (reference section 4): the placeholder names an S3 object;
-    // the local store signs a fresh GET for it on each delivery.
+    // `${aws:iot:s3-presigned-url:<url>}` (docs/protocol.md, Presigned URL placeholders): the placeholder
+    // names an S3 object; the local store signs a fresh GET for it on each delivery.
     presign: async (s3Url, expiresInSec) => {
       const loc = parseS3Url(s3Url);
       if (!loc) throw new OtaError('OTA_PRESIGN', `not an S3 URL: ${s3Url}`);
@@ -186,7 +186,8 @@ export async function startStackBroker(ctx: StackContext, parts: StackParts): Pr
     certificates: security,
     wsCredentials: { ...credentials, region, checkSessionToken: sessionTokens.check },
     services: [parts.jobs.topicService],
-    // The IoT credentials provider (reference section 5) shares the mTLS port, chosen by ALPN.
+    // The IoT credentials provider (docs/protocol.md, Credentials provider) shares the mTLS port, chosen
+    // by ALPN.
     httpsHandler: createCredentialsHandler({
       roleAliases: { [LOCAL_ROLE_ALIAS]: { ...credentials, durationSeconds: 3600 } },
       getIdentity: getRequestIdentity,

@@ -149,7 +149,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** AWS's thing-name pattern (reference section 1); `operator` is the operator's certificate CN. */
+/** AWS's thing-name pattern (docs/protocol.md, Topics); `operator` is the operator's certificate CN. */
 function assertThingName(thingName: string): void {
   if (!THING_NAME_PATTERN.test(thingName)) {
     throw new ValidationError('thingName', `must match ${THING_NAME_PATTERN.source}`);

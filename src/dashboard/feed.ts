@@ -31,7 +31,7 @@ export interface FeedOptions {
   credentials: () => Promise<WsSigningCredentials>;
   /** Extra trust anchor for `wss://` to the local stack (its CA). */
   ca?: string;
-  /** Topic filters; AWS IoT takes at most 8 per SUBSCRIBE (reference section 3). */
+  /** Topic filters; AWS IoT takes at most 8 per SUBSCRIBE (docs/protocol.md, Message broker). */
   topics: string[];
   onMessage: (topic: string, payload: Buffer) => void;
   onState?: (state: FeedState, detail?: string) => void;

@@ -51,7 +51,7 @@ export function progressFacts(payload: unknown): ProgressFacts | undefined {
 }
 
 const Summary = z.object({ jobId: z.string().max(64), startedAt: z.number().optional() }).loose();
-/** `notify` (reference section 1): `{timestamp, jobs:{IN_PROGRESS:[Summary], QUEUED:[Summary]}}`. */
+/** `notify` (docs/protocol.md, Notifications): `{timestamp, jobs:{IN_PROGRESS:[…], QUEUED:[…]}}`. */
 export const NotifySchema = z
   .object({
     jobs: z
@@ -167,7 +167,7 @@ export class JobTracker {
       const r = row ?? this.row(thing);
       const changed = r.status !== status || !row;
       r.status = status;
-      // Summary times are epoch seconds on the wire (reference section 1).
+      // Summary times are epoch seconds on the wire (docs/protocol.md, Wire format).
       if (inProgress?.startedAt !== undefined) r.startedAt ??= inProgress.startedAt * 1000;
       if (status === 'IN_PROGRESS') r.startedAt ??= at;
       r.lastMessageAt = at;

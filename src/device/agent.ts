@@ -367,8 +367,8 @@ class Agent {
     const next = msg.execution?.jobId;
     const cur = this.current;
     if (cur?.ctx.jobId && next !== cur.ctx.jobId) {
-      // The head of the queue is no longer our job: it may have been cancelled (reference section 2,
-      // "Cancellation/removal has no dedicated message"). Ask the service.
+      // The head of the queue is no longer our job: it may have been cancelled, which has no message of
+      // its own (docs/protocol.md, Cancellation). Ask the service.
       void this.checkCancelled(cur.ctx.jobId, cur.ac);
     }
     if (next) this.wake(); // queued during a job: the loop picks it up after the current one

@@ -11,7 +11,7 @@ export type DownloadErrorKind =
   | 'http' // any other HTTP status (`status` says which): the request can never succeed
   | 'changed' // the object changed under us (412, 200 to a ranged request, ETag differs): restart at 0
   | 'range' // 416: our offset is past the object's end: restart at 0
-  | 'expired' // 403 on a presigned URL: fetch a fresh URL ({jobId}/get, reference section 4), then resume
+  | 'expired' // 403 on a presigned URL: fetch a fresh URL ({jobId}/get, docs/protocol.md), then resume
   | 'size' // size differs from the job document / Content-Length / Content-Range
   | 'checksum' // sha256 differs from the job document
   | 'disk' // the local file system refused: disk full, read-only, not writable (the path is named)
@@ -34,7 +34,7 @@ export class DownloadError extends OtaError {
 /** The Jobs service's error codes, plus the client's own: no reply in time, or no connection. */
 export type JobsErrorCode = JobsMqttErrorCode | 'Timeout' | 'Disconnected';
 
-/** A Jobs MQTT API request was rejected (reference section 1, error reply) or timed out. */
+/** A Jobs MQTT API request was rejected (docs/protocol.md, Error replies) or timed out. */
 export class JobsRequestError extends OtaError {
   readonly jobsCode: JobsErrorCode | string;
   readonly executionState:
@@ -51,8 +51,8 @@ export class JobsRequestError extends OtaError {
   }
   /**
    * The execution is over for the device: cancelled with force, removed or in a terminal state
-   * (reference section 2; a describe of a force-cancelled job answers TerminalStateReached): stop
-   * working on it.
+   * (docs/protocol.md, Cancellation; a describe of a force-cancelled job answers TerminalStateReached):
+   * stop working on it.
    */
   get executionGone(): boolean {
     return (
@@ -61,7 +61,7 @@ export class JobsRequestError extends OtaError {
       this.jobsCode === 'ResourceNotFound'
     );
   }
-  /** Reference section 3: retry only RequestThrottled and InternalError (and our own timeouts). */
+  /** Retry only RequestThrottled, InternalError (docs/protocol.md, Request rates) and our own timeouts. */
   get retryable(): boolean {
     return (
       this.jobsCode === 'RequestThrottled' || this.jobsCode === 'InternalError' || this.jobsCode === 'Timeout'

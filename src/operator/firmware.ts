@@ -10,7 +10,7 @@ import { type FirmwareSignature, privateKeyFromPem, signDigest } from '../shared
 import { formatS3HttpsUrl } from '../shared/s3-url.ts';
 
 /**
- * The job document of the original system (section 3-2-1), plus `sha256` so the device can check what it
+ * The job document of the original system (docs/original.md), plus `sha256` so the device can check what it
  * downloaded. Key order is part of the contract: version, size, region, url, sha256.
  */
 export interface FirmwareJobDocument {

@@ -4,7 +4,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
  * A loopback TCP relay that behaves like a slow, long link in front of the local S3 store: the link of a
  * dashcam on LTE or a Pi on Wi-Fi. `ota demo` uses it so the live progress is visible (on loopback an
  * 83 MiB image arrives in a quarter of a second); the tests and the `ranges` benchmark use it as the
- * latency-and-cap proxy of issue 9 (netem is not available here). Bytes pass through unchanged, so SigV4
+ * latency-and-cap proxy of a long link (netem is not available here). Bytes pass through unchanged, so SigV4
  * signatures (which cover the Host header the client sent) still verify.
  *
  * What it models, server → client: each connection is capped at `perConnectionBytesPerSec` (a TCP window

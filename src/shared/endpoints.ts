@@ -5,7 +5,7 @@ import { ConfigError } from './errors.ts';
 
 /**
  * `<data-dir>/endpoints.json`: how every tool, test and the device agent find the local stack that
- * `ota dev` runs. Its key set is fixed (issue #2); tools script against it.
+ * `ota dev` runs. Its key set is fixed: tools script against it.
  */
 export const EndpointsSchema = z.object({
   region: z.string(),
@@ -32,7 +32,7 @@ export type Endpoints = z.infer<typeof EndpointsSchema>;
 export const ENDPOINTS_FILE = 'endpoints.json';
 export const DEFAULT_DATA_DIR = '.ota';
 
-/** `--data-dir`, else `OTA_DATA_DIR`, else `.ota` (issue #2, section g). */
+/** `--data-dir`, else `OTA_DATA_DIR`, else `.ota`. */
 export function resolveDataDir(flag?: string): string {
   return resolve(flag ?? process.env.OTA_DATA_DIR ?? DEFAULT_DATA_DIR);
 }

@@ -1,6 +1,7 @@
 /**
- * AWS IoT Jobs execution statuses (API reference, JobExecutionStatus; protocol reference section 2), as a
- * pure module with no Node or DOM dependency: the browser dashboard bundles it, the operator tools use it.
+ * AWS IoT Jobs execution statuses (API reference, JobExecutionStatus; docs/protocol.md, Execution
+ * states), as a pure module with no Node or DOM dependency: the browser dashboard bundles it, the operator
+ * tools use it.
  */
 export const EXECUTION_STATUSES = [
   'QUEUED',

@@ -1,6 +1,7 @@
 /**
  * Error codes of the AWS IoT Jobs MQTT API (developer guide, "Jobs device MQTT API operations",
- * ErrorResponse; reference section 1). Shared wire contract of the Jobs service and the device agent.
+ * ErrorResponse; docs/protocol.md, Error replies). Shared wire contract of the Jobs service and the device
+ * agent.
  */
 export type JobsMqttErrorCode =
   | 'InvalidTopic'
@@ -60,7 +61,7 @@ export function rolloutRate(
 
 // The device's view of the Jobs MQTT API's replies (what src/device/link/jobs-client.ts reads).
 
-/** A job execution as the Jobs MQTT API sends it (reference section 1, JobExecution). */
+/** A job execution as the Jobs MQTT API sends it (docs/protocol.md, Data types: JobExecution). */
 export interface JobExecution {
   jobId: string;
   thingName?: string;
@@ -82,7 +83,7 @@ export interface ExecutionState {
 
 export type UpdateStatus = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'REJECTED';
 
-/** A pending execution as GetPendingJobExecutions lists it (reference section 1, JobExecutionSummary). */
+/** A pending execution as GetPendingJobExecutions lists it (docs/protocol.md, Data types). */
 export interface JobExecutionSummary {
   jobId: string;
   queuedAt?: number;

@@ -3,7 +3,7 @@
  * two; neither side imports the other's internals, only this file.
  *
  * AWS IoT Jobs MQTT API: "Jobs device MQTT API operations" in the AWS IoT developer guide
- * (reference section 1). All topics begin `$aws/things/{thingName}/jobs/`.
+ * (docs/protocol.md, Topics). All topics begin `$aws/things/{thingName}/jobs/`.
  */
 export const JOBS_PREFIX = (thingName: string): string => `$aws/things/${thingName}/jobs`;
 
@@ -33,6 +33,6 @@ export const DEFAULT_PROGRESS_PREFIX = 'CarVi/test/firmware';
 export const progressTopic = (thingName: string, prefix = DEFAULT_PROGRESS_PREFIX): string =>
   `${prefix}/${thingName}`;
 
-/** AWS's patterns (reference section 1). */
+/** AWS's patterns (docs/protocol.md, Topics). */
 export const THING_NAME_PATTERN = /^[a-zA-Z0-9:_-]{1,128}$/;
 export const JOB_ID_PATTERN = /^[a-zA-Z0-9_-]{1,64}$/;

@@ -2,8 +2,8 @@
  * Setting a fleet up: the stack (embedded, a running `ota dev`, or AWS), the things with their
  * certificates in one thing group, and the connection settings every agent shares.
  *
- * Bounds (issue 4, "no unbounded fan-out"): at most `concurrency` certificates/registrations are in
- * flight at a time.
+ * Bounds (no unbounded fan-out): at most `concurrency` certificates/registrations are in flight at a
+ * time.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -13,8 +13,8 @@ import {
  * The control plane proven against a second real AWS client: boto3's `iot` client (Debian python3-boto3,
  * the system interpreter) creates a group job with an abort criterion, rollout rate, retry and timeout
  * settings; devices driven by paho-mqtt report over the Jobs MQTT API; the stack cancels the job once
- * enough devices fail, the queued executions become CANCELED and DescribeJob says why (issue 8, "Done
- * when"). Also job templates, scheduling, RemoveThingFromThingGroup and DeleteThing through boto3.
+ * enough devices fail, the queued executions become CANCELED and DescribeJob says why. Also job
+ * templates, scheduling, RemoveThingFromThingGroup and DeleteThing through boto3.
  */
 
 const SCRIPT = `

@@ -232,7 +232,7 @@ export function parseTopicLine(line: string): { topic: string; payload: Record<s
   }
 }
 
-/** Seconds since the epoch, as AWS IoT Jobs replies carry them (reference section 1, "Docs vs wire"). */
+/** Seconds since the epoch, as AWS IoT Jobs replies carry them (docs/protocol.md, Wire format). */
 export function isEpochSeconds(v: unknown): boolean {
   if (typeof v !== 'number' || !Number.isInteger(v)) return false;
   return Math.abs(v - Date.now() / 1000) < 600;

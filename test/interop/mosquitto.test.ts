@@ -25,7 +25,7 @@ import {
  * Mosquitto's own command-line clients (libmosquitto + OpenSSL, nothing from Node) against the embedded
  * stack's broker: mutual TLS with the certificates from endpoints.json, the server certificate's host
  * names, the per-thing ACL, and a job driven to SUCCEEDED with nothing but mosquitto_pub/mosquitto_sub
- * (the issue's "Done when"). Runs in the interop CI step, which apt-installs mosquitto-clients.
+ * (no Node client involved). Runs in the interop CI step, which apt-installs mosquitto-clients.
  */
 
 // `mosquitto_sub -d` prints the SUBACK's granted QoS per filter ("Subscribed (mid: 1): 0"); 128 (0x80) is
@@ -266,7 +266,7 @@ describe('mosquitto clients against the local AWS IoT stack', () => {
 
     const prefix = `$aws/things/${thing}/jobs`;
     // Two connections under one certificate need distinct client ids: a second CONNECT with the same
-    // clientId disconnects the first (reference section 3; MQTT 3.1.1 section 3.1.4).
+    // clientId disconnects the first (docs/protocol.md, Message broker; MQTT 3.1.1 section 3.1.4).
     const sub = spawnLines(SUB, [
       ...mosquittoTlsArgs(ep, identity, { clientId: `${thing}-sub` }),
       '-t',

@@ -157,8 +157,8 @@ describe('paho-mqtt (Python) drives a job over the Jobs MQTT API', () => {
     assert.equal(out.bad.body.code, 'InvalidRequest');
     assert.match(String(out.bad.body.message), /statusDetails/);
 
-    // expectedVersion went as a numeric string (accepted on the wire, reference section 1); the refused
-    // update did not bump the version. statusDetails omitted: the stored ones are kept.
+    // expectedVersion went as a numeric string (accepted on the wire: docs/protocol.md, Wire format); the
+    // refused update did not bump the version. statusDetails omitted: the stored ones are kept.
     assert.equal(out.done.topic, `${jobId}/update/accepted`);
     assert.equal(out.done.body.clientToken, 'paho-done');
     assert.deepEqual(out.done.body.executionState, {

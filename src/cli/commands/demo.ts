@@ -31,7 +31,7 @@ import { json } from '../format.ts';
 import { parsePositiveInt } from '../options.ts';
 import { FleetProgressView, formatBytes } from '../progress-view.ts';
 
-/** The original document's job (seed, sections 3-2 and 3-3). */
+/** The original document's job (docs/original.md). */
 export const DEMO = {
   jobId: 'rasp-ota-test',
   thing: DEFAULT_THING,

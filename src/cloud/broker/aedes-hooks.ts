@@ -65,7 +65,8 @@ export function aedesHooks(
       if (!client || !identity) return done(new BrokerError('publish without identity'));
       if (packet.qos === 2)
         return done(new BrokerError('QoS 2 is not supported (AWS IoT: QoS 0 and 1 only)'));
-      // AWS IoT Core message broker limits (reference section 3): payload ≤ 128 KB, topic ≤ 256 bytes.
+      // AWS IoT Core message broker limits (docs/protocol.md, Message broker): payload ≤ 128 KB, topic ≤ 256
+      // bytes.
       const payloadBytes =
         typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
       if (payloadBytes > MAX_PAYLOAD_BYTES || Buffer.byteLength(packet.topic) > MAX_TOPIC_BYTES) {

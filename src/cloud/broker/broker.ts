@@ -47,9 +47,10 @@ export { WS_PATH };
  * - SUBSCRIBE: the filter's SUBACK return code is 0x80 (MQTT 3.1.1 §3.9.3); the connection stays up.
  * - PUBLISH: the connection is closed (that is how aedes refuses a publish, and what AWS IoT does on a
  *   policy violation); the message reaches nobody and a QoS 1 publish gets no PUBACK.
- * - QoS 2: AWS IoT supports QoS 0 and 1 only (reference section 3). A QoS 2 PUBLISH is refused like an
- *   unauthorized one; a QoS 2 SUBSCRIBE is granted QoS 1 (AWS sends no SUBACK at all, which would leave a
- *   client hanging; granting the maximum QoS we support is the MQTT-conformant downgrade, §3.9.3).
+ * - QoS 2: AWS IoT supports QoS 0 and 1 only (docs/protocol.md, Message broker). A QoS 2 PUBLISH is
+ *   refused like an unauthorized one; a QoS 2 SUBSCRIBE is granted QoS 1 (AWS sends no SUBACK at all, which
+ *   would leave a client hanging; granting the maximum QoS we support is the MQTT-conformant downgrade,
+ *   §3.9.3).
  * - a packet whose fixed header announces more than MAX_PACKET_BYTES: the connection is closed before the
  *   body is read (packet-limit.ts), so no peer can make the broker buffer more than that.
  *
@@ -76,7 +77,7 @@ export function getRequestIdentity(req: IncomingMessage): ClientIdentity | undef
 
 /** ALPN protocols of the mTLS port: AWS IoT's MQTT ALPN id, plain `mqtt`, and HTTPS. */
 export const MTLS_ALPN_PROTOCOLS = ['x-amzn-mqtt-ca', 'mqtt', 'http/1.1'];
-/** AWS IoT allows client ids up to 128 bytes (reference section 3); aedes defaults to 23. */
+/** AWS IoT allows client ids up to 128 bytes (docs/protocol.md, Message broker); aedes defaults to 23. */
 const MAX_CLIENT_ID_LENGTH = 128;
 
 type Counters = { publishesIn: number; publishesOut: number; oversizedPackets: number };

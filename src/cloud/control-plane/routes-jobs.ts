@@ -160,7 +160,7 @@ export const JOB_ROUTES: readonly Route[] = [
     pattern: '/jobs/{jobId}/job-document',
     handle(ctx, req) {
       // beforeSubstitution changes nothing: the control plane always returns placeholders unreplaced
-      // (reference section 4).
+      // (docs/protocol.md, Presigned URL placeholders).
       parseQuery({ beforeSubstitution: booleanQuery.optional() }, req.query);
       return { document: ctx.controlPlane.getJobDocument(label(req, 'jobId')) };
     },

@@ -16,7 +16,7 @@ import { parseQuery, verifySigV4 } from './sigv4.ts';
  * carry a valid SigV4 signature (signing name `iot`) made with the configured credentials.
  */
 
-/** Largest request body accepted (a job document is ≤ 32 KB, reference section 3; this leaves room). */
+/** Largest request body accepted (a job document is ≤ 32 KB: docs/protocol.md, Limits; this leaves room). */
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Past this many bytes an oversized body is no longer drained but the connection is dropped. */
 const MAX_DRAIN_BYTES = 16 * MAX_BODY_BYTES;

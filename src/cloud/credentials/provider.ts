@@ -8,8 +8,8 @@ import type { SecurityRegistry } from '../security/registry.ts';
 import type { SessionTokens } from './session-tokens.ts';
 
 /**
- * Emulation of the AWS IoT credentials provider (reference section 5; AWS IoT developer guide,
- * "Authorizing direct calls to AWS services using AWS IoT Core credential provider"):
+ * Emulation of the AWS IoT credentials provider (docs/protocol.md, Credentials provider; AWS IoT developer
+ * guide, "Authorizing direct calls to AWS services using AWS IoT Core credential provider"):
  *
  *   GET /role-aliases/<alias>/credentials   over mutual TLS with the device certificate
  *   x-amzn-iot-thingname: <thing>           optional; must name the certificate's thing when present

@@ -1,19 +1,20 @@
 /**
- * Job documents: the limits checked at CreateJob (reference section 3) and the rendering at delivery,
- * where `${aws:iot:s3-presigned-url:<url>}` placeholders become fresh presigned URLs (reference section 4).
+ * Job documents: the limits checked at CreateJob (docs/protocol.md, Limits) and the rendering at
+ * delivery, where `${aws:iot:s3-presigned-url:<url>}` placeholders become fresh presigned URLs
+ * (docs/protocol.md, Presigned URL placeholders).
  *
  * A document is kept and sent as JSON text. Rendering rewrites only the string tokens that hold a
  * placeholder and never turns the document into an object, so neither rendering nor sending recurses
- * into it: no document, however deep, can throw a RangeError here (issue 8, section 4).
+ * into it: no document, however deep, can throw a RangeError here.
  */
 import { errorMessage } from '../../shared/errors.ts';
 import type { JobRecord } from './types.ts';
 
-/** The document placeholder of reference section 4. */
+/** The document placeholder (docs/protocol.md, Presigned URL placeholders). */
 export const PRESIGNED_PLACEHOLDER = /\$\{aws:iot:s3-presigned-url:([^}]+)\}/g;
 const PLACEHOLDER_MARK = 'aws:iot:s3-presigned-url:';
 
-/** Job document limit (reference section 3): 32 KB. */
+/** Job document limit (docs/protocol.md, Limits): 32 KB. */
 export const MAX_DOCUMENT_BYTES = 32 * 1024;
 /**
  * Deepest nesting of objects and arrays a document may have. AWS documents none; 32 KB of `[` is 32,768

@@ -1,5 +1,5 @@
 /**
- * The local AWS IoT Jobs service: the device side (Jobs MQTT API, reference section 1) as a broker
+ * The local AWS IoT Jobs service: the device side (the Jobs MQTT API of docs/protocol.md) as a broker
  * TopicService, and the control plane (JobsControlPlane, ./types.ts) that the HTTP facade maps onto.
  * This file only composes the parts:
  *
@@ -12,7 +12,7 @@
  * Shape of every state change: one SQLite transaction computes the new rows AND the messages they cause
  * (reply, `notify`, `notify-next`); the messages are sent only after the commit is durable (a group
  * commit, group-commit.ts), in order, through a per-thing queue. Presigned-URL placeholders are resolved
- * at send time (reference section 4).
+ * at send time (docs/protocol.md, Presigned URL placeholders).
  */
 import { errorMessage, ValidationError } from '../../shared/errors.ts';
 import type { JobsMqttErrorCode } from '../../shared/jobs-protocol.ts';
@@ -51,7 +51,7 @@ export interface JobsServiceOptions {
   accountId?: string;
   /** Cloud → device publish (the broker's). */
   publish: (topic: string, payload: string, qos: 0 | 1) => void | Promise<void>;
-  /** Resolves `${aws:iot:s3-presigned-url:<url>}` placeholders (reference section 4). */
+  /** Resolves `${aws:iot:s3-presigned-url:<url>}` placeholders (docs/protocol.md). */
   presign: (s3Url: string, expiresInSec: number) => Promise<string>;
   /** Fetches a CreateJob `documentSource` (an S3 URL). Without it documentSource is refused. */
   fetchDocument?: (url: string) => Promise<string>;
@@ -61,12 +61,12 @@ export interface JobsServiceOptions {
   scheduler?: Scheduler;
   /** Clock in epoch milliseconds (with the system's timers); `scheduler` wins when both are given. */
   now?: () => number;
-  /** Whether a device may move IN_PROGRESS → REJECTED (reference section 2, UNCONFIRMED); default true. */
+  /** Whether a device may move IN_PROGRESS → REJECTED (docs/protocol.md, Unconfirmed); default true. */
   allowRejectFromInProgress?: boolean;
   /**
    * Jobs MQTT API requests a thing may make per second (a token bucket, bursts of the same size); over
    * it a request is answered RequestThrottled. AWS throttles the Jobs data plane per thing but publishes
-   * no exact figures (reference section 3). Default: no limit.
+   * no exact figures (docs/protocol.md, Request rates). Default: no limit.
    */
   requestsPerSecondPerThing?: number;
   /** Called after a DeleteThing has committed (the stack drops the thing's MQTT connection). */
@@ -189,7 +189,7 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
     },
   };
 
-  // Timers survive restarts: they are rows in the database, re-armed here (reference section 2).
+  // Timers survive restarts: they are rows in the database, re-armed here (docs/protocol.md, Timeouts).
   timers.schedule();
 
   return {

@@ -3,7 +3,7 @@
  * (src/cloud/control-plane) calls. The Jobs MQTT API (device side of the service) lives beside it in
  * this folder. Names and shapes follow AWS IoT's control-plane API (@aws-sdk/client-iot) so that the HTTP
  * facade is a thin mapping. Times are epoch milliseconds inside; the wire layers convert (MQTT replies use
- * seconds, reference section 1; the REST API uses epoch seconds as JSON numbers).
+ * seconds, docs/protocol.md, Wire format; the REST API uses epoch seconds as JSON numbers).
  */
 
 import {
@@ -25,12 +25,12 @@ export type TargetSelection = 'SNAPSHOT' | 'CONTINUOUS';
 
 export interface PresignedUrlConfig {
   roleArn?: string;
-  /** 60–3600, default 3600 (reference section 4). */
+  /** 60–3600, default 3600 (docs/protocol.md, Presigned URL placeholders). */
   expiresInSec?: number;
 }
 
 export interface TimeoutConfig {
-  /** 1 min – 7 days (reference section 2). */
+  /** 1 min – 7 days (docs/protocol.md, Timeouts). */
   inProgressTimeoutInMinutes?: number;
 }
 
@@ -195,7 +195,7 @@ export interface ExecutionRecord {
   queuedAt: number;
   startedAt?: number;
   lastUpdatedAt: number;
-  /** Increases on every update (reference section 1). */
+  /** Increases on every update (docs/protocol.md, Data types). */
   versionNumber: number;
   /** 0 for the first attempt; n for the n-th retry (jobExecutionsRetryConfig). */
   retryAttempt: number;
@@ -286,7 +286,7 @@ export interface JobsControlPlane {
   createJobAsync(input: CreateJobInput): Promise<JobRecord>;
   /** The job, its counts per status (latest execution of each thing) and where its rollout stands. */
   describeJob(jobId: string): { job: JobRecord; processDetails: JobProcessDetails; rollout: RolloutStatus };
-  /** The stored document, placeholders unreplaced (reference section 4). */
+  /** The stored document, placeholders unreplaced (docs/protocol.md, Presigned URL placeholders). */
   getJobDocument(jobId: string): string;
   listJobs(
     filter: { status?: JobStatus; targetSelection?: TargetSelection },
@@ -303,7 +303,7 @@ export interface JobsControlPlane {
     page: PageRequest,
   ): Page<ExecutionRecord>;
   describeJobExecution(jobId: string, thingName: string, executionNumber?: number): ExecutionRecord;
-  /** Cancels QUEUED executions; IN_PROGRESS ones only with force (reference section 2). */
+  /** Cancels QUEUED executions; IN_PROGRESS ones only with force (docs/protocol.md, Cancellation). */
   cancelJob(jobId: string, options: { force?: boolean; comment?: string; reasonCode?: string }): JobRecord;
   cancelJobExecution(
     jobId: string,

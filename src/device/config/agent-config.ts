@@ -12,7 +12,7 @@ import { mergeSources, parseMerged, type RawSchema } from './sources.ts';
  * Agent configuration: zod schema → parse → normalise (paths resolved, defaults filled, the local stack's
  * endpoints.json merged in). Sources, highest first: flags, `OTA_*` environment variables, a JSON config
  * file, `--local <data-dir>`'s endpoints.json, defaults. The original JobProgress.py took -e -r -c -k -n
- * (seed, 3-3); those map to endpoint, rootCa, cert, key, thingName. The schema and the sources are in
+ * (docs/original.md); those map to endpoint, rootCa, cert, key, thingName. The schema and the sources are in
  * sources.ts; this file parses their merge and normalises it.
  */
 export type AgentMode = 'both' | 'publish' | 'subscribe';
@@ -52,7 +52,7 @@ export interface AgentConfig extends DownloadConfig {
   local?: string;
   region?: string;
   roleAlias?: string;
-  /** `https://<prefix>.credentials.iot.<region>.amazonaws.com` (reference section 5). */
+  /** `https://<prefix>.credentials.iot.<region>.amazonaws.com` (docs/protocol.md, Credentials provider). */
   credentialsEndpoint?: string;
   /** S3 endpoint override (the local store). */
   s3Endpoint?: string;
@@ -60,7 +60,7 @@ export interface AgentConfig extends DownloadConfig {
   s3Credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Exit when start-next returns no execution. */
   once: boolean;
-  /** MQTT keep-alive, seconds; AWS IoT accepts 30–1200 (reference section 3). */
+  /** MQTT keep-alive, seconds; AWS IoT accepts 30–1200 (docs/protocol.md, Message broker). */
   keepaliveSec: number;
   /** Timeout of one Jobs request before it is retried with a fresh clientToken. */
   requestTimeoutMs: number;

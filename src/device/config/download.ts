@@ -3,7 +3,7 @@ import { ValidationError } from '../../shared/errors.ts';
 import { DEFAULT_MIN_FREE, type MinFree } from '../download/disk-space.ts';
 
 /**
- * The download's options of the agent config (issue 9): schema fragments merged into agent-config.ts's
+ * The download's options of the agent config: schema fragments merged into agent-config.ts's
  * RawSchema, and their normalisation. Same sources as every option: flags, `OTA_*` env, the config file.
  *
  * - `connections`: `auto` (default: 1 to 8, adaptive) or a fixed count 1–16.

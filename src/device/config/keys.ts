@@ -111,8 +111,8 @@ export interface ConfigWarning {
 }
 
 /**
- * Warnings for the keys of a config file the agent does not know: they used to be ignored silently, so
- * a typo (`thingname`) or an old key (`downloadRetries`) changed nothing and said nothing.
+ * Warnings for the keys of a config file the agent does not know: ignored silently, a typo (`thingname`)
+ * or an old key (`downloadRetries`) would change nothing and say nothing.
  */
 export function unknownKeyWarnings(
   file: Record<string, unknown>,

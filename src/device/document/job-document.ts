@@ -10,7 +10,7 @@ import { isValidVersion } from './version.ts';
 export const MAX_FIRMWARE_SIZE = 64 * 1024 ** 3;
 
 /**
- * The job document of the original (seed, 3-2-1), plus two optional fields: `sha256` (integrity, checked
+ * The job document of the original (docs/original.md), plus two optional fields: `sha256` (integrity, checked
  * after download) and `name` (shown as "Firmware version" in progress messages). Unknown fields are
  * ignored so an operator can add metadata without breaking older agents.
  */
@@ -231,9 +231,10 @@ export function localPathFor(downloadDir: string, fileName: string): string {
 }
 
 /**
- * Where to fetch the firmware from (seed 3-3: the original split the URL into bucket and key for boto3):
+ * Where to fetch the firmware from (the original split the URL into bucket and key for boto3):
  * - `s3://`, path-style and virtual-hosted S3 URLs without a signature → S3 GetObject (device credentials);
- * - presigned URLs (X-Amz-Signature, reference section 4) and other https URLs → plain HTTPS GET;
+ * - presigned URLs (X-Amz-Signature; docs/protocol.md, Presigned URL placeholders) and other https URLs →
+ *   plain HTTPS GET;
  * - http only to loopback hosts (the local stack); any other scheme is refused.
  */
 export function resolveSource(doc: FirmwareDocument, opts: ResolveOptions): ResolvedSource {

@@ -20,7 +20,10 @@ export interface DownloadOptions {
   onStart?: (bytesOnDisk: number) => void;
   /** The number of connections in flight changed (logs, tests). */
   onConnections?: (n: number) => void;
-  /** A 403 on a presigned URL: get a fresh source (the agent sends `{jobId}/get`, reference section 4). */
+  /**
+   * A 403 on a presigned URL: get a fresh source (the agent sends `{jobId}/get`; docs/protocol.md,
+   * Presigned URL placeholders).
+   */
   refreshSource?: () => Promise<DownloadSource>;
   signal?: AbortSignal;
   /**

@@ -5,12 +5,12 @@ import { ensureDir, FsError, fsErrorMessage, fsyncDir } from '../fs-safe.ts';
 
 /**
  * What survives a reboot, in `<stateDir>/state.json`:
- * - `currentVersion`: the firmware now installed (the original hard-coded 41811019, seed 3-1);
+ * - `currentVersion`: the firmware now installed (the original hard-coded 41811019);
  * - `pending`: an installed image waiting for its self-test and commit (PendingCommit below);
  * - `inFlight`: the job being downloaded. With the `.part` file and its sidecar (`<file>.part.json`:
  *   object identity, size, ETag/Last-Modified) it lets a restarted agent resume with Range: the Jobs
- *   service hands the IN_PROGRESS execution back first on start-next (reference section 1), the agent
- *   resolves the same file name, and downloadFirmware resumes from the bytes on disk.
+ *   service hands the IN_PROGRESS execution back first on start-next (docs/protocol.md, Requests and
+ *   replies), the agent resolves the same file name, and downloadFirmware resumes from the bytes on disk.
  */
 export interface AgentState {
   currentVersion?: string;

@@ -27,7 +27,7 @@ export interface JobsClientOptions extends MqttLinkOptions {
   /** Extra topic filters (the progress topic in subscribe mode), subscribed after the Jobs topics. */
   extraSubscriptions?: string[];
   onMessage?: (topic: string, payload: Buffer) => void;
-  /** `notify-next` (reference section 1): `{timestamp, execution?}`. */
+  /** `notify-next` (docs/protocol.md, Notifications): `{timestamp, execution?}`. */
   onNotifyNext?: (msg: { timestamp?: number; execution?: JobExecution }) => void;
 }
 
@@ -44,15 +44,14 @@ interface Pending {
 type Handler = (msg: Record<string, unknown>, jobId: string | undefined) => void;
 
 /**
- * AWS IoT Jobs MQTT API client (reference section 1) over one MqttConnection (MQTT 3.1.1, mutual TLS,
+ * AWS IoT Jobs MQTT API client (docs/protocol.md, MQTT API) over one MqttConnection (MQTT 3.1.1, mutual TLS,
  * reconnects with backoff and jitter: src/device/link/mqtt-connection.ts).
  *
  * Dispatch: one handler per message kind, found through an index keyed by the topic's suffix after
  * `$aws/things/<thing>/jobs/` (`start-next/accepted`, `<jobId>/update/rejected` → `update/rejected`, ...),
  * instead of a chain of `if (topic === ...)`. Requests are correlated with replies by `clientToken`; the
  * reply topics are subscribed before any request is published, and again whenever CONNACK says
- * sessionPresent=0 (reference section 3: subscriptions are otherwise silently lost — complaint 3 in
- * section 8).
+ * sessionPresent=0 (docs/protocol.md, Sessions: the subscriptions are otherwise lost, silently).
  */
 export class JobsClient {
   private readonly opts: JobsClientOptions;
@@ -138,7 +137,7 @@ export class JobsClient {
   private async subscribeAll(c: MqttClient): Promise<void> {
     const t = this.topics;
     const p = this.prefix;
-    // ≤ 8 filters per SUBSCRIBE on AWS IoT (reference section 3). `+` stands for the jobId.
+    // ≤ 8 filters per SUBSCRIBE on AWS IoT (docs/protocol.md, Message broker). `+` stands for the jobId.
     const jobsFilters = [
       t.startNextAccepted,
       t.startNextRejected,
@@ -262,7 +261,7 @@ export class JobsClient {
     return reply;
   }
 
-  /** StartNextPendingJobExecution: IN_PROGRESS first, then QUEUED (reference section 1). */
+  /** StartNextPendingJobExecution: IN_PROGRESS first, then QUEUED (docs/protocol.md). */
   async startNext(statusDetails?: Record<string, string>): Promise<JobExecution | undefined> {
     const r = await this.request(
       'start-next',
@@ -280,8 +279,9 @@ export class JobsClient {
   }
 
   /**
-   * GetPendingJobExecutions (reference section 1): the thing's IN_PROGRESS and QUEUED executions, without
-   * documents. The agent asks it when start-next keeps handing back an execution it cannot take.
+   * GetPendingJobExecutions (docs/protocol.md, Requests and replies): the thing's IN_PROGRESS and QUEUED
+   * executions, without documents. The agent asks it when start-next keeps handing back an execution it
+   * cannot take.
    */
   async getPending(): Promise<PendingExecutions> {
     if (!this.pendingListFilters) {

@@ -42,7 +42,7 @@ export interface MqttLinkOptions {
   /** SNI name; default `host`. */
   servername?: string;
   clientId: string;
-  /** AWS IoT accepts 30–1200 s (reference section 3). */
+  /** AWS IoT accepts 30–1200 s (docs/protocol.md, Message broker). */
   keepaliveSec?: number;
   /** Bound of one attempt: TCP, TLS and CONNACK (default 30 s). */
   connectTimeoutMs?: number;

@@ -1,5 +1,5 @@
 /**
- * The progress message of the original JobProgress.py (seed, section "Output"), byte for byte:
+ * The progress message of the original JobProgress.py (docs/original.md), byte for byte:
  *
  *   {"camera_id": "RaspberryPi_2", "OTA_start_time": "2018-10-25 17:35:24", "Download time": "0 hour 3 min
  *   52 second", "Firmware version": "CV150-C3_0.6.6", "Firmware filename": "cv150_ubifs.img", "Progress":
@@ -230,9 +230,9 @@ const STATUS_KEY = /^[a-zA-Z0-9:_-]{1,128}$/;
 const CONTROL = /[\u0000-\u001f\u007f]/g;
 
 /**
- * AWS limits on statusDetails (reference section 3): keys 1–128 of `[a-zA-Z0-9:_-]`, values 1–1024
- * characters without control characters, at most 10 entries. Invalid keys and empty values are dropped,
- * long values truncated (keeping the end, where an error's cause usually is).
+ * AWS limits on statusDetails (docs/protocol.md, Documents and statusDetails): keys 1–128 of
+ * `[a-zA-Z0-9:_-]`, values 1–1024 characters without control characters, at most 10 entries. Invalid keys and
+ * empty values are dropped, long values truncated (keeping the end, where an error's cause usually is).
  */
 export function sanitizeStatusDetails(input: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};

@@ -107,8 +107,8 @@ export class JobProgress {
   /**
    * Slow is not stuck: while the download's bytes flow, every statusDetails update (at most one per
    * `statusDetailsIntervalMs`, only when bytes arrived) sets the job's step timer to `minutes` again
-   * (`stepTimeoutInMinutes`, reference section 2: each new value replaces the old one). A device whose
-   * download makes no progress stops renewing it, and the service times the execution out. The next
+   * (`stepTimeoutInMinutes`; docs/protocol.md, Timeouts: each new value replaces the old one). A device
+   * whose download makes no progress stops renewing it, and the service times the execution out. The next
    * `step()` update after the download clears it (-1): install and reboot have their own limits.
    */
   renewStepTimer(minutes: number): void {
@@ -211,7 +211,7 @@ export class JobProgress {
       })
       .catch((err: unknown) => {
         if (err instanceof JobsRequestError && err.executionGone) {
-          // Cancelled or timed out by the service: stop working on it (reference section 2).
+          // Cancelled or timed out by the service: stop working on it (docs/protocol.md, Execution states).
           this.o.onJobGone?.(new AbortedError(`job ${s.jobId}: ${err.jobsCode}`));
         }
       })

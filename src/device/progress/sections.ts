@@ -2,7 +2,7 @@ import { sep } from 'node:path';
 import type { FirmwareDocument, ResolvedSource } from '../document/job-document.ts';
 
 /**
- * The console sections of the original JobProgress.py (seed, "Output"), written to an injected writer so an
+ * The console sections of the original JobProgress.py (docs/original.md), written to an injected writer so an
  * embedded agent never prints on its own.
  */
 

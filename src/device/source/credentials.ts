@@ -24,8 +24,9 @@ export interface IotCredentialsProviderOptions {
 }
 
 /**
- * AWS IoT credentials provider (reference section 5): exchanges the device certificate for temporary AWS
- * credentials of the role behind `roleAlias`, so no AWS keys live on the device or in the job document.
+ * AWS IoT credentials provider (docs/protocol.md, Credentials provider): exchanges the device certificate
+ * for temporary AWS credentials of the role behind `roleAlias`, so no AWS keys live on the device or in
+ * the job document.
  * `GET /role-aliases/<alias>/credentials` over mutual TLS with `x-amzn-iot-thingname`; ALPN `http/1.1`
  * (required when the provider shares port 443/8883 with MQTT). The result is cached and refreshed before it
  * expires; concurrent callers share one in-flight request. Returns an AWS SDK credential provider.

@@ -69,7 +69,10 @@ export interface OpenedBody {
 export interface DownloadSource {
   /** Stable identity of the object (no query string: presigned URLs change), kept in the sidecar. */
   readonly identity: string;
-  /** Presigned URLs expire: a 403 then means "refresh", not "forbidden" (reference section 4). */
+  /**
+   * Presigned URLs expire: a 403 then means "refresh", not "forbidden" (docs/protocol.md, Presigned URL
+   * placeholders).
+   */
   readonly presigned: boolean;
   open(req: OpenRequest): Promise<OpenedBody>;
 }

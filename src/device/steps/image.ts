@@ -73,7 +73,10 @@ export const downloadStep: Step = {
   },
 };
 
-/** A 403 on a presigned URL: `{jobId}/get` returns the document with fresh URLs (reference section 4). */
+/**
+ * A 403 on a presigned URL: `{jobId}/get` returns the document with fresh URLs (docs/protocol.md,
+ * Presigned URL placeholders).
+ */
 async function refreshSource(ctx: JobContext, env: StepEnv): Promise<DownloadSource> {
   const src = need(ctx.source, 'source');
   const exec = await env.jobs.describe(ctx.jobId);

@@ -13,8 +13,8 @@ import { s3Opt } from './document.ts';
 /** The two steps that talk to the Jobs service: the first (take a job) and the last (say how it ended). */
 
 /**
- * `start-next`: StartNextPendingJobExecution (reference section 1). The service hands back an
- * IN_PROGRESS execution first, so a job interrupted by a stop or a crash is resumed here.
+ * `start-next`: StartNextPendingJobExecution (docs/protocol.md, Requests and replies). The service hands back
+ * an IN_PROGRESS execution first, so a job interrupted by a stop or a crash is resumed here.
  */
 export const startNextStep: Step = {
   name: 'start-next',
@@ -101,7 +101,7 @@ function isPendingJob(exec: JobExecution, pending: PendingCommit): boolean {
 }
 
 /**
- * AWS allows jobIds of `[a-zA-Z0-9_-]{1,64}` only (reference section 1). Anything else (70,000
+ * AWS allows jobIds of `[a-zA-Z0-9_-]{1,64}` only (docs/protocol.md, Topics). Anything else (70,000
  * characters, `#` or `+`) cannot be a topic level of `$aws/things/<thing>/jobs/<jobId>/update`, so the
  * job cannot be reported: it is refused here, nothing is published, and the agent keeps serving. A
  * service that hands the same execution back again is asked for the jobs behind it (nextValidPending).
@@ -226,7 +226,7 @@ async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
       await ended(ctx, env, 'REJECTED');
       return 'REJECTED';
     } catch (err) {
-      // IN_PROGRESS → REJECTED is UNCONFIRMED on AWS (reference section 2): fall back to FAILED.
+      // IN_PROGRESS → REJECTED is unconfirmed on AWS (docs/protocol.md, Unconfirmed): fall back to FAILED.
       if (!(err instanceof JobsRequestError) || err.jobsCode !== 'InvalidStateTransition') throw err;
     }
   }

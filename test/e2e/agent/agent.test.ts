@@ -251,7 +251,7 @@ describe('device agent against the local AWS IoT stack', () => {
       );
       assert.ok(Math.max(...bytes) < SIZE, `the download went on to ${Math.max(...bytes)} of ${SIZE} bytes`);
       assert.equal((await describeExecution(w, thing, 'cancel-me'))?.status, 'CANCELED');
-      // issue 7: a forced cancel left cv150_ubifs.img.part and its sidecar behind
+      // a forced cancel leaves neither cv150_ubifs.img.part nor its sidecar behind
       assert.deepEqual(debris(config.downloadDir), []);
     } finally {
       await proxy.close();

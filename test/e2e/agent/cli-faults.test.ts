@@ -14,8 +14,8 @@ import {
 } from './helpers.ts';
 
 /**
- * Issue 7: `ota agent --download-dir /proc/x` span at 100 % CPU and ignored SIGTERM. The agent as a user
- * runs it: the job ends FAILED at once naming the path, and SIGTERM stops the process promptly.
+ * `ota agent --download-dir /proc/x` must neither spin at 100 % CPU nor ignore SIGTERM. The agent as a
+ * user runs it: the job ends FAILED at once naming the path, and SIGTERM stops the process promptly.
  */
 describe('ota agent --download-dir /proc/x', () => {
   let w: World;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ota } from '../cli/helpers.ts';
 
-/** Issue 7 §1: `ota demo` shows install → reboot → self-test → commit with the A/B slots, or a rollback. */
+/** `ota demo` shows install → reboot → self-test → commit with the A/B slots, or a rollback. */
 describe('ota demo: A/B install, reboot, self-test', () => {
   const demo = async (extra: string[]) => {
     const dir = mkdtempSync(join(tmpdir(), 'ota-demo-ab-'));

@@ -23,7 +23,7 @@ import { startHostileJobs } from './hostile-jobs.ts';
 
 const SIZE = 1024 * 1024 + 5;
 
-/** Issue 7: each of these left debris, crashed, spun or said the wrong thing. Each test failed before. */
+/** Faults that could leave debris, crash, spin or say the wrong thing: each must end cleanly. */
 describe('device agent: every fault ends cleanly, with a reason naming the path and cause', () => {
   let w: World;
   let firmware: Buffer;

@@ -15,7 +15,7 @@ import {
 } from './helpers.ts';
 
 /**
- * Issue 7 §4: mutated job documents through the real local stack and the real agent. Each must end
+ * Mutated job documents through the real local stack and the real agent. Each must end
  * REJECTED or FAILED with a one-line reason (or SUCCEEDED, when the mutation left a valid document), with
  * no crash, nothing left in the download dir, and the next valid job SUCCEEDED. CreateJob refusing a
  * document (too large, too deep) counts as refused at the door.

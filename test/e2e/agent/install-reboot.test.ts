@@ -17,7 +17,7 @@ import {
 } from './helpers.ts';
 
 /**
- * Issue 7's "Done when": on the local stack, `ota agent` (the CLI, a real process) with --install-cmd,
+ * On the local stack, `ota agent` (the CLI, a real process) with --install-cmd,
  * --reboot-cmd (which stops the agent, as a reboot would), --health-cmd and --rollback-cmd, started again
  * after the "reboot", ends SUCCEEDED on a healthy image and FAILED "rolled back" on an unhealthy one;
  * after the rollback the state still shows the old version. Then the boot-loop guard.

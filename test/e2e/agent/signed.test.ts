@@ -24,7 +24,7 @@ function p256() {
   };
 }
 
-/** Issue 7 §2 and §3: signed images and device types, through `putFirmware` and the real stack. */
+/** Signed images and device types, through `putFirmware` and the real stack. */
 describe('signed images and device types', () => {
   let w: World;
   const signer = p256();

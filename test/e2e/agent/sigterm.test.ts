@@ -17,7 +17,7 @@ import {
 } from './helpers.ts';
 
 /**
- * Issue 10, section 5: `ota agent` as a service is stopped with SIGTERM (systemd's KillSignal). It stops
+ * `ota agent` as a service is stopped with SIGTERM (systemd's KillSignal). It stops
  * at a safe point: the job stays IN_PROGRESS and resumable, and the agent that starts next finishes it.
  * Real processes, the real CLI.
  */

@@ -10,8 +10,8 @@ import { startCaBroker } from '../../helpers/broker.ts';
 import { connectWithCert } from '../../helpers/mqtt.ts';
 
 describe('broker under a burst of publishes', () => {
-  // Without the fix the overflow is thrown inside aedes' callbacks and the publishes never settle: the
-  // timeout turns that into a failure.
+  // An overflow thrown inside aedes' callbacks would leave the publishes never settling: the timeout
+  // turns that into a failure.
   test('deliveries held by a slow subscriber, then 20,000 publishes without subscribers', {
     timeout: 60_000,
   }, async () => {

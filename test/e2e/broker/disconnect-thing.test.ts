@@ -1,4 +1,4 @@
-/** A deleted thing's live connections are dropped, and it cannot connect again (issue 8, section 3). */
+/** A deleted thing's live connections are dropped, and it cannot connect again. */
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { test } from 'node:test';

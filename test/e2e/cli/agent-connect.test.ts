@@ -10,7 +10,7 @@ import { localS3ClientConfig } from '../../../src/shared/s3-client-config.ts';
 import { type DevProcess, ota, spawnOta, startDev } from './helpers.ts';
 
 /**
- * `ota agent` as a new user meets it when something is wrong with the connection (issue 10, section 3):
+ * `ota agent` as a new user meets it when something is wrong with the connection:
  * a bounded `--once` that names the likely cause, a long-running agent that says why once and says when
  * it is connected and waiting, no warning at the end of a good run, and a word about config keys it
  * does not know.
@@ -127,7 +127,7 @@ describe('ota agent: connecting', () => {
       /agent\.json: unknown key "thingname" \(did you mean thingName\?\); it is ignored$/,
     );
     assert.match(warned[1] ?? '', /agent\.json: downloadRetries is no longer used: .*downloadRetryWindowMs/);
-    // Issue 10: every --once run used to end with `mqtt error read ECONNRESET`.
+    // A good --once run ends without an MQTT error such as `mqtt error read ECONNRESET`.
     assert.doesNotMatch(r.stderr, /ECONNRESET|mqtt error/);
   });
 

@@ -99,7 +99,7 @@ test('ota agent runs a job to SUCCEEDED without better-sqlite3, aedes or s3rver'
   ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /agent-only SUCCEEDED/);
-  // Its logs (stderr is a pipe: JSON lines) name the thing once per line (was "thing":"X","thing":"X").
+  // Its logs (stderr is a pipe: JSON lines) name the thing once per line, never "thing":"X","thing":"X".
   const logLines = r.stderr.split('\n').filter((l) => l.startsWith('{'));
   assert.ok(logLines.length > 0, r.stderr);
   for (const l of logLines) assert.equal(l.match(/"thing":/g)?.length, 1, l);

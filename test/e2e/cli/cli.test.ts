@@ -9,7 +9,7 @@ import { ENDPOINTS_FILE } from '../../../src/shared/endpoints.ts';
 import { type DevProcess, ota, startDev } from './helpers.ts';
 
 /**
- * The issue's "done when", as a newcomer types it: `ota dev` in one terminal; `ota firmware put`,
+ * The whole flow as a newcomer types it: `ota dev` in one terminal; `ota firmware put`,
  * `ota job create`, the agent with the original's flags, and `ota job executions` in another.
  */
 describe('ota CLI against `ota dev`', () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type DevProcess, ota, startDev } from './helpers.ts';
 
-/** What a new user runs into first, through the `ota` command as they type it (issue 10, sections 2-3). */
+/** What a new user runs into first, through the `ota` command as they type it. */
 
 /** No AWS settings from this machine: an empty HOME, no AWS_* variables, and no instance metadata. */
 const noAwsEnv = (dir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => {
@@ -87,7 +87,7 @@ describe('after `ota dev` has stopped', () => {
       `^ota: the local stack at ${dataDirPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not running \\(nothing listens on 127\\.0\\.0\\.1:\\d+; .*start it with \`ota dev --data-dir `,
     );
 
-  test('ota watch exits non-zero with one line saying the stack is not running (it used to hang)', async () => {
+  test('ota watch exits non-zero with one line saying the stack is not running instead of hanging', async () => {
     const r = await ota(['watch', '--data-dir', dataDir], { timeoutMs: 30_000 });
     assert.equal(r.code, 1, r.stderr);
     assert.equal(lines(r.stderr).length, 1, r.stderr);

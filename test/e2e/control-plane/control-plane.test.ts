@@ -149,7 +149,7 @@ describe('control plane over @aws-sdk/client-iot', () => {
     await s.close();
   });
 
-  /** The device side, through the service's real Jobs MQTT entry point (reference section 1). */
+  /** The device side, through the service's real Jobs MQTT entry point (docs/protocol.md, MQTT API). */
   async function startNext(thingName: string, statusDetails?: Record<string, string>): Promise<void> {
     s.service.topicService.onPublish(
       { kind: 'thing', thingName },
@@ -401,7 +401,7 @@ describe('control plane over @aws-sdk/client-iot', () => {
       'InvalidRequestException',
       /document.*JSON|JSON.*document/i,
     );
-    // Issue 8, section 4: 5,000 nested objects fit in 32 KB; the answer names the problem.
+    // 5,000 nested objects fit in 32 KB but are too deep; the answer names the problem.
     await rejects(
       () =>
         s.client.send(
@@ -462,7 +462,7 @@ describe('control plane over @aws-sdk/client-iot', () => {
     await s.client.send(new CreateThingCommand({ thingName: 'cx-1' }));
     await s.client.send(new CreateThingCommand({ thingName: 'cx-2' }));
 
-    // Without force: QUEUED executions are cancelled (reference section 2).
+    // Without force: QUEUED executions are cancelled (docs/protocol.md, Cancellation).
     await s.client.send(
       new CreateJobCommand({
         jobId: 'job-cancel-1',

@@ -1,5 +1,5 @@
 /**
- * Issue 8's control-plane additions over @aws-sdk/client-iot against the local stack: job
+ * The control plane's job operations over @aws-sdk/client-iot against the local stack: job
  * configurations round-trip through CreateJob / DescribeJob, retries show in the execution summaries,
  * job templates, RemoveThingFromThingGroup and DeleteThing.
  */

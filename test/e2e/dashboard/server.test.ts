@@ -213,7 +213,7 @@ test('a page whose socket buffer fills gets one snapshot, and a fresh one only i
   try {
     const unsubscribe = await hub.subscribe(client, 'srv-job');
     assert.equal(sent.filter((e) => e === 'snapshot').length, 1);
-    // The buffer drains: nothing was missed, so no second snapshot (before the fix: one per drain, forever).
+    // The buffer drains: nothing was missed, so no second snapshot (not one per drain, forever).
     hub.resync(client);
     assert.equal(sent.filter((e) => e === 'snapshot').length, 1);
     // Full again, and a batch goes by while it is: the page is stale and gets a snapshot on drain.

@@ -1,6 +1,6 @@
 /**
  * `ota job create` with rollout, abort, retry and scheduling flags, `ota job describe` with the counts,
- * the rollout rate and the abort state, and `ota job template …`, against a local stack (issue 8).
+ * the rollout rate and the abort state, and `ota job template …`, against a local stack.
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';

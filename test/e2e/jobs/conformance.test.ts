@@ -1,6 +1,6 @@
 /**
  * Jobs MQTT API conformance over real sockets: MQTT.js clients with client certificates (mTLS) through the
- * real broker, the real Jobs service and a file-backed SQLite database (reference sections 1–4).
+ * real broker, the real Jobs service and a file-backed SQLite database (docs/protocol.md).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';

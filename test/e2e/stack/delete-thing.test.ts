@@ -1,5 +1,5 @@
 /**
- * DeleteThing through the whole stack (issue 8, section 3): the control plane deletes the thing, the Jobs
+ * DeleteThing through the whole stack: the control plane deletes the thing, the Jobs
  * service's `onThingDeleted` fires, and the broker drops the thing's open connection and refuses it later.
  */
 import assert from 'node:assert/strict';

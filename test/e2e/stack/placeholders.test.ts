@@ -12,10 +12,10 @@ import { iotClientFor, s3ClientFor } from '../../../src/operator/clients.ts';
 import { jobsTopics } from '../../../src/shared/topics.ts';
 
 /**
- * `${aws:iot:s3-presigned-url:...}` through the whole stack (reference section 4): the Jobs service asks
- * the real S3 store for a fresh URL on every delivery; the URL works with a plain GET, expires after
- * `presignedUrlConfig.expiresInSec` (scaled by --minute-ms, here 1 minute = 4 s), and `{jobId}/get` gives a
- * fresh one.
+ * `${aws:iot:s3-presigned-url:...}` through the whole stack (docs/protocol.md, Presigned URL placeholders):
+ * the Jobs service asks the real S3 store for a fresh URL on every delivery; the URL works with a plain GET,
+ * expires after `presignedUrlConfig.expiresInSec` (scaled by --minute-ms, here 1 minute = 4 s), and
+ * `{jobId}/get` gives a fresh one.
  *
  * X-Amz-Date has whole seconds (the signer drops the fraction, as on AWS), so a URL signed for N seconds
  * is good for between N - 1 and N seconds after it was made: a 1 s URL could be stale after 1 ms, which
@@ -120,7 +120,8 @@ test('placeholders become fresh presigned URLs of the local store, which expire'
   assert.equal(expired.status, 403);
   assert.match(await expired.text(), /expired/i);
 
-  // The device asks for the execution again and gets a fresh URL (reference section 4).
+  // The device asks for the execution again and gets a fresh URL (docs/protocol.md, Presigned URL
+  // placeholders).
   const again = await request(
     topics.describe('presigned-job'),
     { clientToken: 't2' },

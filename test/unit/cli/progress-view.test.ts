@@ -48,7 +48,7 @@ const screenLines = (raw: string) =>
     .split(/[\r\n]/)
     .filter((l) => l.trim() !== '');
 
-test('the ETA is the agent’s, never cli-progress’s own (was `ETA NULL`, `ETA INF`, a bare `ETA 14`)', () => {
+test('the ETA is the agent’s, never cli-progress’s own (no `ETA NULL`, `ETA INF` or bare `ETA 14`)', () => {
   assert.equal(formatEta(14), '14s');
   assert.equal(formatEta(65), '1m05s');
   assert.equal(formatEta(3725), '1h02m');

@@ -44,7 +44,7 @@ export function queueExecution(
   return e;
 }
 
-/** QUEUED → IN_PROGRESS; the in-progress timer is fixed here (reference section 2). */
+/** QUEUED → IN_PROGRESS; the in-progress timer is fixed here (docs/protocol.md, Timeouts). */
 export function startExecution(
   ctx: JobsContext,
   e: ExecutionRecord,
@@ -68,7 +68,7 @@ export function startExecution(
   return next;
 }
 
-/** Each new stepTimeoutInMinutes replaces the old one; -1 clears it (reference section 2). */
+/** Each new stepTimeoutInMinutes replaces the old one; -1 clears it (docs/protocol.md, Timeouts). */
 export function applyStepTimeout(
   ctx: JobsContext,
   e: ExecutionRecord,
@@ -154,7 +154,7 @@ export function cancelExecution(
   );
 }
 
-/** statusDetails for a service-made FAILED: the reason, within the limits of reference section 3. */
+/** statusDetails for a service-made FAILED: the reason, within AWS's limits (docs/protocol.md, Limits). */
 export function reasonDetails(e: ExecutionRecord, reason: string): Record<string, string> {
   const detail = reason.replace(new RegExp(CONTROL_CHARS.source, 'g'), ' ').slice(0, 1024);
   const details = { ...e.statusDetails, reason: detail };

@@ -154,7 +154,7 @@ export function cancelJobNow(
   return next;
 }
 
-/** Times out every IN_PROGRESS execution whose timer has expired (reference section 2). */
+/** Times out every IN_PROGRESS execution whose timer has expired (docs/protocol.md, Timeouts). */
 export function expireDue(ctx: JobsContext, at: number): Outbound[] {
   const out: Outbound[] = [];
   for (const e of ctx.store.expired(at)) {

@@ -1,5 +1,6 @@
 /**
- * The job-execution state machine (reference section 2, AWS IoT developer guide "Job execution states").
+ * The job-execution state machine (docs/protocol.md, Execution states; AWS IoT developer guide "Job
+ * execution states").
  * One transition table, pure functions, no I/O: the service and the control plane both ask it before
  * writing a status, so the rules live in exactly one place.
  */
@@ -31,7 +32,7 @@ export interface TransitionRule {
   readonly actor: TransitionActor;
   /** Cancelling an IN_PROGRESS execution needs force=true (AWS CancelJob / CancelJobExecution). */
   readonly requiresForce?: boolean;
-  /** Allowed only when `allowRejectFromInProgress` is on (reference section 2: UNCONFIRMED, configurable). */
+  /** Allowed only when `allowRejectFromInProgress` is on (docs/protocol.md, Unconfirmed: configurable). */
   readonly gatedBy?: 'allowRejectFromInProgress';
 }
 
@@ -39,7 +40,8 @@ export interface TransitionRule {
  * Every allowed transition. Anything not listed is refused. Terminal statuses have no outgoing edge.
  * - QUEUED → SUCCEEDED/FAILED/REJECTED: a device may finish (or refuse) a job without starting it.
  * - IN_PROGRESS → IN_PROGRESS: progress updates (statusDetails, step timer) keep the status.
- * - TIMED_OUT only from IN_PROGRESS: both timers start when the execution starts (reference section 2).
+ * - TIMED_OUT only from IN_PROGRESS: both timers start when the execution starts (docs/protocol.md,
+ *   Timeouts).
  */
 export const TRANSITIONS: readonly TransitionRule[] = [
   { from: 'QUEUED', to: 'IN_PROGRESS', actor: 'device' },

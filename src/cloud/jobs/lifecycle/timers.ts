@@ -1,7 +1,7 @@
 /**
  * The service's one timer: armed for the earliest deadline in the database — an execution's step or
  * in-progress timer, or a job's rollout wake-up (start, next release, window, end) — so timers survive
- * restarts (they are rows, re-armed at start; reference section 2). Time comes from the injected
+ * restarts (they are rows, re-armed at start; docs/protocol.md, Timeouts). Time comes from the injected
  * Scheduler.
  */
 import type { TimerHandle } from '../clock.ts';

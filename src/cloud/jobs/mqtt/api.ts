@@ -1,5 +1,6 @@
 /**
- * The device side of the service: the Jobs MQTT API (reference section 1) as a broker TopicService.
+ * The device side of the service: the Jobs MQTT API (docs/protocol.md, MQTT API) as a broker
+ * TopicService.
  * Requests arrive on `$aws/things/<thing>/jobs/...`; replies go to `<topic>/accepted` or `/rejected`.
  */
 import { errorMessage } from '../../../shared/errors.ts';
@@ -100,7 +101,7 @@ export function createMqttApi(ctx: JobsContext, options: MqttApiOptions): TopicS
       try {
         handlePublish(from, topic, payload);
       } catch (err) {
-        // Never let a request crash the broker: answer InternalError (reference section 1).
+        // Never let a request crash the broker: answer InternalError (docs/protocol.md, Error replies).
         ctx.log.error({ err, topic }, 'jobs: request failed');
         try {
           const thingName = topic.split('/')[2] ?? '';

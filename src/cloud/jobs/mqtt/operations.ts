@@ -1,5 +1,5 @@
 /**
- * The four operations of the Jobs MQTT API (reference section 1): GetPendingJobExecutions,
+ * The four operations of the Jobs MQTT API (docs/protocol.md, MQTT API): GetPendingJobExecutions,
  * StartNextPendingJobExecution, DescribeJobExecution and UpdateJobExecution, each a request in and its
  * `/accepted` reply (with the notifications it causes) out. api.ts routes topics to them.
  */
@@ -36,7 +36,7 @@ import {
 
 const terminalJob = (job: JobRecord) => job.status === 'COMPLETED' || job.status === 'CANCELED';
 
-/** Pending summaries in a `get` reply (reference section 1: at most 10 of each). */
+/** Pending summaries in a `get` reply (docs/protocol.md, Requests and replies: at most 10 of each). */
 const GET_LIST_LIMIT = 10;
 
 export class RequestError extends Error {
@@ -133,7 +133,7 @@ function startNext(ctx: JobsContext, req: Request): void {
       job = ctx.store.getJob(head.jobId);
       if (head.status === 'QUEUED') {
         // QUEUED → IN_PROGRESS with the given statusDetails; an IN_PROGRESS head is returned as is
-        // (reference section 1, StartNextPendingJobExecution).
+        // (docs/protocol.md, Requests and replies).
         execution = startExecution(ctx, head, job, at, r.statusDetails, r.stepTimeoutInMinutes);
       }
     }
@@ -195,7 +195,7 @@ function update(ctx: JobsContext, req: Request): void {
     if (r.expectedVersion !== undefined && r.expectedVersion !== e.versionNumber) {
       return new RequestError(
         'VersionMismatch',
-        // The live service's wording (reference section 1, VersionMismatch).
+        // The live service's wording (docs/protocol.md, Live-service behaviours).
         `Expected version ${r.expectedVersion} but found version ${e.versionNumber}`,
         stateJson(e),
       );
@@ -206,7 +206,7 @@ function update(ctx: JobsContext, req: Request): void {
     });
     if (!check.ok) {
       // Updates after a terminal state (including a cancel) are InvalidStateTransition with the state
-      // (reference section 2; AWS ErrorResponse: "for example ... SUCCEEDED to IN_PROGRESS").
+      // (docs/protocol.md, Transitions; AWS ErrorResponse: "for example ... SUCCEEDED to IN_PROGRESS").
       return new RequestError(
         'InvalidStateTransition',
         `job execution ${jobId} cannot change from ${e.status} to ${r.status}`,

@@ -2,7 +2,7 @@
  * Delivery of the messages a committed change causes. Every state change computes its messages inside
  * its transaction; they are sent only after the commit, in order, through one queue per thing, so a
  * device never sees an `update/accepted` after the `notify-next` it caused. `render` runs at send time,
- * which is where presigned URLs are made (reference section 4).
+ * which is where presigned URLs are made (docs/protocol.md, Presigned URL placeholders).
  */
 import type { JobsMqttErrorCode } from '../../../shared/jobs-protocol.ts';
 import type { Logger } from '../../../shared/log.ts';

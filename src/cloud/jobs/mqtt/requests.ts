@@ -1,6 +1,6 @@
 /**
- * Request payloads of the Jobs MQTT API (reference section 1) as zod schemas. A refused request is
- * answered InvalidRequest with the first problem, which always names the field.
+ * Request payloads of the Jobs MQTT API (docs/protocol.md, Requests and replies) as zod schemas. A refused
+ * request is answered InvalidRequest with the first problem, which always names the field.
  */
 import { z } from 'zod';
 import { JOB_ID_PATTERN } from '../../../shared/topics.ts';
@@ -13,7 +13,7 @@ const STATUS_DETAIL_KEY = /^[a-zA-Z0-9:_-]{1,128}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** statusDetails limits of reference section 3; returns the problem, or undefined when valid. */
+/** statusDetails limits (docs/protocol.md, Limits); returns the problem, or undefined when valid. */
 export function statusDetailsProblem(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return 'statusDetails must be an object of string values';
@@ -54,7 +54,7 @@ const statusDetails = optional(
   }),
 );
 
-/** Devices send numbers or numeric strings (reference section 1, "Docs vs wire"); both are accepted. */
+/** Devices send numbers or numeric strings (docs/protocol.md, Wire format); both are accepted. */
 const wholeNumber = (field: string, min: number) =>
   optional(
     z.unknown().transform((v, c) => {

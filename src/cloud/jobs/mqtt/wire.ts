@@ -1,6 +1,6 @@
 /**
- * JSON shapes of the Jobs MQTT API (reference section 1, "Jobs device MQTT API operations"): what goes
- * out on `accepted`/`rejected`, `notify` and `notify-next`. Times are seconds on this wire.
+ * JSON shapes of the Jobs MQTT API (docs/protocol.md, MQTT API; AWS "Jobs device MQTT API operations"):
+ * what goes out on `accepted`/`rejected`, `notify` and `notify-next`. Times are seconds on this wire.
  */
 import type { JobsMqttErrorCode } from '../../../shared/jobs-protocol.ts';
 import type { ExecutionRecord, ExecutionStatus } from '../types.ts';

@@ -102,7 +102,7 @@ const plus = (rec: 'NEW' | 'OLD', sign: '+' | '-') =>
     .join(', ');
 
 /**
- * Version 2 (issue 8): job configurations, rollout backlog, retries, job templates, and job_stats —
+ * Version 2: job configurations, rollout backlog, retries, job templates, and job_stats —
  * per-job counters kept by triggers, so DescribeJob, abort checks, exponential rates and completion are
  * O(1) however many executions a job has (no scan per device update).
  */

@@ -22,7 +22,7 @@ export const REGION = 'us-west-2';
 export const ACCOUNT = '000000000000';
 export const thingArn = (n: string) => `arn:aws:iot:${REGION}:${ACCOUNT}:thing/${n}`;
 export const groupArn = (n: string) => `arn:aws:iot:${REGION}:${ACCOUNT}:thinggroup/${n}`;
-/** The document placeholder of reference section 4. */
+/** The document placeholder (docs/protocol.md, Presigned URL placeholders). */
 export const placeholder = (url: string) => `\${aws:iot:s3-presigned-url:${url}}`;
 export const DOC = JSON.stringify({ operation: 'ota', version: '2.0.0' });
 

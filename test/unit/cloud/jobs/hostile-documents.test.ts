@@ -1,5 +1,5 @@
 /**
- * Issue 8, section 4: documents built to break the service. Deep nesting is refused at CreateJob with a
+ * Documents built to break the service. Deep nesting is refused at CreateJob with a
  * clear message, and no document — deep, or one whose placeholders never presign — can wedge a thing's
  * queue: the execution fails with a reason and the thing's next job starts.
  */

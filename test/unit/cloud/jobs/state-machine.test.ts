@@ -12,7 +12,7 @@ import {
 } from '../../../../src/cloud/jobs/lifecycle/state-machine.ts';
 import { type ExecutionStatus, TERMINAL_EXECUTION_STATUSES } from '../../../../src/cloud/jobs/types.ts';
 
-/** The expected table, written out independently of TRANSITIONS (reference section 2). */
+/** The expected table, written out independently of TRANSITIONS (docs/protocol.md, Execution states). */
 const DEVICE_ALLOWED = new Set([
   'QUEUED>IN_PROGRESS',
   'QUEUED>SUCCEEDED',
@@ -35,7 +35,7 @@ const SERVICE_ALLOWED = new Set([
 ]);
 
 describe('execution state machine', () => {
-  test('terminal statuses are exactly the six of reference section 2', () => {
+  test('terminal statuses are exactly SUCCEEDED, FAILED, REJECTED, TIMED_OUT, REMOVED and CANCELED', () => {
     const terminal = EXECUTION_STATUSES.filter(isTerminal).sort();
     assert.deepEqual(terminal, [...TERMINAL_EXECUTION_STATUSES].sort());
     assert.deepEqual(terminal, ['CANCELED', 'FAILED', 'REJECTED', 'REMOVED', 'SUCCEEDED', 'TIMED_OUT']);
@@ -117,7 +117,7 @@ describe('execution state machine', () => {
       checkTransition('IN_PROGRESS', 'REJECTED', { actor: 'device', allowRejectFromInProgress: false }),
       { ok: false, reason: 'not-allowed' },
     );
-    // QUEUED → REJECTED stays valid either way (reference section 2).
+    // QUEUED → REJECTED stays valid either way (docs/protocol.md, Transitions).
     assert.deepEqual(
       checkTransition('QUEUED', 'REJECTED', { actor: 'device', allowRejectFromInProgress: false }),
       {

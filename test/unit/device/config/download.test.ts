@@ -10,7 +10,7 @@ import { TokenBucket } from '../../../../src/device/download/token-bucket.ts';
 import { silentLogger } from '../../../../src/shared/log.ts';
 import { base, fails } from './config-fixture.ts';
 
-describe('download options of the agent config (issue 9)', () => {
+describe('download options of the agent config', () => {
   test('defaults: auto connections, no cap, 5 % free, 60 s stall, 10 min step timer', () => {
     const c = resolveAgentConfig({ flags: base, cwd: '/work' });
     assert.equal(c.connections, 'auto');

@@ -60,12 +60,12 @@ describe('parseJobDocument', () => {
     rejects(withFw({ sha256: 'abc' }), 'firmware.sha256', /64 hex/);
     rejects(withFw({ name: 5 }), 'firmware.name');
   });
-  test('issue 7: a url that is not a URL, or carries a control character, is refused at validation', () => {
+  test('a url that is not a URL, or carries a control character, is refused at validation', () => {
     rejects(withFw({ url: '::::' }), 'firmware.url', /not a valid URL/);
     rejects(withFw({ url: 'https://s3.amazonaws.com/b/fw\u0000.img' }), 'firmware.url', /control/);
     rejects(withFw({ url: 'https://s3.amazonaws.com/b/fw.img\n' }), 'firmware.url', /control/);
   });
-  test('issue 7: a document nested 2,000 levels deep is refused naming the depth, without recursion', () => {
+  test('a document nested 2,000 levels deep is refused naming the depth, without recursion', () => {
     let deep: Record<string, unknown> = { leaf: 1 };
     for (let i = 0; i < 2000; i++) deep = { x: deep };
     rejects({ ...withFw({}), extra: deep }, 'extra.x.x', /nested deeper than 32 levels/);
@@ -133,7 +133,7 @@ describe('resolveSource', () => {
     bad('https://user:pw@example.com/fw.bin', /credentials/);
     bad('not a url', /valid URL/);
   });
-  test('issue 7: malformed escapes, NUL, backslash and encoded traversal are refused after decoding', () => {
+  test('malformed escapes, NUL, backslash and encoded traversal are refused after decoding', () => {
     bad('https://s3.amazonaws.com/bucket/fw%ff.img', /malformed percent-encoding \(%ff\)/);
     bad('https://s3.amazonaws.com/bucket/fw%zz.img', /malformed percent-encoding/);
     bad('http://127.0.0.1:4567/bucket/fw%ff.img', /malformed percent-encoding/);

@@ -33,7 +33,7 @@ function flaky(
   return s;
 }
 
-describe('download faults (issue 7)', () => {
+describe('download faults: each ends with a reason and leaves no debris', () => {
   let content: Buffer;
   let srv: FileServer;
   let dir: string;

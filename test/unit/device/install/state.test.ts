@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { StateError, StateStore, writeState } from '../../../../src/device/install/state.ts';
 
-describe('agent state (issue 7: no temp files pile up; the state is written before it is believed)', () => {
+describe('agent state: no temp files pile up; the state is written before it is believed', () => {
   test('a write that fails removes its temp file and names the path and cause', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ota-state-'));
     try {

@@ -192,7 +192,7 @@ describe('the Jobs client connection: backoff, and why it cannot connect', () =>
     }
   });
 
-  // Without the fix the socket stayed for the connect timeout: the test's own timeout makes that a failure.
+  // A socket that stayed until the connect timeout would outlast the test's own timeout: a failure.
   test('closed while a connection attempt hangs (no answer to the TLS handshake): the socket goes at once', {
     timeout: 20_000,
   }, async () => {

@@ -1,4 +1,4 @@
-/** A version-1 database (before issue 8) opens as version 2 with its counters rebuilt. */
+/** A version-1 database (no job configurations) opens as version 2 with its counters rebuilt. */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
