@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { OtaError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { systemTimers, type TimerHandle, type Timers } from '../../shared/timers.ts';
@@ -58,17 +59,44 @@ export class HookError extends OtaError {
 const STDERR_TAIL = 600;
 /** After SIGTERM, a command gets this long to exit before SIGKILL. */
 const KILL_GRACE_MS = 5000;
+/**
+ * Once the command has exited, how long its output may still take to arrive. A descendant that keeps
+ * the pipes open (a daemon started with `setsid cmd &` without redirecting its output) would otherwise
+ * hold the hook, and with it the OTA, for as long as it lives.
+ */
+const PIPE_DRAIN_MS = 1000;
 
 function ellipsis(s: string, n: number): string {
   const t = s.trim().replace(/\s+/g, ' ');
   return t.length > n ? `…${t.slice(t.length - n)}` : t;
 }
 
+/** The OTA_* variables a hook command gets, added to the agent's environment. */
+function hookEnv(call: HookCall): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    OTA_FILE: call.file,
+    OTA_VERSION: call.version,
+    OTA_PREVIOUS_VERSION: call.previousVersion,
+    OTA_JOB_ID: call.jobId,
+    ...(call.executionNumber !== undefined ? { OTA_EXECUTION_NUMBER: String(call.executionNumber) } : {}),
+    OTA_SHA256: call.sha256,
+    OTA_AGENT_PID: String(process.pid),
+  };
+}
+
 /**
  * Runs `command` with `/bin/sh -c` in its own process group, with OTA_FILE, OTA_VERSION,
- * OTA_PREVIOUS_VERSION, OTA_JOB_ID, OTA_EXECUTION_NUMBER, OTA_SHA256 and OTA_AGENT_PID added to the agent's environment. Its
- * output goes to the log line by line; a failure's message ends with the tail of its stderr. A timeout or
- * an abort kills the whole group (SIGTERM, then SIGKILL).
+ * OTA_PREVIOUS_VERSION, OTA_JOB_ID, OTA_EXECUTION_NUMBER, OTA_SHA256 and OTA_AGENT_PID added to the
+ * agent's environment. Its output goes to the log line by line; a failure's message ends with the tail
+ * of its stderr.
+ *
+ * The hook is bounded, with everything it started: a timeout or an abort kills the whole process group
+ * (SIGTERM, then SIGKILL after a grace period), and when the shell exits, whatever it left in its group
+ * (`sleep 30 &`) is ended the same way. The hook's outcome is the shell's exit; output still held by a
+ * descendant that left the group (`setsid daemon &`) is read for at most PIPE_DRAIN_MS. A hook that
+ * must leave a service running starts it outside the hook (e.g. `systemctl start`, `systemd-run`), as
+ * docs/agent.md says.
  */
 export function shellHook(
   name: HookName,
@@ -79,68 +107,83 @@ export function shellHook(
   return (call) =>
     new Promise<void>((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', command], {
-        env: {
-          ...process.env,
-          OTA_FILE: call.file,
-          OTA_VERSION: call.version,
-          OTA_PREVIOUS_VERSION: call.previousVersion,
-          OTA_JOB_ID: call.jobId,
-          ...(call.executionNumber !== undefined
-            ? { OTA_EXECUTION_NUMBER: String(call.executionNumber) }
-            : {}),
-          OTA_SHA256: call.sha256,
-          OTA_AGENT_PID: String(process.pid),
-        },
+        env: hookEnv(call),
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       });
-      const emit = (line: string, stream: 'stdout' | 'stderr') => {
-        call.logger[stream === 'stderr' ? 'warn' : 'info']({ hook: name, stream }, line.slice(0, 2000));
-        call.onOutput?.(line, stream);
-      };
-      let stderr = '';
-      child.stdout.on(
-        'data',
-        lineSplitter((l) => emit(l, 'stdout')),
-      );
-      const stderrLines = lineSplitter((l) => emit(l, 'stderr'));
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr = (stderr + chunk.toString('utf8')).slice(-4 * STDERR_TAIL);
-        stderrLines(chunk);
-      });
+      const stderr = captureOutput(child, name, call);
       let why: 'timeout' | 'abort' | undefined;
       let killTimer: TimerHandle | undefined;
-      const kill = (reason: 'timeout' | 'abort') => {
-        if (why || child.exitCode !== null) return;
-        why = reason;
+      let drainTimer: TimerHandle | undefined;
+      let settled = false;
+      const endGroup = () => {
         signalGroup(child.pid, 'SIGTERM');
-        killTimer = timers.setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+        if (killTimer === undefined)
+          killTimer = timers.setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+      };
+      const kill = (reason: 'timeout' | 'abort') => {
+        if (why || child.exitCode !== null || child.signalCode !== null) return;
+        why = reason;
+        endGroup();
       };
       const timer = timers.setTimeout(() => kill('timeout'), opts.timeoutMs);
       const onAbort = () => kill('abort');
       call.signal?.addEventListener('abort', onAbort, { once: true });
-      const done = () => {
+      const finish = (err?: HookError) => {
+        if (settled) return;
+        settled = true;
         timers.clearTimeout(timer);
-        timers.clearTimeout(killTimer);
+        timers.clearTimeout(drainTimer);
         call.signal?.removeEventListener('abort', onAbort);
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        // Anything of the group that outlived SIGTERM: the hook is over, so is it.
+        timers.clearTimeout(killTimer);
+        signalGroup(child.pid, 'SIGKILL');
+        if (err) reject(err);
+        else resolve();
       };
-      child.on('error', (err) => {
-        done();
-        reject(new HookError(name, `${name} command could not start: ${err.message}`, { cause: err }));
-      });
-      child.on('close', (code, signal) => {
-        done();
-        if (code === 0 && !why) return resolve();
-        const tail = ellipsis(stderr, STDERR_TAIL);
+      const outcome = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (code === 0 && !why) return undefined;
+        const tail = ellipsis(stderr(), STDERR_TAIL);
         const how = howItEnded(why, code, signal, opts.timeoutMs);
-        reject(
-          new HookError(name, `${name} command ${how}${tail ? `: ${tail}` : ''}`, {
-            ...(code !== null ? { exitCode: code } : {}),
-            timedOut: why === 'timeout',
-          }),
-        );
+        return new HookError(name, `${name} command ${how}${tail ? `: ${tail}` : ''}`, {
+          ...(code !== null ? { exitCode: code } : {}),
+          timedOut: why === 'timeout',
+        });
+      };
+      child.on('error', (err) =>
+        finish(new HookError(name, `${name} command could not start: ${err.message}`, { cause: err })),
+      );
+      child.on('exit', (code, signal) => {
+        endGroup();
+        drainTimer = timers.setTimeout(() => finish(outcome(code, signal)), PIPE_DRAIN_MS);
       });
+      child.on('close', (code, signal) => finish(outcome(code, signal)));
     });
+}
+
+/** Passes the command's output on line by line; returns a reader of its stderr's tail. */
+function captureOutput(
+  child: ChildProcessByStdio<null, Readable, Readable>,
+  name: HookName,
+  call: HookCall,
+): () => string {
+  const emit = (line: string, stream: 'stdout' | 'stderr') => {
+    call.logger[stream === 'stderr' ? 'warn' : 'info']({ hook: name, stream }, line.slice(0, 2000));
+    call.onOutput?.(line, stream);
+  };
+  let stderr = '';
+  child.stdout.on(
+    'data',
+    lineSplitter((l) => emit(l, 'stdout')),
+  );
+  const stderrLines = lineSplitter((l) => emit(l, 'stderr'));
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-4 * STDERR_TAIL);
+    stderrLines(chunk);
+  });
+  return () => stderr;
 }
 
 /** Calls `onLine` for each complete, non-empty line of a byte stream (a partial line is bounded). */

@@ -78,6 +78,62 @@ describe('shell hooks (/bin/sh -c with OTA_* variables)', () => {
     }
   });
 
+  test('what the command leaves in its process group ends with it; the hook does not wait for it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ota-hook-'));
+    try {
+      const pidFile = join(dir, 'child.pid');
+      // A backgrounded child that inherits the pipes: before, the hook waited the full 30 s for it.
+      const hook = shellHook('health', `sleep 30 & echo $! > ${pidFile}; exit 0`, { timeoutMs: 60_000 });
+      const started = Date.now();
+      await hook(call());
+      assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+      await waitGone(Number(readFileSync(pidFile, 'utf8')));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a descendant in its own session that holds the pipes does not hold the hook', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ota-hook-'));
+    const pidFile = join(dir, 'daemon.pid');
+    try {
+      const hook = shellHook('install', `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 45' & exit 0`, {
+        timeoutMs: 60_000,
+      });
+      const started = Date.now();
+      await hook(call());
+      assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+    } finally {
+      await killPidFile(pidFile);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a hung command whose daemon holds the pipes still times out (on the fake clock)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ota-hook-'));
+    const pidFile = join(dir, 'daemon.pid');
+    try {
+      const timers = new ManualTimers();
+      const hook = shellHook('health', `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 45' & sleep 60`, {
+        timeoutMs: 3_000,
+        timers,
+      });
+      const outcome = hook(call()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim() === '') await timers.advance(0);
+      await timers.advance(3_000);
+      // the shell is killed; its output stays held by the daemon, read for at most the drain window
+      for (let i = 0; i < 200 && (await settledYet(outcome)) === false; i++) await timers.advance(100);
+      const e = await outcome;
+      assert.ok(e instanceof HookError && e.timedOut && /timed out after 3 s/.test(e.message), String(e));
+    } finally {
+      await killPidFile(pidFile);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('an abort (the agent stops) kills the command', async () => {
     const ac = new AbortController();
     const hook = shellHook('health', 'sleep 60', { timeoutMs: 300_000 });
@@ -133,3 +189,30 @@ describe('the built-in A/B installer (--slots)', () => {
     }
   });
 });
+
+/** Waits (real time, bounded) until `pid` is gone or a zombie waiting for a reaper. */
+async function waitGone(pid: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+    if (stat === '' || /^\d+ \([^)]*\) Z/.test(stat)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`process ${pid} still running`);
+}
+
+async function killPidFile(pidFile: string): Promise<void> {
+  if (!existsSync(pidFile)) return;
+  try {
+    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Whether a promise has settled, without waiting for it. */
+async function settledYet(p: Promise<unknown>): Promise<boolean> {
+  const pending = Symbol('pending');
+  return (
+    (await Promise.race([p.then(() => true), new Promise((r) => setImmediate(() => r(pending)))])) !== pending
+  );
+}
