@@ -3,7 +3,7 @@
 // client's memory and CPU are its own. Prints one JSON line: bytes, the transfer's wall and CPU time
 // (process.cpuUsage around the GET, module loading excluded), the loading cost, and VmHWM.
 //
-// Clients: raw = the agent's reader (dist/device/http-body.js); undici-request = undici's request() with
+// Clients: raw = the agent's reader (dist/device/download/http-body.js); undici-request = undici's request() with
 // an Agent; undici-dispatch = Agent.dispatch() with a handler (no stream); node-http = http(s).get.
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
@@ -17,7 +17,7 @@ const load0 = process.cpuUsage();
 const loadT0 = performance.now();
 let get;
 if (args.client === 'raw') {
-  const { rawGet } = await import('../dist/device/http-body.js');
+  const { rawGet } = await import('../dist/device/download/http-body.js');
   get = async (headers = {}) => {
     const res = await rawGet(url, { headers, ...(ca ? { ca } : {}) });
     let n = 0;
