@@ -1,5 +1,6 @@
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { OtaError } from '../../shared/errors.ts';
 import { ensureDir, FsError, fsErrorMessage, fsyncDir } from '../fs-safe.ts';
 
@@ -52,13 +53,72 @@ export class StateError extends OtaError {
   }
 }
 
-export async function readState(stateDir: string): Promise<AgentState> {
-  try {
-    const v = JSON.parse(await readFile(join(stateDir, STATE_FILE), 'utf8')) as unknown;
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as AgentState) : {};
-  } catch {
-    return {};
+/** state.json cannot be read or says something impossible: the agent stops rather than guess. */
+export class StateCorruptError extends OtaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('OTA_STATE_CORRUPT', message, options);
   }
+}
+
+const text = z.string().max(1024);
+const count = z.number().int().nonnegative();
+/**
+ * What a state.json may hold. Unknown keys are kept (a newer agent's, read by an older one after a
+ * rollback), but every known key must have its type: a negative `bootAttempts` would disable the
+ * boot-loop guard, and a reset to `{}` would undo anti-downgrade.
+ */
+const StateSchema = z.looseObject({
+  currentVersion: text.min(1).optional(),
+  updatedAt: text.optional(),
+  lastJob: z.looseObject({ jobId: text, status: text, version: text.optional(), at: text }).optional(),
+  inFlight: z.looseObject({ jobId: text, fileName: text.min(1), version: text, startedAt: text }).optional(),
+  pending: z
+    .looseObject({
+      jobId: text,
+      executionNumber: count.optional(),
+      fromVersion: text,
+      toVersion: text.min(1),
+      file: z.string().min(1),
+      fileName: text.min(1),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+      bytes: count,
+      downloadSeconds: z.number().nonnegative(),
+      bootAttempts: count,
+      installedAt: text,
+    })
+    .optional(),
+});
+
+/**
+ * Reads `<stateDir>/state.json`. A missing file is a device that has not taken an update yet (`{}`);
+ * an unreadable, unparsable or invalid one throws StateCorruptError naming the file and the field: a
+ * silent reset would forget the installed version (and with it anti-downgrade) or an install waiting
+ * for its commit.
+ */
+export async function readState(stateDir: string): Promise<AgentState> {
+  const file = join(stateDir, STATE_FILE);
+  let raw: string;
+  try {
+    raw = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new StateCorruptError(fsErrorMessage(err, 'cannot read', file), { cause: err });
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch (err) {
+    throw new StateCorruptError(`${file} is not JSON (${(err as Error).message}); fix or remove it`, {
+      cause: err,
+    });
+  }
+  const r = StateSchema.safeParse(v);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const field = issue?.path.length ? issue.path.join('.') : '(the whole file)';
+    throw new StateCorruptError(`${file}: ${field}: ${issue?.message ?? 'invalid'}; fix or remove it`);
+  }
+  return r.data as AgentState;
 }
 
 let tmpSeq = 0;
@@ -123,7 +183,7 @@ export class StateStore {
     return this.state.currentVersion ?? this.initialVersion;
   }
 
-  /** Reads state.json (a missing or unreadable one is an empty state) and removes stale temp files. */
+  /** Reads state.json (a missing one is an empty state; a corrupt one throws) and removes stale temp files. */
   async load(): Promise<Readonly<AgentState>> {
     await sweepTemps(this.dir);
     this.state = await readState(this.dir);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { OTA_BIN } from '../cli/helpers.ts';
+import { OTA_BIN, ota } from '../cli/helpers.ts';
 import {
   agentFlags,
   createJob,
@@ -73,5 +74,37 @@ describe('ota agent --download-dir /proc/x', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+});
+
+describe('ota agent with a corrupt state.json', () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+  });
+  after(async () => {
+    await w.close();
+  });
+
+  test('does not start: one line naming the file and the field, a non-zero exit, the file untouched', async () => {
+    const thing = 'Cam_corrupt_state';
+    await w.stack.ensureThing(thing);
+    const stateDir = join(w.dir, 'state-corrupt');
+    mkdirSync(stateDir, { recursive: true });
+    const corrupt = JSON.stringify({ currentVersion: '41811020', pending: { bootAttempts: -3 } });
+    writeFileSync(join(stateDir, 'state.json'), corrupt);
+    const r = await ota([
+      'agent',
+      ...agentFlags(w, thing, { currentVersion: '1', stateDir, logLevel: 'silent' }),
+      '--once',
+    ]);
+    assert.notEqual(r.code, 0);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(
+      lines[0] ?? '',
+      new RegExp(`${join(stateDir, 'state.json')}: pending\\.[a-zA-Z]+: .*fix or remove it`),
+    );
+    assert.equal(readFileSync(join(stateDir, 'state.json'), 'utf8'), corrupt);
   });
 });
