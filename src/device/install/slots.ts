@@ -1,6 +1,8 @@
-import { constants } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
 import { copyFile, open, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { ensureDir, FsError, fsyncDir, onPath } from '../fs-safe.ts';
 import type { DeviceHooks, HookCall } from './hooks.ts';
 import { HookError } from './hooks.ts';
@@ -16,7 +18,7 @@ import { HookError } from './hooks.ts';
  *
  * install:  copy the image into the slot that is not `committed`, fsync, then switch `current` to it;
  * rollback: switch `current` back to `committed` (switching again);
- * commit:   `committed` := `current`.
+ * commit:   `committed` := `current`, once `current` is checked to hold the image being committed.
  *
  * Writing into "not committed" (rather than "not current") keeps install idempotent: a second install of
  * the same job after a crash overwrites the same slot, never the good one. Every switch is a symlink
@@ -76,12 +78,24 @@ async function writeSlot(dir: string, slot: Slot, file: string): Promise<void> {
   }
 }
 
+/** The SHA-256 (hex) of a slot's image; undefined for a slot never written. */
+async function sha256File(file: string): Promise<string | undefined> {
+  const hash = createHash('sha256');
+  try {
+    await pipeline(createReadStream(file), hash);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new FsError(err, 'cannot read', file);
+  }
+  return hash.digest('hex');
+}
+
 /** Runs one slot operation; any failure becomes a HookError of that hook, naming the path and cause. */
 async function guarded(hook: 'install' | 'rollback' | 'commit', fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (err) {
-    const msg = err instanceof FsError ? err.message : String(err);
+    const msg = err instanceof Error ? err.message : String(err);
     throw new HookError(hook, `${hook} (A/B slots): ${msg}`, { cause: err });
   }
 }
@@ -106,7 +120,17 @@ export function slotHooks(dir: string): Required<Pick<DeviceHooks, 'install' | '
       }),
     commit: (call: HookCall) =>
       guarded('commit', async () => {
-        const { current } = await readSlots(dir);
+        const current = await pointer(dir, 'current');
+        if (current === undefined) throw new Error(`${join(dir, 'current')} is missing: nothing to commit`);
+        // Only the image that runs may be marked good: after a rollback (even one cut short by a power
+        // cut), `current` is the old slot again, and committing it would report the new version.
+        const running = await sha256File(join(dir, current));
+        if (running !== call.sha256) {
+          const holds = running === undefined ? 'no image' : `sha256 ${running.slice(0, 12)}…`;
+          throw new Error(
+            `slot ${current} does not hold the image being committed (${holds}, expected ${call.sha256.slice(0, 12)}…): the new image is not the one running`,
+          );
+        }
         await point(dir, 'committed', current);
         call.logger.info({ slot: current, dir }, 'slot committed');
       }),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,13 +162,44 @@ describe('the built-in A/B installer (--slots)', () => {
       assert.deepEqual(await readSlots(s), { current: 'a', committed: 'a' });
       // install again, then commit: b becomes the good slot; the next install goes to a
       await slots.install(call({ file: img }));
-      await slots.commit(call());
+      await slots.commit(call({ sha256: sha256Of('v2') }));
       assert.deepEqual(await readSlots(s), { current: 'b', committed: 'b' });
       writeFileSync(img, 'v3');
       await slots.install(call({ file: img }));
       assert.deepEqual(await readSlots(s), { current: 'a', committed: 'b' });
       assert.equal(readFileSync(join(s, 'a'), 'utf8'), 'v3');
       assert.equal(readlinkSync(join(s, 'current')), 'a');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('commit marks good only the image that runs: not after a rollback, not without `current`', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ota-slots-'));
+    try {
+      const img = join(dir, 'new.img');
+      writeFileSync(img, 'v2');
+      const s = join(dir, 'slots');
+      const slots = slotHooks(s);
+      await slots.install(call({ file: img }));
+      await slots.rollback(call());
+      // the rollback switched back to a: committing now would call the old image the new one
+      await assert.rejects(slots.commit(call({ sha256: sha256Of('v2') })), (e: unknown) => {
+        assert.ok(e instanceof HookError && e.hook === 'commit', String(e));
+        assert.match(e.message, /^commit \(A\/B slots\): slot a does not hold the image being committed/);
+        return true;
+      });
+      assert.deepEqual(await readSlots(s), { current: 'a', committed: 'a' });
+      // installed and running: commit, and committing again (a crash before the report) still holds
+      await slots.install(call({ file: img }));
+      await slots.commit(call({ sha256: sha256Of('v2') }));
+      await slots.commit(call({ sha256: sha256Of('v2') }));
+      assert.deepEqual(await readSlots(s), { current: 'b', committed: 'b' });
+      rmSync(join(s, 'current'));
+      await assert.rejects(
+        slots.commit(call({ sha256: sha256Of('v2') })),
+        /current is missing: nothing to commit/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -216,3 +248,5 @@ async function settledYet(p: Promise<unknown>): Promise<boolean> {
     (await Promise.race([p.then(() => true), new Promise((r) => setImmediate(() => r(pending)))])) !== pending
   );
 }
+
+const sha256Of = (s: string): string => createHash('sha256').update(s).digest('hex');
