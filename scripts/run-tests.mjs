@@ -20,6 +20,10 @@ const args = process.argv.slice(2);
 const paths = args.filter((a) => !a.startsWith('--'));
 const passThrough = args.filter((a) => a.startsWith('--'));
 
+if (paths.length === 0) {
+  process.stderr.write('usage: node scripts/run-tests.mjs <test file or folder>... [--node-test-flag=...]\n');
+  process.exit(1);
+}
 const files = [];
 const walk = (dir) => {
   for (const name of readdirSync(dir).sort()) {
