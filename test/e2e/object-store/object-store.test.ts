@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, type TestContext, test } from 'node:test';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -32,6 +32,33 @@ async function start(directory: string): Promise<RunningObjectStore> {
     region: REGION,
     credentials: CREDS,
   });
+}
+
+const cleanups = new WeakMap<TestContext, (() => unknown)[]>();
+
+/**
+ * Runs `fn` after the test `t`, passed or failed: the last registered first, as nested try/finally blocks
+ * would (a store closes before its directory goes; node:test's own `t.after` runs first in, first out).
+ */
+function defer(t: TestContext, fn: () => unknown): void {
+  let fns = cleanups.get(t);
+  if (!fns) {
+    const registered: (() => unknown)[] = [];
+    cleanups.set(t, registered);
+    t.after(async () => {
+      const failures: unknown[] = [];
+      for (const f of registered.reverse()) {
+        try {
+          await f();
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+      if (failures.length > 0) throw failures[0];
+    });
+    fns = registered;
+  }
+  fns.push(fn);
 }
 
 async function expectS3Error(p: Promise<unknown>, name: string, status: number): Promise<void> {
@@ -223,7 +250,7 @@ describe('object store (s3rver + front layer) with @aws-sdk/client-s3', () => {
     assert.equal((await tail.Body!.transformToByteArray()).length, 5);
   });
 
-  test('a client with default (flexible) checksums sends aws-chunked; the object holds only the payload', async () => {
+  test('a client with default (flexible) checksums sends aws-chunked; the object holds only the payload', async (t) => {
     const sent: Record<string, string>[] = [];
     const defaults = new S3Client({
       endpoint: store.endpoint,
@@ -231,6 +258,7 @@ describe('object store (s3rver + front layer) with @aws-sdk/client-s3', () => {
       credentials: CREDS,
       forcePathStyle: true,
     });
+    defer(t, () => defaults.destroy());
     defaults.middlewareStack.add(
       (next) => async (args) => {
         sent.push({ ...(args.request as { headers: Record<string, string> }).headers });
@@ -238,30 +266,27 @@ describe('object store (s3rver + front layer) with @aws-sdk/client-s3', () => {
       },
       { step: 'deserialize' },
     );
-    try {
-      const body = 'payload that must not carry chunk framing';
-      // A stream body: for a Buffer/string the SDK sends a plain body with an x-amz-checksum-* header.
-      await defaults.send(
-        new PutObjectCommand({
-          Bucket: BUCKET,
-          Key: 'chunked.txt',
-          Body: Readable.from([Buffer.from(body)]),
-          ContentLength: Buffer.byteLength(body),
-        }),
-      );
-      assert.match(JSON.stringify(sent), /aws-chunked/, 'the SDK default should have used aws-chunked');
-      const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'chunked.txt' }));
-      assert.equal(await got.Body!.transformToString(), body);
-      assert.equal(got.ContentLength, Buffer.byteLength(body));
-      assert.equal(got.ContentEncoding, undefined);
-    } finally {
-      defaults.destroy();
-    }
+    const body = 'payload that must not carry chunk framing';
+    // A stream body: for a Buffer/string the SDK sends a plain body with an x-amz-checksum-* header.
+    await defaults.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: 'chunked.txt',
+        Body: Readable.from([Buffer.from(body)]),
+        ContentLength: Buffer.byteLength(body),
+      }),
+    );
+    assert.match(JSON.stringify(sent), /aws-chunked/, 'the SDK default should have used aws-chunked');
+    const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'chunked.txt' }));
+    assert.equal(await got.Body!.transformToString(), body);
+    assert.equal(got.ContentLength, Buffer.byteLength(body));
+    assert.equal(got.ContentEncoding, undefined);
   });
 
-  test('localS3ClientConfig sends plain bodies (no aws-chunked)', async () => {
+  test('localS3ClientConfig sends plain bodies (no aws-chunked)', async (t) => {
     const sent: Record<string, string>[] = [];
     const plain = new S3Client(localS3ClientConfig(store.endpoint, CREDS, REGION));
+    defer(t, () => plain.destroy());
     plain.middlewareStack.add(
       (next) => async (args) => {
         sent.push({ ...(args.request as { headers: Record<string, string> }).headers });
@@ -269,15 +294,11 @@ describe('object store (s3rver + front layer) with @aws-sdk/client-s3', () => {
       },
       { step: 'deserialize' },
     );
-    try {
-      await plain.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'plain.txt', Body: 'plain' }));
-      assert.equal(sent.length, 1);
-      assert.doesNotMatch(JSON.stringify(sent[0]), /aws-chunked/);
-      const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'plain.txt' }));
-      assert.equal(await got.Body!.transformToString(), 'plain');
-    } finally {
-      plain.destroy();
-    }
+    await plain.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'plain.txt', Body: 'plain' }));
+    assert.equal(sent.length, 1);
+    assert.doesNotMatch(JSON.stringify(sent[0]), /aws-chunked/);
+    const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'plain.txt' }));
+    assert.equal(await got.Body!.transformToString(), 'plain');
   });
 
   test('presigned GET works with plain fetch, including Range', async () => {
@@ -356,7 +377,7 @@ describe('object store (s3rver + front layer) with @aws-sdk/client-s3', () => {
     );
   });
 
-  test('anonymous requests, unknown keys and wrong secrets are refused', async () => {
+  test('anonymous requests, unknown keys and wrong secrets are refused', async (t) => {
     const anon = await fetch(`${store.endpoint}/${BUCKET}/expiring.bin`);
     assert.equal(anon.status, 403);
     assert.match(await anon.text(), /AccessDenied/);
@@ -367,80 +388,67 @@ describe('object store (s3rver + front layer) with @aws-sdk/client-s3', () => {
     const wrongSecret = new S3Client(
       localS3ClientConfig(store.endpoint, { ...CREDS, secretAccessKey: 'nope' }, REGION),
     );
-    try {
-      await expectS3Error(
-        wrongKey.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'expiring.bin' })),
-        'InvalidAccessKeyId',
-        403,
-      );
-      await expectS3Error(
-        wrongSecret.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'x', Body: 'x' })),
-        'SignatureDoesNotMatch',
-        403,
-      );
-    } finally {
+    defer(t, () => {
       wrongKey.destroy();
       wrongSecret.destroy();
-    }
+    });
+    await expectS3Error(
+      wrongKey.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'expiring.bin' })),
+      'InvalidAccessKeyId',
+      403,
+    );
+    await expectS3Error(
+      wrongSecret.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'x', Body: 'x' })),
+      'SignatureDoesNotMatch',
+      403,
+    );
   });
 });
 
 describe('object store persistence', () => {
-  test('objects survive close and restart on the same directory', async () => {
+  test('objects survive close and restart on the same directory', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'ota-object-store-persist-'));
-    try {
-      const first = await start(dir);
-      const c1 = new S3Client(localS3ClientConfig(first.endpoint, CREDS, REGION));
-      await c1.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'firmware/a/a.img', Body: 'persist me' }));
-      const etag = (await c1.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'firmware/a/a.img' }))).ETag;
-      c1.destroy();
-      await first.close();
+    defer(t, () => rm(dir, { recursive: true, force: true }));
+    const first = await start(dir);
+    const c1 = new S3Client(localS3ClientConfig(first.endpoint, CREDS, REGION));
+    await c1.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'firmware/a/a.img', Body: 'persist me' }));
+    const etag = (await c1.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'firmware/a/a.img' }))).ETag;
+    c1.destroy();
+    await first.close();
 
-      const second = await start(dir);
-      const c2 = new S3Client(localS3ClientConfig(second.endpoint, CREDS, REGION));
-      try {
-        const got = await c2.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'firmware/a/a.img' }));
-        assert.equal(await got.Body!.transformToString(), 'persist me');
-        assert.equal(got.ETag, etag);
-        const list = await c2.send(new ListObjectsV2Command({ Bucket: BUCKET }));
-        assert.deepEqual(
-          list.Contents?.map((o) => o.Key),
-          ['firmware/a/a.img'],
-        );
-      } finally {
-        c2.destroy();
-        await second.close();
-      }
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const second = await start(dir);
+    defer(t, () => second.close());
+    const c2 = new S3Client(localS3ClientConfig(second.endpoint, CREDS, REGION));
+    defer(t, () => c2.destroy());
+    const got = await c2.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'firmware/a/a.img' }));
+    assert.equal(await got.Body!.transformToString(), 'persist me');
+    assert.equal(got.ETag, etag);
+    const list = await c2.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+    assert.deepEqual(
+      list.Contents?.map((o) => o.Key),
+      ['firmware/a/a.img'],
+    );
   });
 
-  test('bad options are refused with a ValidationError naming the field', async () => {
+  test('bad options are refused with a ValidationError naming the field', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'ota-object-store-bad-'));
-    try {
-      await assert.rejects(
-        startObjectStore({
-          host: '127.0.0.1',
-          port: 0,
-          directory: dir,
-          buckets: ['Bad_Bucket'],
-          region: REGION,
-          credentials: CREDS,
-        }),
-        { code: 'OTA_VALIDATION', field: 'buckets' },
-      );
-      const s = await start(dir);
-      try {
-        await assert.rejects(s.presignGetUrl(BUCKET, 'k', 0), {
-          code: 'OTA_VALIDATION',
-          field: 'expiresInSec',
-        });
-      } finally {
-        await s.close();
-      }
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    defer(t, () => rm(dir, { recursive: true, force: true }));
+    await assert.rejects(
+      startObjectStore({
+        host: '127.0.0.1',
+        port: 0,
+        directory: dir,
+        buckets: ['Bad_Bucket'],
+        region: REGION,
+        credentials: CREDS,
+      }),
+      { code: 'OTA_VALIDATION', field: 'buckets' },
+    );
+    const s = await start(dir);
+    defer(t, () => s.close());
+    await assert.rejects(s.presignGetUrl(BUCKET, 'k', 0), {
+      code: 'OTA_VALIDATION',
+      field: 'expiresInSec',
+    });
   });
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ABORT_REASON_CODE } from '../../../../src/cloud/jobs/lifecycle/outcomes.ts';
-import { cpCode, DOC, fleet, groupArn, harness, only, T } from './harness.ts';
+import { cpCode, DOC, fleet, groupArn, only, T, withHarness } from './harness.ts';
 
 const abortAt = (failureType: string, thresholdPercentage: number, minNumberOfExecutedThings: number) => ({
   criteriaList: [{ failureType, action: 'CANCEL', thresholdPercentage, minNumberOfExecutedThings }],
@@ -10,8 +10,7 @@ const abortAt = (failureType: string, thresholdPercentage: number, minNumberOfEx
 
 describe('abortConfig', () => {
   test('enough failures cancel the job the AWS way: queued CANCELED, in-progress run on, the reason shown', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const [a, b, c, d, e] = fleet(h, 5);
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -52,14 +51,11 @@ describe('abortConfig', () => {
       // d heard of its cancellation; e finishes its work normally.
       assert.deepEqual(only(h.since(mark), T(d ?? '', 'notify')).payload.jobs, {});
       only(await h.request(e ?? '', 'j/update', { status: 'SUCCEEDED' }), T(e ?? '', 'j/update/accepted'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('REJECTED, TIMED_OUT and ALL count their own failures; the threshold can stay unmet', async () => {
-    const h = await harness({ minuteMs: 1000 });
-    try {
+    await withHarness({ minuteMs: 1000 }, async (h) => {
       const things = fleet(h, 6);
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -90,14 +86,11 @@ describe('abortConfig', () => {
       await h.advance(1000);
       assert.equal(cp.describeJob('all').job.status, 'CANCELED');
       assert.match(cp.describeJob('all').job.comment ?? '', /4 of 4 .* ended ALL/);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('abortConfig is validated with AWS’s ranges', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       fleet(h, 1);
       const cp = h.svc.controlPlane;
       const create = (abortConfig: unknown) => () =>
@@ -138,16 +131,13 @@ describe('abortConfig', () => {
         }),
         cpCode('InvalidRequestException', /action.*\[CANCEL\]/),
       );
-    } finally {
-      await h.close();
-    }
+    });
   });
 });
 
 describe('jobExecutionsRetryConfig', () => {
   test('a FAILED execution is retried as a new QUEUED execution with the next executionNumber', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const [car] = fleet(h, 1);
       const thing = car ?? '';
       const cp = h.svc.controlPlane;
@@ -176,14 +166,11 @@ describe('jobExecutionsRetryConfig', () => {
       const { job, processDetails } = cp.describeJob('r');
       assert.equal(job.status, 'COMPLETED', 'no retries left');
       assert.equal(processDetails.numberOfFailedThings, 1, 'counts things: the latest execution of each');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('TIMED_OUT retries need a timer; REJECTED is never retried; ALL counts both', async () => {
-    const h = await harness({ minuteMs: 1000 });
-    try {
+    await withHarness({ minuteMs: 1000 }, async (h) => {
       const [a, b] = fleet(h, 2);
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -209,14 +196,11 @@ describe('jobExecutionsRetryConfig', () => {
       );
       await h.request(b ?? '', 't/update', { status: 'REJECTED' });
       assert.equal(cp.describeJobExecution('t', b ?? '').executionNumber, 1);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('abort cancels queued retries', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const things = fleet(h, 3);
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -236,14 +220,11 @@ describe('jobExecutionsRetryConfig', () => {
         1,
         'no retry for a cancelled job',
       );
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('retry settings are validated', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       fleet(h, 1);
       const cp = h.svc.controlPlane;
       const create = (criteriaList: unknown) => () =>
@@ -282,8 +263,6 @@ describe('jobExecutionsRetryConfig', () => {
         create([1, 2, 3].map(() => ({ failureType: 'FAILED', numberOfRetries: 1 }))),
         cpCode('InvalidRequestException', /length less than or equal to 2/),
       );
-    } finally {
-      await h.close();
-    }
+    });
   });
 });

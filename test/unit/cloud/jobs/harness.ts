@@ -101,6 +101,28 @@ export async function harness(extra: Partial<JobsServiceOptions> = {}): Promise<
   return h;
 }
 
+/**
+ * Runs `fn` on a fresh harness and closes it afterwards, whether `fn` passed or threw:
+ * `await withHarness(async (h) => { ... })`, or `withHarness({ minuteMs: 1000 }, async (h) => { ... })`.
+ */
+export async function withHarness<R>(fn: (h: Harness) => Promise<R>): Promise<R>;
+export async function withHarness<R>(
+  extra: Partial<JobsServiceOptions>,
+  fn: (h: Harness) => Promise<R>,
+): Promise<R>;
+export async function withHarness<R>(
+  a: Partial<JobsServiceOptions> | ((h: Harness) => Promise<R>),
+  b?: (h: Harness) => Promise<R>,
+): Promise<R> {
+  const [extra, fn] = typeof a === 'function' ? [{}, a] : [a, b!];
+  const h = await harness(extra);
+  try {
+    return await fn(h);
+  } finally {
+    await h.close();
+  }
+}
+
 export const only = (msgs: Msg[], topic: string): Msg => {
   const m = msgs.filter((x) => x.topic === topic);
   if (m.length !== 1)

@@ -9,15 +9,14 @@ import Database from 'better-sqlite3';
 import { jsonDepth, MAX_DOCUMENT_DEPTH, renderDocument } from '../../../../src/cloud/jobs/document.ts';
 import { MAX_RENDER_FAILURES } from '../../../../src/cloud/jobs/service.ts';
 import type { JobRecord } from '../../../../src/cloud/jobs/types.ts';
-import { cpCode, DOC, harness, none, only, placeholder, T, thingArn, withThing } from './harness.ts';
+import { cpCode, DOC, none, only, placeholder, T, thingArn, withHarness, withThing } from './harness.ts';
 
 const deepObjects = (n: number) => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`;
 const deepArrays = (n: number) => `{"a":${'['.repeat(n)}${']'.repeat(n)}}`;
 
 describe('hostile job documents', () => {
   test('CreateJob refuses deep nesting (5,000 objects, 16,000 arrays) by name, within 32 KB', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       const cp = h.svc.controlPlane;
       for (const [doc, depth] of [
@@ -54,14 +53,11 @@ describe('hostile job documents', () => {
       assert.equal(jsonDepth(JSON.stringify({ s: '[[[[{{{{"\\' })), 1);
       const r = only(await h.request('car-1', 'start-next', {}), T('car-1', 'start-next/accepted'));
       assert.equal(jsonDepth(r.raw), MAX_DOCUMENT_DEPTH + 2); // reply → execution → document
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('a deep document already in the database is delivered as is, without a RangeError', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       const cp = h.svc.controlPlane;
       cp.createJob({ jobId: 'old', targets: [thingArn('car-1')], document: DOC });
@@ -81,19 +77,15 @@ describe('hostile job documents', () => {
       );
       const next = only(await h.request('car-1', 'start-next', {}), T('car-1', 'start-next/accepted'));
       assert.equal(next.payload.execution.jobId, 'later');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('a document that never presigns fails its execution; the thing’s next job starts', async () => {
-    const h = await harness({
-      presign: async (url) => {
-        if (url.includes('broken')) throw new Error(`not an S3 URL: ${url}`);
-        return `${url}?signed`;
-      },
-    });
-    try {
+    const presign = async (url: string) => {
+      if (url.includes('broken')) throw new Error(`not an S3 URL: ${url}`);
+      return `${url}?signed`;
+    };
+    await withHarness({ presign }, async (h) => {
       await withThing(h);
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -125,20 +117,16 @@ describe('hostile job documents', () => {
       assert.equal(next.payload.execution.jobId, 'fine');
       assert.equal(next.payload.execution.jobDocument.url, 'https://s3.us-west-2.amazonaws.com/b/k?signed');
       assert.equal(cp.describeJob('broken').job.status, 'COMPLETED');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('a transient presign failure does not fail the execution', async () => {
     let failures = 1;
-    const h = await harness({
-      presign: async (url) => {
-        if (failures-- > 0) throw new Error('credentials not ready');
-        return `${url}?signed`;
-      },
-    });
-    try {
+    const presign = async (url: string) => {
+      if (failures-- > 0) throw new Error('credentials not ready');
+      return `${url}?signed`;
+    };
+    await withHarness({ presign }, async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({
         jobId: 'j1',
@@ -149,9 +137,7 @@ describe('hostile job documents', () => {
       const r = await h.request('car-1', 'start-next', {});
       none(r, T('car-1', 'start-next/rejected'));
       assert.equal(h.svc.controlPlane.describeJobExecution('j1', 'car-1').status, 'IN_PROGRESS');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('rendering: only string values, escaped placeholders too, the rest byte for byte', async () => {

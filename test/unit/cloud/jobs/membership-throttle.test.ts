@@ -1,12 +1,11 @@
 /** RemoveThingFromThingGroup and REMOVED, DeleteThing, RequestThrottled, TerminalStateReached. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { assertErrorShape, cpCode, DOC, groupArn, harness, none, only, T, thingArn } from './harness.ts';
+import { assertErrorShape, cpCode, DOC, groupArn, none, only, T, thingArn, withHarness } from './harness.ts';
 
 describe('thing membership and deletion', () => {
   test('leaving a CONTINUOUS job’s group: REMOVED; coming back restarts it; SNAPSHOT jobs keep theirs', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       for (const g of ['g1', 'g2']) cp.createThingGroup({ thingGroupName: g });
       cp.createThing({ thingName: 'car-1' });
@@ -57,15 +56,12 @@ describe('thing membership and deletion', () => {
       );
       cp.removeThingFromThingGroup({ thingGroupName: 'g2', thingName: 'car-1' }); // idempotent
       cp.removeThingFromThingGroup({ thingGroupName: 'g2', thingName: 'car-1' });
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('DeleteThing: pending executions REMOVED, SNAPSHOT jobs complete, the hook fires after the commit', async () => {
     const deleted: string[] = [];
-    const h = await harness({ onThingDeleted: (name) => deleted.push(name) });
-    try {
+    await withHarness({ onThingDeleted: (name) => deleted.push(name) }, async (h) => {
       const cp = h.svc.controlPlane;
       for (const t of ['car-1', 'car-2']) cp.createThing({ thingName: t });
       cp.createThingGroup({ thingGroupName: 'g' });
@@ -96,16 +92,13 @@ describe('thing membership and deletion', () => {
       cp.deleteThing('car-1', {});
       assert.deepEqual(deleted, ['car-1']);
       assert.throws(() => cp.deleteThing('bad name!', {}), cpCode('InvalidRequestException'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 });
 
 describe('Jobs MQTT API: RequestThrottled and TerminalStateReached', () => {
   test('over requestsPerSecondPerThing a request is answered RequestThrottled; other things are not affected', async () => {
-    const h = await harness({ requestsPerSecondPerThing: 2 });
-    try {
+    await withHarness({ requestsPerSecondPerThing: 2 }, async (h) => {
       for (const t of ['car-1', 'car-2']) h.svc.controlPlane.createThing({ thingName: t });
       only(await h.request('car-1', 'get', {}), T('car-1', 'get/accepted'));
       only(await h.request('car-1', 'get', {}), T('car-1', 'get/accepted'));
@@ -116,14 +109,11 @@ describe('Jobs MQTT API: RequestThrottled and TerminalStateReached', () => {
       await h.advance(500); // one token back
       only(await h.request('car-1', 'get', {}), T('car-1', 'get/accepted'));
       only(await h.request('car-1', 'get', {}), T('car-1', 'get/rejected'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('TerminalStateReached: describing an ended execution of a finished job; a running one is still described', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       for (const t of ['car-1', 'car-2']) cp.createThing({ thingName: t });
       cp.createJob({ jobId: 'j', targets: [thingArn('car-1'), thingArn('car-2')], document: DOC });
@@ -137,8 +127,6 @@ describe('Jobs MQTT API: RequestThrottled and TerminalStateReached', () => {
       const r = only(await h.request('car-1', 'j/get', { clientToken: 't' }), T('car-1', 'j/get/rejected'));
       assertErrorShape(r, 'TerminalStateReached', 't');
       assert.equal(r.payload.message, 'job j is CANCELED and its execution on car-1 is SUCCEEDED');
-    } finally {
-      await h.close();
-    }
+    });
   });
 });

@@ -1,7 +1,7 @@
 /** jobExecutionsRolloutConfig (AWS developer guide, "Job rollout rates"), on the fake clock. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { cpCode, DOC, fleet, groupArn, type Harness, harness, T, thingArn } from './harness.ts';
+import { cpCode, DOC, fleet, groupArn, type Harness, T, thingArn, withHarness } from './harness.ts';
 
 const MINUTE = 60_000;
 
@@ -9,8 +9,7 @@ const notified = (h: Harness, jobId: string) => h.svc.controlPlane.describeJob(j
 
 describe('rollout rates', () => {
   test('maximumPerMinute paces the executions; the others wait, unseen by their devices', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const things = fleet(h, 25, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -46,14 +45,11 @@ describe('rollout rates', () => {
       // The SNAPSHOT job completes only when every target was notified and finished.
       for (const t of things) await h.request(t, 'paced/update', { status: 'SUCCEEDED' });
       assert.equal(cp.describeJob('paced').job.status, 'COMPLETED');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('exponentialRate: ×incrementFactor each numberOfNotifiedThings, as in the developer guide', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       fleet(h, 40, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -81,14 +77,11 @@ describe('rollout rates', () => {
       assert.deepEqual(rates.slice(0, 2), [5, 10]);
       assert.ok((counts[0] ?? 0) >= 5 && (counts[0] ?? 0) <= 7, `minute 1 notified ${counts[0]}`);
       assert.equal(counts[1], 40);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('exponentialRate by numberOfSucceededThings rises only as devices succeed; maximumPerMinute caps it', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const things = fleet(h, 30, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -110,14 +103,11 @@ describe('rollout rates', () => {
       assert.equal(cp.describeJob('exp-s').rollout.ratePerMinute, 6, '2 × 3 = 6, also the cap');
       for (const t of things.slice(2, 4)) await h.request(t, 'exp-s/update', { status: 'SUCCEEDED' });
       assert.equal(cp.describeJob('exp-s').rollout.ratePerMinute, 6, '18 capped by maximumPerMinute');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('a thing added to a CONTINUOUS job’s group later gets the job at once, whatever the rate', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       fleet(h, 5, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       cp.createJob({
@@ -131,14 +121,11 @@ describe('rollout rates', () => {
       cp.addThingToThingGroup({ thingGroupName: 'fleet', thingName: 'late' });
       assert.equal(cp.describeJobExecution('cont', 'late').status, 'QUEUED');
       assert.equal(cp.describeJob('cont').rollout.waiting, 4);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('rollout settings are validated with AWS’s ranges and words', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       fleet(h, 1, 'fleet', 'fleet-');
       const cp = h.svc.controlPlane;
       const create = (jobExecutionsRolloutConfig: unknown) => () =>
@@ -195,8 +182,6 @@ describe('rollout rates', () => {
         ),
       );
       assert.throws(() => cp.describeJob('bad'), cpCode('ResourceNotFoundException'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 });

@@ -1,15 +1,14 @@
 /** schedulingConfig and job templates (AWS developer guide, "Job configurations"; CreateJobTemplate). */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { cpCode, DOC, fleet, groupArn, harness, thingArn } from './harness.ts';
+import { cpCode, DOC, fleet, groupArn, thingArn, withHarness } from './harness.ts';
 
 const MINUTE = 1000; // a scaled minute (--minute-ms 1000)
 const iso = (t: number) => new Date(t).toISOString();
 
 describe('schedulingConfig', () => {
   test('SCHEDULED until startTime: no executions, listed as SCHEDULED; then it rolls out', async () => {
-    const h = await harness({ minuteMs: MINUTE });
-    try {
+    await withHarness({ minuteMs: MINUTE }, async (h) => {
       fleet(h, 2);
       const cp = h.svc.controlPlane;
       const start = h.clock.now() + 45 * MINUTE;
@@ -33,14 +32,11 @@ describe('schedulingConfig', () => {
       await h.advance(1);
       assert.equal(cp.describeJob('s').job.status, 'IN_PROGRESS');
       assert.equal(cp.describeJob('s').processDetails.numberOfQueuedThings, 3);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('endTime: STOP_ROLLOUT drops the waiting targets; CANCEL and FORCE_CANCEL cancel', async () => {
-    const h = await harness({ minuteMs: MINUTE });
-    try {
+    await withHarness({ minuteMs: MINUTE }, async (h) => {
       const things = fleet(h, 40);
       const cp = h.svc.controlPlane;
       const end = h.clock.now() + 30 * MINUTE;
@@ -84,14 +80,11 @@ describe('schedulingConfig', () => {
       // The stopped SNAPSHOT job completes once the notified things are done.
       for (const t of things.slice(0, 30)) await h.request(t, 'stop/update', { status: 'SUCCEEDED' });
       assert.equal(cp.describeJob('stop').job.status, 'COMPLETED');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('maintenance windows: the rollout notifies only inside them', async () => {
-    const h = await harness({ minuteMs: MINUTE });
-    try {
+    await withHarness({ minuteMs: MINUTE }, async (h) => {
       fleet(h, 5);
       const cp = h.svc.controlPlane;
       // Every day at 02:00 UTC for 2 (scaled) minutes.
@@ -117,14 +110,11 @@ describe('schedulingConfig', () => {
       assert.equal(cp.describeJob('w').rollout.notified, 4, 'outside the window nothing moves');
       await h.advance(next + 24 * 3_600_000 - h.clock.now());
       assert.equal(cp.describeJob('w').rollout.notified, 5, 'the next day’s window');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('scheduling is validated: times, distances, end behavior, windows', async () => {
-    const h = await harness({ minuteMs: MINUTE });
-    try {
+    await withHarness({ minuteMs: MINUTE }, async (h) => {
       fleet(h, 1);
       const cp = h.svc.controlPlane;
       const now = h.clock.now();
@@ -184,16 +174,13 @@ describe('schedulingConfig', () => {
       // A SCHEDULED job is cancelled like any other, and deleting one needs force.
       assert.throws(() => cp.deleteJob('ok', {}), cpCode('InvalidStateTransitionException'));
       assert.equal(cp.cancelJob('ok', {}).status, 'CANCELED');
-    } finally {
-      await h.close();
-    }
+    });
   });
 });
 
 describe('job templates', () => {
   test('create, describe, list, delete; a job takes the template’s document and configurations', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       fleet(h, 2);
       const cp = h.svc.controlPlane;
       const t = cp.createJobTemplate({
@@ -254,14 +241,11 @@ describe('job templates', () => {
         () => cp.createJob({ jobId: 'gone', targets: [groupArn('fleet')], jobTemplateArn: t.jobTemplateArn }),
         cpCode('ResourceNotFoundException', /job template .* does not exist/),
       );
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('templates are validated like jobs', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       assert.throws(
         () => cp.createJobTemplate({ jobTemplateId: 'bad id', description: 'd', document: DOC }),
@@ -299,8 +283,6 @@ describe('job templates', () => {
           }),
         cpCode('InvalidRequestException', /is not a job template ARN/),
       );
-    } finally {
-      await h.close();
-    }
+    });
   });
 });

@@ -14,13 +14,13 @@ import {
   DOC,
   groupArn,
   type Harness,
-  harness,
   none,
   only,
   placeholder,
   REGION,
   T,
   thingArn,
+  withHarness,
   withThing,
 } from './harness.ts';
 
@@ -35,8 +35,7 @@ async function waitFor(pred: () => boolean, what: string, ms = 3000): Promise<vo
 
 describe('jobs service: device flow', () => {
   test('get with nothing pending echoes the clientToken and uses seconds', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       const r = await h.request('car-1', 'get', { clientToken: 'tok-1' });
       const m = only(r, T('car-1', 'get/accepted'));
@@ -46,14 +45,11 @@ describe('jobs service: device flow', () => {
       assert.ok(Number.isInteger(m.payload.timestamp));
       assert.ok(Math.abs(m.payload.timestamp - Date.now() / 1000) < 5);
       assert.equal(r.length, 1);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('queue → start-next → progress → SUCCEEDED, with the notifications AWS sends', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       const mark = h.sent.length;
       const job = h.svc.controlPlane.createJob({
@@ -159,14 +155,11 @@ describe('jobs service: device flow', () => {
       // start-next with nothing pending: reply without execution.
       const sn = only(await h.request('car-1', 'start-next', {}), T('car-1', 'start-next/accepted'));
       assert.deepEqual(Object.keys(sn.payload), ['timestamp']);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('describe: includeJobDocument, executionNumber, $next and unknown jobs', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       const withDoc = only(await h.request('car-1', 'j1/get', {}), T('car-1', 'j1/get/accepted')).payload;
@@ -194,14 +187,11 @@ describe('jobs service: device flow', () => {
         ),
         'ResourceNotFound',
       );
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('error codes and their exact shape', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       assertErrorShape(
@@ -290,14 +280,11 @@ describe('jobs service: device flow', () => {
       }
       // None of the refused requests changed anything.
       assert.equal(h.svc.controlPlane.describeJobExecution('j1', 'car-1').versionNumber, 1);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('expectedVersion as number or numeric string; VersionMismatch carries executionState', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       let m = only(
@@ -326,14 +313,11 @@ describe('jobs service: device flow', () => {
         T('car-1', 'j1/update/accepted'),
       );
       assert.equal(h.svc.controlPlane.describeJobExecution('j1', 'car-1').versionNumber, 3);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('updates after a terminal state are InvalidStateTransition with executionState', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       only(await h.request('car-1', 'j1/update', { status: 'FAILED' }), T('car-1', 'j1/update/accepted'));
@@ -343,15 +327,12 @@ describe('jobs service: device flow', () => {
       );
       assertErrorShape(m, 'InvalidStateTransition', 'z', true);
       assert.deepEqual(m.payload.executionState, { status: 'FAILED', versionNumber: 2 });
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('IN_PROGRESS → REJECTED follows allowRejectFromInProgress', async () => {
     for (const allow of [true, false]) {
-      const h = await harness({ allowRejectFromInProgress: allow });
-      try {
+      await withHarness({ allowRejectFromInProgress: allow }, async (h) => {
         await withThing(h);
         h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
         await h.request('car-1', 'start-next', {});
@@ -364,15 +345,12 @@ describe('jobs service: device flow', () => {
             undefined,
             true,
           );
-      } finally {
-        await h.close();
-      }
+      });
     }
   });
 
   test('statusDetails limits', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       const eleven = Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`k${i}`, 'v']));
@@ -413,14 +391,11 @@ describe('jobs service: device flow', () => {
         T('car-1', 'j1/update/accepted'),
       );
       assert.deepEqual(h.svc.controlPlane.describeJobExecution('j1', 'car-1').statusDetails, ten);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('notify-next only when the head changes (AWS "Jobs notifications")', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       const cp = h.svc.controlPlane;
       let mark = h.sent.length;
@@ -469,14 +444,11 @@ describe('jobs service: device flow', () => {
       mark = h.sent.length;
       await h.request('car-1', 'get', {});
       none(h.since(mark), T('car-1', 'notify-next'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('operators, other things and garbage never crash the service', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       await h.svc.idle();
@@ -533,18 +505,14 @@ describe('jobs service: device flow', () => {
       }
       assert.equal(h.svc.topicService.claims('$aws/things/car-1/shadow/get'), false);
       assert.equal(h.svc.topicService.claims('CarVi/test/firmware/car-1'), false);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('a failing presign answers InternalError instead of crashing', async () => {
-    const h = await harness({
-      presign: async () => {
-        throw new Error('no credentials');
-      },
-    });
-    try {
+    const presign = async () => {
+      throw new Error('no credentials');
+    };
+    await withHarness({ presign }, async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({
         jobId: 'j1',
@@ -556,16 +524,13 @@ describe('jobs service: device flow', () => {
       const m = only(await h.request('car-1', 'j1/get', { clientToken: 'p' }), T('car-1', 'j1/get/rejected'));
       assertErrorShape(m, 'InternalError', 'p');
       only(await h.request('car-1', 'j1/get', { includeJobDocument: false }), T('car-1', 'j1/get/accepted'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 });
 
 describe('jobs service: presigned placeholders', () => {
   test('replaced on every MQTT delivery; GetJobDocument keeps the placeholder', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       const url = 'https://s3.us-west-2.amazonaws.com/fw-bucket/car/2.0.0.bin';
       const document = JSON.stringify({
@@ -605,14 +570,11 @@ describe('jobs service: presigned placeholders', () => {
       assert.equal(new Set(urls).size, 4, 'a fresh URL on every delivery');
       assert.ok(h.presignCalls.every((c) => c.url === url && c.expires === 600));
       assert.equal(h.svc.controlPlane.getJobDocument('j1'), document);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('expiresInSec defaults to 3600', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({
         jobId: 'j1',
@@ -622,9 +584,7 @@ describe('jobs service: presigned placeholders', () => {
       const got = only(await h.request('car-1', 'j1/get', {}), T('car-1', 'j1/get/accepted')).payload;
       assert.match(got.execution.jobDocument.u, /X-Amz-Expires=3600$/);
       assert.deepEqual(h.presignCalls.at(-1), { url: 'https://s3.amazonaws.com/b/k', expires: 3600 });
-    } finally {
-      await h.close();
-    }
+    });
   });
 });
 
@@ -634,8 +594,7 @@ describe('jobs service: timeouts', () => {
     h.svc.controlPlane.describeJobExecution(jobId, 'car-1').status;
 
   test('step timer → TIMED_OUT; a new value replaces it and -1 clears it', async () => {
-    const h = await harness({ minuteMs: MINUTE });
-    try {
+    await withHarness({ minuteMs: MINUTE }, async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       const mark = h.sent.length;
@@ -672,14 +631,11 @@ describe('jobs service: timeouts', () => {
       await h.request('car-1', 'j2/update', { status: 'IN_PROGRESS', stepTimeoutInMinutes: 1 });
       await h.advance(MINUTE);
       assert.equal(status(h, 'j2'), 'TIMED_OUT');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('in-progress timeout is fixed at start and ignores step updates', async () => {
-    const h = await harness({ minuteMs: MINUTE });
-    try {
+    await withHarness({ minuteMs: MINUTE }, async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({
         jobId: 'j1',
@@ -698,14 +654,11 @@ describe('jobs service: timeouts', () => {
       assert.equal(status(h, 'j1'), 'IN_PROGRESS', 'did not fire before its time');
       await h.advance(1);
       assert.equal(status(h, 'j1'), 'TIMED_OUT');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('timers survive a restart mid IN_PROGRESS', async () => {
-    const h = await harness({ minuteMs: MINUTE });
-    try {
+    await withHarness({ minuteMs: MINUTE }, async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       await h.request('car-1', 'start-next', { stepTimeoutInMinutes: 2 });
@@ -716,14 +669,11 @@ describe('jobs service: timeouts', () => {
       await h.advance(2 * MINUTE);
       assert.equal(status(h, 'j1'), 'TIMED_OUT');
       only(h.since(mark), T('car-1', 'notify'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('a timer that expired while the service was down fires on start', async () => {
-    const h = await harness({ minuteMs: MINUTE });
-    try {
+    await withHarness({ minuteMs: MINUTE }, async (h) => {
       await withThing(h);
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       await h.request('car-1', 'start-next', { stepTimeoutInMinutes: 1 });
@@ -737,16 +687,13 @@ describe('jobs service: timeouts', () => {
       );
       assert.equal(r.payload.code, 'InvalidStateTransition');
       assert.equal(r.payload.executionState.status, 'TIMED_OUT');
-    } finally {
-      await h.close();
-    }
+    });
   });
 });
 
 describe('jobs service: cancel and delete', () => {
   test('cancelJob without force spares IN_PROGRESS; with force cancels it', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       await withThing(h, 'car-1');
       await withThing(h, 'car-2');
@@ -785,14 +732,11 @@ describe('jobs service: cancel and delete', () => {
       const d = cp.describeJob('j1');
       assert.equal(d.job.status, 'CANCELED');
       assert.equal(d.processDetails.numberOfCanceledThings, 2);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('cancelling moves notify-next to the next job', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       await withThing(h);
       cp.createJob({ jobId: 'a', targets: [thingArn('car-1')], document: DOC });
@@ -808,14 +752,11 @@ describe('jobs service: cancel and delete', () => {
         ['b'],
       );
       assert.equal(only(msgs, T('car-1', 'notify-next')).payload.execution.jobId, 'b');
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('cancelJobExecution: force, expectedVersion, terminal', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       await withThing(h);
       cp.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
@@ -849,14 +790,11 @@ describe('jobs service: cancel and delete', () => {
       );
       assert.equal(cp.describeJob('j1').job.status, 'COMPLETED');
       assert.throws(() => cp.cancelJob('j1', {}), cpCode('InvalidStateTransitionException'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('deleteJob needs force while IN_PROGRESS; the device is told and then gets ResourceNotFound', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       await withThing(h);
       cp.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
@@ -883,16 +821,13 @@ describe('jobs service: cancel and delete', () => {
       await h.request('car-1', 'j1/update', { status: 'SUCCEEDED' });
       cp.deleteJob('j1', {});
       assert.throws(() => cp.deleteJob('j1', {}), cpCode('ResourceNotFoundException'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 });
 
 describe('jobs service: control plane', () => {
   test('things and groups', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       const t = cp.createThing({ thingName: 'car-1', attributes: { model: 'x1' } });
       assert.equal(t.thingArn, thingArn('car-1'));
@@ -919,14 +854,11 @@ describe('jobs service: control plane', () => {
         () => cp.addThingToThingGroup({ thingGroupName: 'fleet', thingName: 'ghost' }),
         cpCode('ResourceNotFoundException'),
       );
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('createJob validation', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       await withThing(h);
       const base = { targets: [thingArn('car-1')], document: DOC };
@@ -1019,21 +951,17 @@ describe('jobs service: control plane', () => {
         cp.listJobs({}, {}).items.map((j) => j.jobId),
         ['exact', 'dup'],
       );
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('createJobAsync resolves documentSource with fetchDocument', async () => {
     const fetched: string[] = [];
-    const h = await harness({
-      fetchDocument: async (url) => {
-        fetched.push(url);
-        if (url.endsWith('/missing')) throw new Error('NoSuchKey');
-        return DOC;
-      },
-    });
-    try {
+    const fetchDocument = async (url: string) => {
+      fetched.push(url);
+      if (url.endsWith('/missing')) throw new Error('NoSuchKey');
+      return DOC;
+    };
+    await withHarness({ fetchDocument }, async (h) => {
       const cp = h.svc.controlPlane;
       await withThing(h);
       const src = 'https://s3.us-west-2.amazonaws.com/docs/job.json';
@@ -1055,14 +983,11 @@ describe('jobs service: control plane', () => {
       );
       const plain = await cp.createJobAsync({ jobId: 'j4', targets: [thingArn('car-1')], document: DOC });
       assert.equal(plain.documentSource, undefined);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('SNAPSHOT vs CONTINUOUS group targets', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       await withThing(h, 'car-1');
       await withThing(h, 'car-2');
@@ -1108,14 +1033,11 @@ describe('jobs service: control plane', () => {
       cp.cancelJob('cont', {});
       cp.addThingToThingGroup({ thingGroupName: 'fleet', thingName: 'car-3' });
       assert.deepEqual(cp.listJobExecutionsForThing('car-3', {}, {}).items, []);
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('pagination with opaque nextToken and maxResults', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       for (let i = 0; i < 5; i++) cp.createThing({ thingName: `car-${i}` });
       const names: string[] = [];
@@ -1153,16 +1075,13 @@ describe('jobs service: control plane', () => {
       assert.equal(second.nextToken, undefined);
       assert.equal(cp.listJobExecutionsForJob('j1', { status: 'IN_PROGRESS' }, {}).items.length, 0);
       assert.throws(() => cp.listJobExecutionsForJob('nope', {}, {}), cpCode('ResourceNotFoundException'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 });
 
 describe('jobs service: persistence', () => {
   test('close and reopen keeps everything and does not repeat notify-next', async () => {
-    const h = await harness();
-    try {
+    await withHarness(async (h) => {
       const cp = h.svc.controlPlane;
       await withThing(h);
       cp.createThingGroup({ thingGroupName: 'fleet' });
@@ -1195,9 +1114,7 @@ describe('jobs service: persistence', () => {
         before.versionNumber + 1,
       );
       none(h.since(mark), T('car-1', 'notify-next'));
-    } finally {
-      await h.close();
-    }
+    });
   });
 
   test('kill -9 loses nothing that was acknowledged and never moves versionNumber back', async () => {

@@ -5,17 +5,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { downloadFirmware, HttpSource } from '../../../../src/device/download/download.ts';
 import { rawGet } from '../../../../src/device/download/http-body.ts';
 import { rawHeadServer } from './raw-server.ts';
 
-/** A raw TCP server that answers every request with `respond(socket, requestHead)`. */
-async function rawServer(
-  respond: (s: Socket, head: string) => void,
-): Promise<{ url: URL; close(): Promise<void> }> {
-  const { port, close } = await rawHeadServer<Socket>((onSocket) => createServer(onSocket), respond);
-  return { url: new URL(`http://127.0.0.1:${port}/bucket/fw.img?X-Amz-Signature=abc`), close };
+/** A raw TCP server that answers every request with `respond(socket, requestHead)`, until `t` ends. */
+async function rawServer(t: TestContext, respond: (s: Socket, head: string) => void): Promise<{ url: URL }> {
+  const { port } = await rawHeadServer<Socket>(t, (onSocket) => createServer(onSocket), respond);
+  return { url: new URL(`http://127.0.0.1:${port}/bucket/fw.img?X-Amz-Signature=abc`) };
 }
 
 /** Writes `parts` one by one with a pause between them, so they arrive as separate reads. */
@@ -40,10 +38,10 @@ async function collect(url: URL, opts: Parameters<typeof rawGet>[1] = {}) {
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('http-body: the download transport', () => {
-  test('Content-Length body split across reads, head split mid-line; request carries the headers', async () => {
+  test('Content-Length body split across reads, head split mid-line; request carries the headers', async (t) => {
     const body = randomBytes(300_000);
     let seen = '';
-    const srv = await rawServer((s, head) => {
+    const srv = await rawServer(t, (s, head) => {
       seen = head;
       void trickle(s, [
         'HTTP/1.1 200 OK\r\nEtag: "e1"\r\nContent-Le',
@@ -52,23 +50,19 @@ describe('http-body: the download transport', () => {
         body.subarray(1000),
       ]);
     });
-    try {
-      const { res, body: got } = await collect(srv.url, { headers: { range: 'bytes=0-' } });
-      assert.equal(res.status, 200);
-      assert.equal(res.headers.get('etag'), '"e1"');
-      assert.equal(sha(got), sha(body));
-      assert.match(seen, /^GET \/bucket\/fw\.img\?X-Amz-Signature=abc HTTP\/1\.1\r\n/);
-      assert.match(seen, /\r\nrange: bytes=0-/);
-      assert.match(seen, new RegExp(`\\r\\nhost: ${srv.url.host}`));
-    } finally {
-      await srv.close();
-    }
+    const { res, body: got } = await collect(srv.url, { headers: { range: 'bytes=0-' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('etag'), '"e1"');
+    assert.equal(sha(got), sha(body));
+    assert.match(seen, /^GET \/bucket\/fw\.img\?X-Amz-Signature=abc HTTP\/1\.1\r\n/);
+    assert.match(seen, /\r\nrange: bytes=0-/);
+    assert.match(seen, new RegExp(`\\r\\nhost: ${srv.url.host}`));
   });
 
-  test('chunked body with extensions and trailers, split at awkward places; 1xx responses skipped', async () => {
+  test('chunked body with extensions and trailers, split at awkward places; 1xx responses skipped', async (t) => {
     const a = randomBytes(70_000);
     const b = randomBytes(5);
-    const srv = await rawServer((s) => {
+    const srv = await rawServer(t, (s) => {
       void trickle(s, [
         'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n',
         'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n',
@@ -83,123 +77,95 @@ describe('http-body: the download transport', () => {
         '\r\n',
       ]);
     });
-    try {
-      const { res, body } = await collect(srv.url);
-      assert.equal(res.status, 200);
-      assert.equal(sha(body), sha(Buffer.concat([a, b])));
-    } finally {
-      await srv.close();
-    }
+    const { res, body } = await collect(srv.url);
+    assert.equal(res.status, 200);
+    assert.equal(sha(body), sha(Buffer.concat([a, b])));
   });
 
-  test('body delimited by the connection close', async () => {
+  test('body delimited by the connection close', async (t) => {
     const body = randomBytes(200_000);
-    const srv = await rawServer((s) => {
+    const srv = await rawServer(t, (s) => {
       void trickle(s, ['HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n', body], true);
     });
-    try {
-      const { body: got } = await collect(srv.url);
-      assert.equal(sha(got), sha(body));
-    } finally {
-      await srv.close();
-    }
+    const { body: got } = await collect(srv.url);
+    assert.equal(sha(got), sha(body));
   });
 
-  test('connection cut before Content-Length bytes: pump rejects with a network code', async () => {
-    const srv = await rawServer((s) => {
+  test('connection cut before Content-Length bytes: pump rejects with a network code', async (t) => {
+    const srv = await rawServer(t, (s) => {
       void trickle(s, ['HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n', randomBytes(5000)]).then(() =>
         s.destroy(),
       );
     });
-    try {
-      const res = await rawGet(srv.url);
-      await assert.rejects(
-        res.body.pump(() => true),
-        (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' || e.code === 'ERR_STREAM_PREMATURE_CLOSE',
-      );
-    } finally {
-      await srv.close();
-    }
+    const res = await rawGet(srv.url);
+    await assert.rejects(
+      res.body.pump(() => true),
+      (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' || e.code === 'ERR_STREAM_PREMATURE_CLOSE',
+    );
   });
 
-  test('a paused consumer gets nothing until resume(), then every byte in order', async () => {
+  test('a paused consumer gets nothing until resume(), then every byte in order', async (t) => {
     const body = randomBytes(1_000_000);
-    const srv = await rawServer((s) => {
+    const srv = await rawServer(t, (s) => {
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
       s.write(body);
     });
-    try {
-      const res = await rawGet(srv.url, { readBufferSize: 16 * 1024 });
-      const chunks: Buffer[] = [];
-      let pausedAt = -1;
-      let deliveredWhilePaused = 0;
-      const done = res.body.pump((c) => {
-        if (pausedAt >= 0) deliveredWhilePaused += c.length;
-        chunks.push(Buffer.from(c));
-        if (chunks.length === 3) {
-          pausedAt = chunks.length;
-          setTimeout(() => {
-            pausedAt = -1;
-            res.body.resume();
-          }, 50);
-          return false;
-        }
-        return true;
-      });
-      await done;
-      assert.equal(deliveredWhilePaused, 0);
-      assert.equal(sha(Buffer.concat(chunks)), sha(body));
-    } finally {
-      await srv.close();
-    }
+    const res = await rawGet(srv.url, { readBufferSize: 16 * 1024 });
+    const chunks: Buffer[] = [];
+    let pausedAt = -1;
+    let deliveredWhilePaused = 0;
+    const done = res.body.pump((c) => {
+      if (pausedAt >= 0) deliveredWhilePaused += c.length;
+      chunks.push(Buffer.from(c));
+      if (chunks.length === 3) {
+        pausedAt = chunks.length;
+        setTimeout(() => {
+          pausedAt = -1;
+          res.body.resume();
+        }, 50);
+        return false;
+      }
+      return true;
+    });
+    await done;
+    assert.equal(deliveredWhilePaused, 0);
+    assert.equal(sha(Buffer.concat(chunks)), sha(body));
   });
 
-  test('abort while the server stalls: AbortError', async () => {
-    const srv = await rawServer((s) => {
+  test('abort while the server stalls: AbortError', async (t) => {
+    const srv = await rawServer(t, (s) => {
       s.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc');
     });
-    try {
-      const ac = new AbortController();
-      const res = await rawGet(srv.url, { signal: ac.signal });
-      setTimeout(() => ac.abort(), 20);
-      await assert.rejects(
-        res.body.pump(() => true),
-        (e: Error) => e.name === 'AbortError',
-      );
-    } finally {
-      await srv.close();
-    }
+    const ac = new AbortController();
+    const res = await rawGet(srv.url, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 20);
+    await assert.rejects(
+      res.body.pump(() => true),
+      (e: Error) => e.name === 'AbortError',
+    );
   });
 
-  test('stalled socket: idle timeout fails with ETIMEDOUT (retryable)', async () => {
-    const srv = await rawServer((s) => {
+  test('stalled socket: idle timeout fails with ETIMEDOUT (retryable)', async (t) => {
+    const srv = await rawServer(t, (s) => {
       s.write('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc');
     });
-    try {
-      const res = await rawGet(srv.url, { idleTimeoutMs: 50 });
-      await assert.rejects(
-        res.body.pump(() => true),
-        (e: NodeJS.ErrnoException) => e.code === 'ETIMEDOUT',
-      );
-    } finally {
-      await srv.close();
-    }
+    const res = await rawGet(srv.url, { idleTimeoutMs: 50 });
+    await assert.rejects(
+      res.body.pump(() => true),
+      (e: NodeJS.ErrnoException) => e.code === 'ETIMEDOUT',
+    );
   });
 
-  test('garbage instead of a status line is rejected', async () => {
-    const srv = await rawServer((s) => {
+  test('garbage instead of a status line is rejected', async (t) => {
+    const srv = await rawServer(t, (s) => {
       s.write('SSH-2.0-OpenSSH\r\n\r\n');
     });
-    try {
-      await assert.rejects(rawGet(srv.url), /bad status line/);
-    } finally {
-      await srv.close();
-    }
+    await assert.rejects(rawGet(srv.url), /bad status line/);
   });
 
-  test('downloadFirmware over chunked framing with tiny staging buffers: many positional writes, right sha256', async () => {
+  test('downloadFirmware over chunked framing with tiny staging buffers: many positional writes, right sha256', async (t) => {
     const content = randomBytes(2 * 1024 * 1024 + 7);
-    const srv = await rawServer((s) => {
+    const srv = await rawServer(t, (s) => {
       const parts: (string | Buffer)[] = ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'];
       for (let i = 0; i < content.length; i += 100_003) {
         const c = content.subarray(i, i + 100_003);
@@ -226,14 +192,13 @@ describe('http-body: the download transport', () => {
       assert.equal(sha(readFileSync(join(dir, 'fw.img'))), sha(content));
       assert.ok(progressCalls > 10, `${progressCalls} progress calls`);
     } finally {
-      await srv.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
 
-  test('a source returning only a Readable (no raw body) still downloads', async () => {
+  test('a source returning only a Readable (no raw body) still downloads', async (t) => {
     const content = randomBytes(1_500_000);
-    const srv = await rawServer((s) => {
+    const srv = await rawServer(t, (s) => {
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${content.length}\r\n\r\n`);
       s.write(content);
     });
@@ -257,7 +222,6 @@ describe('http-body: the download transport', () => {
       });
       assert.equal(res.sha256, sha(content));
     } finally {
-      await srv.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

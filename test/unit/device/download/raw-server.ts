@@ -1,14 +1,17 @@
 import type { AddressInfo, Server, Socket } from 'node:net';
+import type { TestContext } from 'node:test';
 
 /**
  * A loopback server (plain TCP or TLS, made by `create`) that answers every request with
- * `respond(socket, requestHead)`, the head being everything up to the blank line. `close()` destroys the
- * open sockets first, so a test that left a response hanging still ends.
+ * `respond(socket, requestHead)`, the head being everything up to the blank line. It closes after the
+ * test `t`, passed or failed; closing destroys the open sockets first, so a test that left a response
+ * hanging still ends.
  */
 export async function rawHeadServer<S extends Socket>(
+  t: TestContext,
   create: (onSocket: (s: S) => void) => Server,
   respond: (s: S, head: string) => void,
-): Promise<{ port: number; close(): Promise<void> }> {
+): Promise<{ port: number }> {
   const sockets = new Set<S>();
   const server = create((s) => {
     sockets.add(s);
@@ -27,12 +30,12 @@ export async function rawHeadServer<S extends Socket>(
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
-  return {
-    port,
-    close: () =>
+  t.after(
+    () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
         server.close(() => r());
       }),
-  };
+  );
+  return { port };
 }
