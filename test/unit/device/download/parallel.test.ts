@@ -97,10 +97,12 @@ describe('parallel ranged download', () => {
   });
 
   test('auto: a probe connection the server drops before any byte is retired, not retried', async () => {
+    // Slow enough per connection that the rest of the download, after the baseline window, pays for a
+    // probe even when a loaded machine delays the first byte (connection-count.ts, step()).
     const link = await startLink({
       upstream: srv.url,
       rttMs: 5,
-      perConnectionBytesPerSec: 1024 * KiB,
+      perConnectionBytesPerSec: 512 * KiB,
       totalBytesPerSec: 8 * 1024 * KiB,
     });
     let refused = 0;
