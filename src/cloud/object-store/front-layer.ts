@@ -4,14 +4,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseAmzDate } from '../../shared/sigv4.ts';
+import { MAX_PRESIGN_EXPIRES_SEC, parseAmzDate } from '../../shared/sigv4.ts';
 import { CONDITIONAL_HEADERS, evaluatePreconditions, guardServedEtag, ifRangeHolds } from './conditional.ts';
 import type { SafeFilesystemStore } from './fs-store.ts';
 import { verifySigV4 } from './sigv4-verify.ts';
 
 /** Longest presigned-URL lifetime SigV4 allows (AWS S3 API, "Authenticating Requests: Using Query
  * Parameters": X-Amz-Expires minimum 1, maximum 604800 seconds). */
-export const MAX_PRESIGN_SECONDS = 604800;
+export const MAX_PRESIGN_SECONDS = MAX_PRESIGN_EXPIRES_SEC;
 
 /** S3 bucket naming rules (S3 User Guide, "Bucket naming rules"), the subset that matters locally. */
 export const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -150,7 +150,7 @@ export function createFrontLayer(opts: FrontLayerOptions) {
     const r: FrontRequest = { req, res, url, query: url.searchParams };
     const target = refuseBadTarget(r);
     if (target === undefined) return;
-    if (refuseUnauthenticated(r, opts.credentials)) return;
+    if (await refuseUnauthenticated(r, opts.credentials)) return;
     if (await answerObjectRead(r, target, opts.store)) return;
     markAwsChunked(req);
     opts.handle(req, res);
@@ -183,10 +183,10 @@ function refuseBadTarget({ req, res, query }: FrontRequest): Target | undefined 
 }
 
 /** Anonymous, foreign-key, expired or badly signed requests are answered here (true). */
-function refuseUnauthenticated(
-  { req, res, url, query }: FrontRequest,
+async function refuseUnauthenticated(
+  { req, res, query }: FrontRequest,
   credentials: FrontLayerOptions['credentials'],
-): boolean {
+): Promise<boolean> {
   const keyId = requestAccessKey(req, query);
   if (keyId === undefined) {
     sendS3Error(req, res, 403, 'AccessDenied', 'Anonymous access is not allowed');
@@ -229,7 +229,7 @@ function refuseUnauthenticated(
     }
   }
 
-  const sig = verifySigV4(req, url, credentials);
+  const sig = await verifySigV4(req, credentials);
   if (!sig.ok) {
     sendS3Error(req, res, 403, 'SignatureDoesNotMatch', sig.reason);
     return true;
