@@ -1,8 +1,15 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { parseAmzDate, SIGV4_ALGORITHM, SIGV4_TERMINATOR } from '../../shared/sigv4.ts';
-import { IOT_WS_SERVICE, MAX_WS_PRESIGN_EXPIRES_SEC } from '../../shared/ws-url.ts';
+import { SIGV4_ALGORITHM, SIGV4_TERMINATOR } from '../../shared/sigv4.ts';
+import { IOT_WS_SERVICE } from '../../shared/ws-url.ts';
 import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
-import { checkSignature, parseCredential, parseQuery, queryValue, splitRequestUrl } from '../sigv4/verify.ts';
+import {
+  checkSignature,
+  parseCredential,
+  parseQuery,
+  presignLifetime,
+  queryValue,
+  splitRequestUrl,
+} from '../sigv4/verify.ts';
 
 /**
  * Server side of AWS IoT's WebSocket authentication: the upgrade request's URL carries a SigV4
@@ -67,17 +74,16 @@ export async function verifyPresignedWebSocketRequest(
     }
     if (scope.region !== creds.region) return fail('wrong region in credential scope');
     if (scope.service !== IOT_WS_SERVICE) return fail('wrong service in credential scope');
-    const signingDate = parseAmzDate(amzDate);
-    if (signingDate === undefined || scope.date !== amzDate.slice(0, 8)) return fail('malformed X-Amz-Date');
-    if (!/^\d+$/.test(expires)) return fail('malformed X-Amz-Expires');
-    const expiresIn = Number(expires);
-    if (expiresIn < 1 || expiresIn > MAX_WS_PRESIGN_EXPIRES_SEC) return fail('X-Amz-Expires out of range');
+    const lifetime = presignLifetime(amzDate, expires);
+    if (lifetime === 'date' || scope.date !== amzDate.slice(0, 8)) return fail('malformed X-Amz-Date');
+    if (lifetime === 'expires') return fail('malformed X-Amz-Expires');
+    if (lifetime === 'range') return fail('X-Amz-Expires out of range');
     if (!/^[0-9a-f]{64}$/.test(signature)) return fail('malformed X-Amz-Signature');
 
     const now = (opts.now ?? new Date()).getTime();
     const skewMs = (opts.maxClockSkewSec ?? DEFAULT_MAX_SKEW_SEC) * 1000;
-    if (now + skewMs < signingDate) return fail('signature not yet valid');
-    if (now > signingDate + expiresIn * 1000) return fail('signature expired');
+    if (now + skewMs < lifetime.signedAt) return fail('signature not yet valid');
+    if (now > lifetime.expiresAt) return fail('signature expired');
 
     const headerNames = signedHeaders.split(';');
     if (!headerNames.includes('host')) return fail('host header must be signed');
@@ -88,8 +94,8 @@ export async function verifyPresignedWebSocketRequest(
         credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
         scope,
         signedHeaders: headerNames,
-        signedAt: signingDate,
-        expiresIn,
+        signedAt: lifetime.signedAt,
+        expiresIn: lifetime.expiresIn,
         signature,
         uriEscapePath: true,
         unsignedParams: ['X-Amz-Security-Token'],

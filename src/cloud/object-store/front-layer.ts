@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MAX_PRESIGN_EXPIRES_SEC, parseAmzDate } from '../../shared/sigv4.ts';
+import { MAX_PRESIGN_EXPIRES_SEC } from '../../shared/sigv4.ts';
+import { presignLifetime } from '../sigv4/verify.ts';
 import { CONDITIONAL_HEADERS, evaluatePreconditions, guardServedEtag, ifRangeHolds } from './conditional.ts';
 import type { SafeFilesystemStore } from './fs-store.ts';
 import { verifySigV4 } from './sigv4-verify.ts';
@@ -204,10 +205,9 @@ async function refuseUnauthenticated(
     return true;
   }
   if (query.has('X-Amz-Algorithm')) {
-    const date = parseAmzDate(query.get('X-Amz-Date') ?? '');
     const expiresText = query.get('X-Amz-Expires') ?? '';
-    const expires = /^\d{1,6}$/.test(expiresText) ? Number(expiresText) : Number.NaN;
-    if (date === undefined || Number.isNaN(expires) || expires < 1 || expires > MAX_PRESIGN_SECONDS) {
+    const lifetime = presignLifetime(query.get('X-Amz-Date') ?? undefined, expiresText);
+    if (typeof lifetime === 'string') {
       sendS3Error(
         req,
         res,
@@ -217,12 +217,11 @@ async function refuseUnauthenticated(
       );
       return true;
     }
-    const expiresAt = date + expires * 1000;
     const now = Date.now();
-    if (now > expiresAt) {
+    if (now > lifetime.expiresAt) {
       sendS3Error(req, res, 403, 'AccessDenied', 'Request has expired', {
         'X-Amz-Expires': expiresText,
-        Expires: new Date(expiresAt).toISOString().replace(/\.\d+/, ''),
+        Expires: new Date(lifetime.expiresAt).toISOString().replace(/\.\d+/, ''),
         ServerTime: new Date(now).toISOString().replace(/\.\d+/, ''),
       });
       return true;

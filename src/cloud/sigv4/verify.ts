@@ -1,7 +1,12 @@
-import { Sha256 } from '@aws-crypto/sha256-js';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { SIGV4_ALGORITHM, SIGV4_TERMINATOR } from '../../shared/sigv4.ts';
+import {
+  MAX_PRESIGN_EXPIRES_SEC,
+  parseAmzDate,
+  SIGV4_ALGORITHM,
+  SIGV4_TERMINATOR,
+} from '../../shared/sigv4.ts';
 import { timingSafeEqualStrings } from '../../shared/sigv4-crypto.ts';
 
 /**
@@ -17,6 +22,31 @@ import { timingSafeEqualStrings } from '../../shared/sigv4-crypto.ts';
  * in constant time. See AWS IAM User Guide, "Create a signed AWS API request", and S3 API Reference,
  * "Authenticating Requests (AWS Signature Version 4)".
  */
+
+/**
+ * node:crypto as @smithy/signature-v4's hash (the interface @smithy/hash-node implements, which is not a
+ * dependency here): about 40 µs less per verified request than the pure-JS @aws-crypto/sha256-js
+ * (~60 instead of ~100 µs for an S3 presigned GET on the development machine), and S3 GETs are the
+ * stack's busiest path in a fleet run.
+ */
+class NodeSha256 {
+  private readonly h: Hash | Hmac;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.h.update(bytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.h.digest());
+  }
+}
+
+function bytes(data: string | ArrayBuffer | ArrayBufferView): string | Buffer {
+  if (typeof data === 'string') return data;
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return Buffer.from(data);
+}
 
 /** Header names in lower case, as node's http module gives them. */
 export type RequestHeaders = Record<string, string | string[] | undefined>;
@@ -97,6 +127,31 @@ export function isCompleteScope(scope: CredentialScope | undefined): scope is Cr
     scope.service !== '' &&
     scope.terminator === SIGV4_TERMINATOR
   );
+}
+
+/** When a presigned request was signed and until when it is valid (epoch ms). */
+export interface PresignLifetime {
+  signedAt: number;
+  expiresIn: number;
+  expiresAt: number;
+}
+
+/**
+ * The lifetime a presigned request claims (`X-Amz-Date`, `X-Amz-Expires`), or what is malformed: `date`
+ * (not `yyyyMMddTHHmmssZ`, or a day that does not exist), `expires` (not a decimal integer), `range`
+ * (not 1 … 604800 s, SigV4's limit). Whether it is still valid is the caller's (S3 and AWS IoT differ
+ * on a date in the future).
+ */
+export function presignLifetime(
+  amzDate: string | undefined,
+  expires: string | undefined,
+): PresignLifetime | 'date' | 'expires' | 'range' {
+  const signedAt = parseAmzDate(amzDate ?? '');
+  if (signedAt === undefined) return 'date';
+  if (expires === undefined || !/^\d+$/.test(expires)) return 'expires';
+  const expiresIn = Number(expires);
+  if (expiresIn < 1 || expiresIn > MAX_PRESIGN_EXPIRES_SEC) return 'range';
+  return { signedAt, expiresIn, expiresAt: signedAt + expiresIn * 1000 };
 }
 
 export interface AuthorizationHeader {
@@ -204,7 +259,7 @@ export async function checkSignature(req: ReceivedRequest, claim: SignatureClaim
     credentials: claim.credentials,
     region: claim.scope.region,
     service: claim.scope.service,
-    sha256: Sha256,
+    sha256: NodeSha256,
     uriEscapePath: claim.uriEscapePath,
     // The checksum header is only part of the canonical request when the client sent and signed it.
     applyChecksum: false,

@@ -10,6 +10,7 @@ import {
   parseAuthorizationHeader,
   parseCredential,
   parseQuery,
+  presignLifetime,
   queryValue,
   type SignatureClaim,
   splitRequestUrl,
@@ -190,5 +191,20 @@ describe('parsing', () => {
       { credential: 'A/1/r/s/aws4_request', signedHeaders: ['host', 'x-amz-date'], signature: sig },
     );
     assert.equal(parseCredential('A/1/r/s'), undefined);
+  });
+
+  test('presignLifetime: signing time and expiry, or which part is malformed', () => {
+    const signedAt = Date.UTC(2026, 2, 4, 5, 6, 7);
+    assert.deepEqual(presignLifetime('20260304T050607Z', '60'), {
+      signedAt,
+      expiresIn: 60,
+      expiresAt: signedAt + 60_000,
+    });
+    assert.equal(presignLifetime('20261304T050607Z', '60'), 'date');
+    assert.equal(presignLifetime(undefined, '60'), 'date');
+    assert.equal(presignLifetime('20260304T050607Z', '6e1'), 'expires');
+    assert.equal(presignLifetime('20260304T050607Z', undefined), 'expires');
+    assert.equal(presignLifetime('20260304T050607Z', '0'), 'range');
+    assert.equal(presignLifetime('20260304T050607Z', '604801'), 'range');
   });
 });
