@@ -1,11 +1,11 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { deriveSigningKey } from './sigv4.ts';
+import { deriveSigningKey, type SigV4Hashing } from './sigv4.ts';
 
 /**
- * The hashing half of AWS Signature Version 4 on node:crypto, for Node-side signers and verifiers (the
- * device's S3 presigner, the local stack's S3 front layer, broker and control plane). The browser
- * dashboard's WebSocket signer (src/shared/ws-url.ts) cannot load node:crypto and keeps its pure-JS
- * SHA-256; the string pieces both use are in src/shared/sigv4.ts.
+ * The hashing half of AWS Signature Version 4 on node:crypto, for the Node side: the device's S3
+ * presigner (src/shared/sigv4.ts's presignUrl with {@link nodeHashing}) and the cloud verifier's
+ * constant-time compare. The browser dashboard's WebSocket signer (src/shared/ws-url.ts) cannot load
+ * node:crypto and brings its pure-JS SHA-256; the string pieces both use are in src/shared/sigv4.ts.
  */
 
 /** Lower-case hex SHA-256 of a string (UTF-8) or bytes: the canonical request's and payload's hash. */
@@ -17,6 +17,13 @@ export function sha256Hex(data: string | Uint8Array): string {
 export function hmacSha256(key: Uint8Array | string, data: string): Buffer {
   return createHmac('sha256', key).update(data, 'utf8').digest();
 }
+
+/** node:crypto as presignUrl's hashing (src/shared/sigv4.ts). */
+export const nodeHashing: SigV4Hashing<Buffer> = {
+  sha256Hex,
+  hmacSha256,
+  hex: (bytes) => bytes.toString('hex'),
+};
 
 /** The SigV4 signing key for a credential scope (see {@link deriveSigningKey}). */
 export function signingKey(

@@ -1,12 +1,16 @@
 /**
- * The string and date pieces of AWS Signature Version 4, shared by every signer and verifier in the
- * project (device S3 presigner, WebSocket URL presigner, the local stack's S3 front layer, broker and
- * control plane). Browser-safe: no Node imports, because src/shared/ws-url.ts is bundled into the
- * dashboard page. The hashing half lives in src/shared/sigv4-crypto.ts (node:crypto); the browser signer
- * keeps its pure-JS SHA-256.
+ * AWS Signature Version 4 on the client side: the string and date pieces, and the project's one
+ * hand-written signer, {@link presignUrl} (query-string presigning of a GET that signs only `host`). It
+ * serves the device's S3 presigner (src/device/source/presign.ts) and the WebSocket URL presigner
+ * (src/shared/ws-url.ts); why they do not use @smithy/signature-v4 is said in those files' headers.
+ * Browser-safe: no Node imports, because ws-url.ts is bundled into the dashboard page; the hashing comes
+ * in as {@link SigV4Hashing} (node:crypto in src/shared/sigv4-crypto.ts, pure-JS SHA-256 in ws-url.ts).
+ * The cloud side verifies with @smithy/signature-v4 (src/cloud/sigv4/verify.ts) and uses the date and
+ * scope pieces here.
  *
  * Spec: AWS IAM User Guide, "Create a signed AWS API request" (canonical request, string to sign,
- * credential scope) and "Elements of an AWS API request signature".
+ * credential scope) and "Elements of an AWS API request signature"; S3 API Reference, "Authenticating
+ * Requests: Using Query Parameters (AWS Signature Version 4)".
  */
 
 /** The only algorithm SigV4 defines (`X-Amz-Algorithm`, the Authorization header's scheme). */
@@ -83,4 +87,122 @@ export function deriveSigningKey<K>(
 /** The string to sign: algorithm, request date, credential scope and the canonical request's SHA-256 (hex). */
 export function stringToSign(amzDate: string, scope: string, canonicalRequestSha256Hex: string): string {
   return [SIGV4_ALGORITHM, amzDate, scope, canonicalRequestSha256Hex].join('\n');
+}
+
+/** SHA-256 of the empty string (hex): the payload hash of a GET without a body. */
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** The payload hash S3 presigned URLs sign (the body is not known when the URL is made). */
+export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
+
+/** Longest lifetime of a presigned URL (`X-Amz-Expires`, seconds): 7 days. */
+export const MAX_PRESIGN_EXPIRES_SEC = 604_800;
+
+/** The query parameters SigV4 presigning adds (never part of the application's own query). */
+export const SIGV4_QUERY_PARAMS = [
+  'X-Amz-Algorithm',
+  'X-Amz-Credential',
+  'X-Amz-Date',
+  'X-Amz-Expires',
+  'X-Amz-SignedHeaders',
+  'X-Amz-Signature',
+  'X-Amz-Security-Token',
+] as const;
+
+/** SHA-256 and HMAC-SHA256 as a signer needs them; `K` is the HMAC's output (Buffer, Uint8Array). */
+export interface SigV4Hashing<K> {
+  /** Lower-case hex SHA-256 of a UTF-8 string. */
+  sha256Hex(data: string): string;
+  /** HMAC-SHA256 of a UTF-8 string under a key (a string key is UTF-8). */
+  hmacSha256(key: K | string, data: string): K;
+  /** Lower-case hex of an HMAC output. */
+  hex(bytes: K): string;
+}
+
+/**
+ * The canonical URI of every service but S3: dot segments resolved, then each segment URI-encoded
+ * (again: the path is already encoded as sent), `/` kept. S3 signs the path exactly as sent.
+ */
+export function normalizedCanonicalPath(path: string): string {
+  const segments: string[] = [];
+  for (const seg of path.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') segments.pop();
+    else segments.push(seg);
+  }
+  const normalised = `${path.startsWith('/') ? '/' : ''}${segments.join('/')}${
+    segments.length > 0 && path.endsWith('/') ? '/' : ''
+  }`;
+  return uriEncode(normalised).replace(/%2F/g, '/');
+}
+
+export interface PresignUrlOptions {
+  /**
+   * The URL to sign, its path already encoded as it will be sent. Its own query parameters are signed
+   * along (any SigV4 ones in it are dropped first); its fragment is dropped.
+   */
+  url: URL;
+  region: string;
+  /** The signing name: `s3`, `iotdevicegateway`. */
+  service: string;
+  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined };
+  /** Seconds, 1 … {@link MAX_PRESIGN_EXPIRES_SEC}; the caller checks or clamps. */
+  expiresIn: number;
+  /** Signing time. */
+  date: Date;
+  /**
+   * Canonical URI: `false` signs the path as sent (S3); `true` normalises and encodes it again (every
+   * other service, as @smithy/signature-v4's `uriEscapePath`).
+   */
+  uriEscapePath: boolean;
+  /** The canonical request's last line: {@link UNSIGNED_PAYLOAD} for S3, {@link EMPTY_SHA256} for AWS IoT. */
+  payloadHash: string;
+  /**
+   * Where a session token goes: `signed` as a query parameter like the others (S3, every SDK), or
+   * `appended` after the signature, unsigned (AWS IoT's WebSocket endpoint).
+   */
+  sessionToken: 'signed' | 'appended';
+  /** Further parameters signed with the rest, in this order (S3: `X-Amz-Content-Sha256`, `x-id`). */
+  params?: readonly (readonly [string, string])[];
+}
+
+/**
+ * SigV4 query-string presigning of a GET that signs only the `host` header. Returns `url` with the
+ * signed query (canonical order, then `X-Amz-Signature`, then an appended session token).
+ */
+export function presignUrl<K>(hashing: SigV4Hashing<K>, o: PresignUrlOptions): URL {
+  const { url, credentials: c } = o;
+  const { amzDate, dateStamp } = formatAmzDate(o.date);
+  const scope = credentialScope(dateStamp, o.region, o.service);
+  const reserved = new Set<string>(SIGV4_QUERY_PARAMS);
+  const pairs: [string, string][] = [...url.searchParams].filter(([k]) => !reserved.has(k));
+  pairs.push(
+    ['X-Amz-Algorithm', SIGV4_ALGORITHM],
+    ['X-Amz-Credential', `${c.accessKeyId}/${scope}`],
+    ['X-Amz-Date', amzDate],
+    ['X-Amz-Expires', String(o.expiresIn)],
+    ['X-Amz-SignedHeaders', 'host'],
+  );
+  const signToken = c.sessionToken && o.sessionToken === 'signed';
+  if (signToken) pairs.push(['X-Amz-Security-Token', c.sessionToken as string]);
+  for (const [k, v] of o.params ?? []) pairs.push([k, v]);
+  const query = canonicalQueryString(pairs);
+  const path = url.pathname || '/';
+  const canonicalRequest = [
+    'GET',
+    o.uriEscapePath ? normalizedCanonicalPath(path) : path,
+    query,
+    `host:${url.host}\n`,
+    'host',
+    o.payloadHash,
+  ].join('\n');
+  const key = deriveSigningKey(hashing.hmacSha256, c.secretAccessKey, dateStamp, o.region, o.service);
+  const toSign = stringToSign(amzDate, scope, hashing.sha256Hex(canonicalRequest));
+  let search = `${query}&X-Amz-Signature=${hashing.hex(hashing.hmacSha256(key, toSign))}`;
+  // AWS IoT: the security token is appended after the signature is computed, never signed.
+  if (c.sessionToken && !signToken) search += `&X-Amz-Security-Token=${uriEncode(c.sessionToken)}`;
+  const out = new URL(url.href);
+  out.search = search;
+  out.hash = '';
+  return out;
 }

@@ -6,9 +6,10 @@ import { type Logger, silentLogger } from '../../shared/log.ts';
 import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
 import { ControlPlaneError, type JobsControlPlane } from '../jobs/types.ts';
 import type { SecurityRegistry } from '../security/registry.ts';
+import { parseQuery } from '../sigv4/verify.ts';
 import { type ProvisioningContext, provisioningRouter } from './provisioning-routes.ts';
 import { type ApiRequest, matchRoute, type RouteContext } from './routes.ts';
-import { parseQuery, verifySigV4 } from './sigv4.ts';
+import { verifySigV4 } from './sigv4.ts';
 
 /**
  * An HTTP server that speaks AWS IoT's control-plane REST-JSON API well enough that @aws-sdk/client-iot,

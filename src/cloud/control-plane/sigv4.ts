@@ -1,18 +1,23 @@
-import { Sha256 } from '@aws-crypto/sha256-js';
-import { HttpRequest } from '@smithy/protocol-http';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { formatAmzDate, parseAmzDate, SIGV4_ALGORITHM, SIGV4_TERMINATOR } from '../../shared/sigv4.ts';
-import { sha256Hex, timingSafeEqualStrings } from '../../shared/sigv4-crypto.ts';
+import { sha256Hex } from '../../shared/sigv4-crypto.ts';
 import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
+import {
+  type CredentialScope,
+  checkSignature,
+  headerValue,
+  type ParsedQuery,
+  parseAuthorizationHeader,
+  parseCredential,
+  parseQuery,
+  type RequestHeaders,
+} from '../sigv4/verify.ts';
 
 /**
- * Server-side check of AWS Signature Version 4 (header form), the scheme @aws-sdk/client-iot signs every
- * control-plane request with (signing name `iot`, see the client's auth scheme `aws.auth#sigv4`).
- *
- * Rather than re-implementing the canonicalisation, the received request is rebuilt from exactly the
- * headers the client listed in `SignedHeaders` and re-signed with @smithy/signature-v4, the same code
- * the SDK signs with; the two signatures are then compared in constant time. See AWS General Reference,
- * "Create a signed AWS API request" (canonical request, string to sign, signing key).
+ * The IoT control plane's SigV4 check (header form), the scheme @aws-sdk/client-iot signs every
+ * control-plane request with (signing name `iot`, see the client's auth scheme `aws.auth#sigv4`). The
+ * signature itself is checked by the stack's one verifier, src/cloud/sigv4/verify.ts (@smithy/signature-v4);
+ * this file is what the IoT service decides around it: header form only, its scope, the 15-minute clock
+ * window, signed bodies, session tokens, and AWS's words for each refusal.
  */
 
 export interface ReceivedRequest {
@@ -22,7 +27,7 @@ export interface ReceivedRequest {
   /** The raw query string without the leading `?` ('' when absent). */
   rawQuery: string;
   /** Header names in lower case, as node's http module gives them. */
-  headers: Record<string, string | string[] | undefined>;
+  headers: RequestHeaders;
   body: Uint8Array;
 }
 
@@ -60,31 +65,6 @@ const EXPIRED_TOKEN = {
 
 export const DEFAULT_MAX_SKEW_MS = 15 * 60_000;
 const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
-const AUTH_RE =
-  /^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/;
-
-/** Parses a query string the way the SDK built it: `k=v` pairs, RFC 3986 percent-encoding. */
-export function parseQuery(rawQuery: string): Record<string, string | string[]> {
-  const query: Record<string, string | string[]> = {};
-  if (rawQuery === '') return query;
-  for (const part of rawQuery.split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const key = decodeURIComponent(eq === -1 ? part : part.slice(0, eq));
-    const value = eq === -1 ? '' : decodeURIComponent(part.slice(eq + 1));
-    const prev = query[key];
-    if (prev === undefined) query[key] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else query[key] = [prev, value];
-  }
-  return query;
-}
-
-function headerValue(headers: ReceivedRequest['headers'], name: string): string | undefined {
-  const v = headers[name];
-  if (v === undefined) return undefined;
-  return Array.isArray(v) ? v.join(',') : v;
-}
 
 type SigV4Failure = Extract<SigV4Result, { ok: false }>;
 
@@ -102,18 +82,36 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
   if (scopeFailure) return scopeFailure;
   const signedAt = checkDate(req, auth.scope.date, opts);
   if (typeof signedAt !== 'number') return signedAt;
-  const headers = collectSignedHeaders(req, auth.signedHeaderNames);
-  if (!headers.ok) return headers;
+  const headersFailure = checkSignedHeaders(req, auth.signedHeaderNames);
+  if (headersFailure) return headersFailure;
   const bodyFailure = checkBodyHash(req);
   if (bodyFailure) return bodyFailure;
-  const expected = await expectedSignature(req, opts, {
-    headers: headers.headers,
-    signedHeaderNames: auth.signedHeaderNames,
-    signedAt,
-    scope: auth.scope,
-  });
-  if (!expected.ok) return expected;
-  if (!timingSafeEqualStrings(expected.signature, auth.signature)) {
+  let query: ParsedQuery;
+  try {
+    query = parseQuery(req.rawQuery);
+  } catch {
+    return { ok: false, message: 'Malformed query string' };
+  }
+  const check = await checkSignature(
+    { method: req.method, path: req.path, query, headers: req.headers, body: req.body },
+    {
+      form: 'header',
+      credentials: opts.credentials,
+      scope: auth.scope,
+      signedHeaders: auth.signedHeaderNames,
+      signedAt,
+      signature: auth.signature,
+      // Non-S3 services double-encode the path (what @smithy/signature-v4 does by default).
+      uriEscapePath: true,
+    },
+  );
+  if (!check.ok) {
+    if (check.failure === 'missing-header') {
+      return { ok: false, message: `Signed header ${check.header} is missing from the request` };
+    }
+    if (check.failure === 'uncomputable') {
+      return { ok: false, message: 'The request could not be canonicalised for signature verification' };
+    }
     return {
       ok: false,
       message:
@@ -129,7 +127,7 @@ export async function verifySigV4(req: ReceivedRequest, opts: SigV4VerifyOptions
 
 /** A request without an Authorization header; the query (presigned) form is named but not supported. */
 function unauthenticated(req: ReceivedRequest): SigV4Failure {
-  let query: Record<string, string | string[]> = {};
+  let query: ParsedQuery = {};
   try {
     query = parseQuery(req.rawQuery);
   } catch {
@@ -144,15 +142,6 @@ function unauthenticated(req: ReceivedRequest): SigV4Failure {
   return { ok: false, message: 'Missing Authentication Token' };
 }
 
-/** The credential scope: `<access key>/<yyyymmdd>/<region>/<service>/aws4_request`. */
-interface CredentialScope {
-  accessKeyId: string;
-  date: string;
-  region: string;
-  service: string;
-  terminator: string;
-}
-
 interface ParsedAuthorization {
   ok: true;
   scope: CredentialScope;
@@ -161,28 +150,21 @@ interface ParsedAuthorization {
 }
 
 function parseAuthorization(authorization: string): ParsedAuthorization | SigV4Failure {
-  if (!authorization.startsWith(`${SIGV4_ALGORITHM} `)) {
+  const parsed = parseAuthorizationHeader(authorization);
+  if (parsed === 'scheme') {
     return { ok: false, message: `Unsupported authorization type: only ${SIGV4_ALGORITHM} is accepted` };
   }
-  const m = AUTH_RE.exec(authorization.trim());
-  if (!m) {
+  if (parsed === 'malformed') {
     return {
       ok: false,
       message: 'Authorization header requires Credential, SignedHeaders and Signature parameters',
     };
   }
-  const [, credential = '', signedHeadersList = '', signature = ''] = m;
-  const scopeParts = credential.split('/');
-  if (scopeParts.length !== 5) {
-    return { ok: false, message: `Credential should be scoped to a valid scope (got ${credential})` };
+  const scope = parseCredential(parsed.credential);
+  if (!scope) {
+    return { ok: false, message: `Credential should be scoped to a valid scope (got ${parsed.credential})` };
   }
-  const [accessKeyId = '', date = '', region = '', service = '', terminator = ''] = scopeParts;
-  return {
-    ok: true,
-    scope: { accessKeyId, date, region, service, terminator },
-    signedHeaderNames: signedHeadersList.split(';'),
-    signature,
-  };
+  return { ok: true, scope, signedHeaderNames: parsed.signedHeaders, signature: parsed.signature };
 }
 
 /** The access key and session token first (AWS answers those with STS error types), then the scope. */
@@ -235,24 +217,20 @@ function checkDate(req: ReceivedRequest, scopeDate: string, opts: SigV4VerifyOpt
   return signedAt;
 }
 
-/** The values of the headers the client signed; `host` and `x-amz-date` must be among them. */
-function collectSignedHeaders(
-  req: ReceivedRequest,
-  signedHeaderNames: string[],
-): { ok: true; headers: Record<string, string> } | SigV4Failure {
+/** `host` and `x-amz-date` must be among the signed headers (their presence is checked with the signature). */
+function checkSignedHeaders(req: ReceivedRequest, signedHeaderNames: string[]): SigV4Failure | undefined {
   if (!signedHeaderNames.includes('host')) {
     return { ok: false, message: "'Host' must be a signed header" };
   }
   if (!signedHeaderNames.includes('x-amz-date')) {
     return { ok: false, message: "'X-Amz-Date' must be a signed header" };
   }
-  const headers: Record<string, string> = {};
   for (const name of signedHeaderNames) {
-    const v = headerValue(req.headers, name);
-    if (v === undefined) return { ok: false, message: `Signed header ${name} is missing from the request` };
-    headers[name] = v;
+    if (headerValue(req.headers, name) === undefined) {
+      return { ok: false, message: `Signed header ${name} is missing from the request` };
+    }
   }
-  return { ok: true, headers };
+  return undefined;
 }
 
 /**
@@ -272,55 +250,4 @@ function checkBodyHash(req: ReceivedRequest): SigV4Failure | undefined {
     };
   }
   return undefined;
-}
-
-/** The signature @smithy/signature-v4 computes for the request rebuilt from its signed headers. */
-async function expectedSignature(
-  req: ReceivedRequest,
-  opts: SigV4VerifyOptions,
-  signed: {
-    headers: Record<string, string>;
-    signedHeaderNames: string[];
-    signedAt: number;
-    scope: CredentialScope;
-  },
-): Promise<{ ok: true; signature: string } | SigV4Failure> {
-  let query: Record<string, string | string[]>;
-  try {
-    query = parseQuery(req.rawQuery);
-  } catch {
-    return { ok: false, message: 'Malformed query string' };
-  }
-  const hostHeader = signed.headers.host ?? '';
-  const request = new HttpRequest({
-    method: req.method.toUpperCase(),
-    protocol: 'http:',
-    hostname: hostHeader.replace(/:\d+$/, ''),
-    path: req.path,
-    query,
-    headers: signed.headers,
-    body: req.body,
-  });
-  const signer = new SignatureV4({
-    credentials: opts.credentials,
-    region: opts.region,
-    service: opts.service,
-    sha256: Sha256,
-    // Non-S3 services double-encode the path (uriEscapePath, the default); the checksum header is only
-    // part of the canonical request when the client sent and signed it.
-    uriEscapePath: true,
-    applyChecksum: false,
-  });
-  try {
-    const result = await signer.sign(request, {
-      signingDate: new Date(signed.signedAt),
-      signingRegion: signed.scope.region,
-      signingService: signed.scope.service,
-      signableHeaders: new Set(signed.signedHeaderNames),
-    });
-    const auth = String(result.headers.authorization ?? '');
-    return { ok: true, signature: /Signature=([0-9a-f]{64})/.exec(auth)?.[1] ?? '' };
-  } catch {
-    return { ok: false, message: 'The request could not be canonicalised for signature verification' };
-  }
 }

@@ -4,14 +4,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseAmzDate } from '../../shared/sigv4.ts';
+import { MAX_PRESIGN_EXPIRES_SEC } from '../../shared/sigv4.ts';
+import { presignLifetime } from '../sigv4/verify.ts';
 import { CONDITIONAL_HEADERS, evaluatePreconditions, guardServedEtag, ifRangeHolds } from './conditional.ts';
 import type { SafeFilesystemStore } from './fs-store.ts';
 import { verifySigV4 } from './sigv4-verify.ts';
 
 /** Longest presigned-URL lifetime SigV4 allows (AWS S3 API, "Authenticating Requests: Using Query
  * Parameters": X-Amz-Expires minimum 1, maximum 604800 seconds). */
-export const MAX_PRESIGN_SECONDS = 604800;
+export const MAX_PRESIGN_SECONDS = MAX_PRESIGN_EXPIRES_SEC;
 
 /** S3 bucket naming rules (S3 User Guide, "Bucket naming rules"), the subset that matters locally. */
 export const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -150,7 +151,7 @@ export function createFrontLayer(opts: FrontLayerOptions) {
     const r: FrontRequest = { req, res, url, query: url.searchParams };
     const target = refuseBadTarget(r);
     if (target === undefined) return;
-    if (refuseUnauthenticated(r, opts.credentials)) return;
+    if (await refuseUnauthenticated(r, opts.credentials)) return;
     if (await answerObjectRead(r, target, opts.store)) return;
     markAwsChunked(req);
     opts.handle(req, res);
@@ -183,10 +184,10 @@ function refuseBadTarget({ req, res, query }: FrontRequest): Target | undefined 
 }
 
 /** Anonymous, foreign-key, expired or badly signed requests are answered here (true). */
-function refuseUnauthenticated(
-  { req, res, url, query }: FrontRequest,
+async function refuseUnauthenticated(
+  { req, res, query }: FrontRequest,
   credentials: FrontLayerOptions['credentials'],
-): boolean {
+): Promise<boolean> {
   const keyId = requestAccessKey(req, query);
   if (keyId === undefined) {
     sendS3Error(req, res, 403, 'AccessDenied', 'Anonymous access is not allowed');
@@ -204,10 +205,9 @@ function refuseUnauthenticated(
     return true;
   }
   if (query.has('X-Amz-Algorithm')) {
-    const date = parseAmzDate(query.get('X-Amz-Date') ?? '');
     const expiresText = query.get('X-Amz-Expires') ?? '';
-    const expires = /^\d{1,6}$/.test(expiresText) ? Number(expiresText) : Number.NaN;
-    if (date === undefined || Number.isNaN(expires) || expires < 1 || expires > MAX_PRESIGN_SECONDS) {
+    const lifetime = presignLifetime(query.get('X-Amz-Date') ?? undefined, expiresText);
+    if (typeof lifetime === 'string') {
       sendS3Error(
         req,
         res,
@@ -217,19 +217,18 @@ function refuseUnauthenticated(
       );
       return true;
     }
-    const expiresAt = date + expires * 1000;
     const now = Date.now();
-    if (now > expiresAt) {
+    if (now > lifetime.expiresAt) {
       sendS3Error(req, res, 403, 'AccessDenied', 'Request has expired', {
         'X-Amz-Expires': expiresText,
-        Expires: new Date(expiresAt).toISOString().replace(/\.\d+/, ''),
+        Expires: new Date(lifetime.expiresAt).toISOString().replace(/\.\d+/, ''),
         ServerTime: new Date(now).toISOString().replace(/\.\d+/, ''),
       });
       return true;
     }
   }
 
-  const sig = verifySigV4(req, url, credentials);
+  const sig = await verifySigV4(req, credentials);
   if (!sig.ok) {
     sendS3Error(req, res, 403, 'SignatureDoesNotMatch', sig.reason);
     return true;

@@ -10,7 +10,13 @@ import { type Logger, silentLogger } from '../../shared/log.ts';
 import { localS3ClientConfig } from '../../shared/s3-client-config.ts';
 import { BUCKET_NAME, createFrontLayer, MAX_PRESIGN_SECONDS, sendS3Error } from './front-layer.ts';
 import { SafeFilesystemStore } from './fs-store.ts';
-import { DUMMY_ACCOUNT, S3rver, type S3rverLogger } from './s3rver-internals.ts';
+import {
+  assertS3rverInternals,
+  DUMMY_ACCOUNT,
+  S3rver,
+  type S3rverLogger,
+  s3rverAppProblem,
+} from './s3rver-internals.ts';
 
 export interface ObjectStoreOptions {
   /** Interface to listen on, e.g. 127.0.0.1. */
@@ -77,6 +83,8 @@ const ACCEPT_BACKLOG = 65_535;
 /**
  * The local S3-API firmware store: s3rver (a Koa app) behind a small front layer, on one HTTP port.
  *
+ * s3rver's private modules are checked first (assertS3rverInternals, s3rver-internals.ts).
+ *
  * What s3rver 3.7.1 does NOT do, and what the front layer adds (details in docs/object-store.md):
  * - It never verifies SigV4 signatures ("Signature version 4 calculation is unimplemented",
  *   lib/middleware/authentication.js), accepts anonymous requests, and accepts its built-in `S3RVER`
@@ -97,6 +105,7 @@ const ACCEPT_BACKLOG = 65_535;
  *   policies/ACLs, session tokens. Virtual-hosted addressing is off: clients must use path-style.
  */
 export async function startObjectStore(opts: ObjectStoreOptions): Promise<RunningObjectStore> {
+  assertS3rverInternals();
   const logger = (opts.logger ?? silentLogger).child({ component: 'object-store' });
   for (const bucket of opts.buckets) {
     if (!BUCKET_NAME.test(bucket)) throw new ValidationError('buckets', `invalid bucket name "${bucket}"`);
@@ -114,6 +123,8 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
     vhostBuckets: false,
     allowMismatchedSignatures: false,
   });
+  const appProblem = s3rverAppProblem(app);
+  if (appProblem) throw new Error(appProblem);
   const store = new SafeFilesystemStore(opts.directory);
   app.store = store;
   app.context.store = store;

@@ -1,12 +1,18 @@
-import {
-  canonicalQueryString,
-  credentialScope,
-  formatAmzDate,
-  SIGV4_ALGORITHM,
-  stringToSign,
-  uriEncode,
-} from '../../shared/sigv4.ts';
-import { hmacSha256, sha256Hex, signingKey } from '../../shared/sigv4-crypto.ts';
+import { presignUrl, UNSIGNED_PAYLOAD, uriEncode } from '../../shared/sigv4.ts';
+import { nodeHashing } from '../../shared/sigv4-crypto.ts';
+
+/**
+ * The device's S3 presigner: SigV4 query-string presigning of a GetObject with the project's one
+ * hand-written signer (src/shared/sigv4.ts, presignUrl) on node:crypto.
+ *
+ * Why not the SDK (@aws-sdk/s3-request-presigner, or @smithy/signature-v4 under it), which the agent
+ * still uses against AWS endpoints (src/device/source/factory.ts)? Start-up cost on the device, measured
+ * in docs/benchmarks.md ("Third pass … 1. Module loading"): VmHWM / CPU right after importing, bare node
+ * 41–43 MiB / 55 ms, @aws-sdk/client-s3 61 MiB / 163 ms, the presigner 50 / 78, @smithy/signature-v4
+ * alone 56 / 100; dropping them from the agent's start took its import from 74–81 to 68–76 MiB and
+ * 270–290 to 200–220 ms of CPU, and its peak RSS from ~105 to ~97 MiB. The signer here is ~60 lines,
+ * and test/unit/device/source/presign.test.ts checks it byte for byte against the SDK's presigner.
+ */
 
 /** AWS credentials as the SDK's providers return them. */
 export interface SigningCredentials {
@@ -30,41 +36,26 @@ export interface PresignGetOptions {
 
 /**
  * SigV4 query-string presigning of an S3 GET (AWS docs: "Authenticating Requests: Using Query
- * Parameters (AWS Signature Version 4)"), with node:crypto only. This is what
- * `@aws-sdk/s3-request-presigner` produces for a GetObject with the same endpoint, path and time (the unit
- * test compares both), without loading @aws-sdk/client-s3 (~14 MiB of RSS and ~0.1 s of CPU at start-up,
- * docs/benchmarks.md). Only `host` is signed; Range / If-Match travel as plain headers, which S3 accepts
- * on a query-signed request. S3's canonical URI is the path as sent (S3 does not double-encode), so
- * `url.pathname` must already be the encoded key.
+ * Parameters (AWS Signature Version 4)"): what `@aws-sdk/s3-request-presigner` produces for a GetObject
+ * with the same endpoint, path and time (the unit test compares both). Only `host` is signed; Range /
+ * If-Match travel as plain headers, which S3 accepts on a query-signed request. S3's canonical URI is
+ * the path as sent (S3 does not double-encode), so `url.pathname` must already be the encoded key.
  */
 export function presignGet(opts: PresignGetOptions): URL {
-  const { url, region, credentials: c } = opts;
-  const { amzDate, dateStamp } = formatAmzDate(opts.date ?? new Date());
-  const scope = credentialScope(dateStamp, region, 's3');
-  const params: [string, string][] = [
-    ['X-Amz-Algorithm', SIGV4_ALGORITHM],
-    ['X-Amz-Content-Sha256', 'UNSIGNED-PAYLOAD'],
-    ['X-Amz-Credential', `${c.accessKeyId}/${scope}`],
-    ['X-Amz-Date', amzDate],
-    ['X-Amz-Expires', String(opts.expiresIn)],
-    ['X-Amz-SignedHeaders', 'host'],
-  ];
-  if (c.sessionToken) params.push(['X-Amz-Security-Token', c.sessionToken]);
-  for (const [k, v] of Object.entries(opts.query ?? {})) params.push([k, v]);
-  const query = canonicalQueryString(params);
-  const canonical = [
-    'GET',
-    url.pathname || '/',
-    query,
-    `host:${url.host}\n`,
-    'host',
-    'UNSIGNED-PAYLOAD',
-  ].join('\n');
-  const key = signingKey(c.secretAccessKey, dateStamp, region, 's3');
-  const signature = hmacSha256(key, stringToSign(amzDate, scope, sha256Hex(canonical))).toString('hex');
-  const out = new URL(url.href);
-  out.search = `${query}&X-Amz-Signature=${signature}`;
-  return out;
+  const url = new URL(opts.url.href);
+  url.search = '';
+  return presignUrl(nodeHashing, {
+    url,
+    region: opts.region,
+    service: 's3',
+    credentials: opts.credentials,
+    expiresIn: opts.expiresIn,
+    date: opts.date ?? new Date(),
+    uriEscapePath: false,
+    payloadHash: UNSIGNED_PAYLOAD,
+    sessionToken: 'signed',
+    params: [['X-Amz-Content-Sha256', UNSIGNED_PAYLOAD], ...Object.entries(opts.query ?? {})],
+  });
 }
 
 /**

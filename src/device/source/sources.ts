@@ -202,7 +202,7 @@ function rawToReadable(raw: RawBody): Readable {
   return r;
 }
 
-/** Presigns a GetObject URL (the agent's light SigV4 signer, or the SDK: see src/device/agent.ts). */
+/** Presigns a GetObject URL (the agent's light SigV4 signer, or the SDK: see src/device/source/factory.ts). */
 export interface S3Presigner {
   presignGetObject(bucket: string, key: string, expiresIn: number): Promise<URL>;
 }

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { parseQuery, type SigV4Result, verifySigV4 } from '../../../../src/cloud/control-plane/sigv4.ts';
+import { type SigV4Result, verifySigV4 } from '../../../../src/cloud/control-plane/sigv4.ts';
 
 const CREDS = { accessKeyId: 'AKIDLOCALTEST', secretAccessKey: 'local-secret-key' };
 const REGION = 'us-west-2';
@@ -246,13 +246,5 @@ describe('verifySigV4', () => {
       },
     });
     assertRefused(basic, /only AWS4-HMAC-SHA256/);
-  });
-});
-
-describe('parseQuery', () => {
-  test('decodes percent-encoding and keeps repeated keys', () => {
-    assert.deepEqual(parseQuery('a=1&b=x%20y&a=2&c'), { a: ['1', '2'], b: 'x y', c: '' });
-    assert.deepEqual(parseQuery(''), {});
-    assert.throws(() => parseQuery('a=%E0%A4%A'));
   });
 });
