@@ -1,7 +1,7 @@
 import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { AbortedError } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
-import { systemTimers, type Timers } from '../../shared/timers.ts';
 import { DownloadError } from '../errors.ts';
 import { ensureDir, FsError, fsyncDir, onPath } from '../fs-safe.ts';
 import { type DownloadSource, type OpenedBody, opt, type Validator } from '../source/sources.ts';
@@ -61,7 +61,7 @@ export async function downloadFirmware(opts: DownloadOptions): Promise<DownloadR
 class Download {
   readonly log: Logger;
   readonly signal: AbortSignal;
-  readonly timers: Timers;
+  readonly timers: Clock;
   readonly size: number;
   private readonly paths: ReturnType<typeof partPaths>;
   private readonly hwm: number;
@@ -86,7 +86,7 @@ class Download {
   constructor(readonly opts: DownloadOptions) {
     this.log = opts.logger ?? silentLogger;
     this.signal = opts.signal ?? new AbortController().signal;
-    this.timers = opts.timers ?? systemTimers;
+    this.timers = opts.timers ?? systemClock;
     this.size = opts.expectedSize;
     this.paths = partPaths(opts.dir, opts.fileName);
     this.source = opts.source;

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
+import { type Clock, systemClock, type TimerHandle } from '../../shared/clock.ts';
 import { OtaError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { systemTimers, type TimerHandle, type Timers } from '../../shared/timers.ts';
 import type { AgentConfig } from '../config/agent-config.ts';
 
 /**
@@ -73,9 +73,9 @@ function ellipsis(s: string, n: number): string {
 export function shellHook(
   name: HookName,
   command: string,
-  opts: { timeoutMs: number; timers?: Timers },
+  opts: { timeoutMs: number; timers?: Clock },
 ): Hook {
-  const timers = opts.timers ?? systemTimers;
+  const timers = opts.timers ?? systemClock;
   return (call) =>
     new Promise<void>((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', command], {
@@ -120,8 +120,8 @@ export function shellHook(
       const onAbort = () => kill('abort');
       call.signal?.addEventListener('abort', onAbort, { once: true });
       const done = () => {
-        timers.clearTimeout(timer);
-        timers.clearTimeout(killTimer);
+        timers.clear(timer);
+        timers.clear(killTimer);
         call.signal?.removeEventListener('abort', onAbort);
       };
       child.on('error', (err) => {
@@ -175,7 +175,7 @@ function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
 }
 
 /** The command hooks the config names (none set: the agent downloads and verifies only, as before). */
-export function commandHooks(cfg: AgentConfig, timers?: Timers): DeviceHooks {
+export function commandHooks(cfg: AgentConfig, timers?: Clock): DeviceHooks {
   const o = { timeoutMs: cfg.hookTimeoutMs, ...(timers ? { timers } : {}) };
   const hooks: DeviceHooks = {};
   if (cfg.installCmd) hooks.install = shellHook('install', cfg.installCmd, o);

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { type HookCall, HookError, shellHook } from '../../../../src/device/install/hooks.ts';
 import { readSlots, slotHooks } from '../../../../src/device/install/slots.ts';
+import { ManualClock } from '../../../../src/shared/clock.ts';
 import { silentLogger } from '../../../../src/shared/log.ts';
-import { ManualTimers } from '../../../../src/shared/timers.ts';
 
 const call = (extra: Partial<HookCall> = {}): HookCall => ({
   file: '/tmp/fw image.img',
@@ -50,7 +50,7 @@ describe('shell hooks (/bin/sh -c with OTA_* variables)', () => {
   test('a timeout (on the fake clock) kills the whole process group, children too', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ota-hook-'));
     try {
-      const timers = new ManualTimers();
+      const timers = new ManualClock();
       const pidFile = join(dir, 'child.pid');
       // the shell starts a grandchild that would outlive a kill of the shell alone
       const hook = shellHook('install', `sleep 60 & echo $! > ${pidFile}; wait`, {
