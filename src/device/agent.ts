@@ -149,7 +149,7 @@ class Agent {
         ...(c.rootCa ? { ca: readPem(c.rootCa, 'rootCa') } : {}),
       };
       checkCertificate(c, pems);
-      this.sources = new SourceFactory(c, pems);
+      this.sources = new SourceFactory(c, pems, this.timers);
       const state = await this.countBoot(await this.state.load());
       this.summary.currentVersion = this.state.currentVersion;
       if (state.inFlight) {

@@ -102,7 +102,7 @@ class Download {
       refreshes: 0,
       bytesReceived: 0,
       connections: 0,
-      startedAt: Date.now(),
+      startedAt: this.timers.now(),
     };
   }
 
@@ -346,7 +346,7 @@ class Download {
     await this.disk(() => onPath('cannot rename into', final, () => rename(part, final)));
     await fsyncDir(dir);
     await rm(sidecar, { force: true });
-    return { path: final, bytes: this.size, sha256: digest, ...this.result, renamedAt: Date.now() };
+    return { path: final, bytes: this.size, sha256: digest, ...this.result, renamedAt: this.timers.now() };
   }
 
   /** Closes the `.part`; after a stop, first records what is on disk. */

@@ -22,8 +22,8 @@ export interface PresignGetOptions {
   credentials: SigningCredentials;
   /** Seconds, 1 … 604800 (SigV4 query authentication limit). */
   expiresIn: number;
-  /** Signing time (default now). */
-  date?: Date;
+  /** Signing time: X-Amz-Date, from which the URL's lifetime counts (the caller's clock). */
+  date: Date;
   /** Extra query parameters, signed with the rest (the SDK adds `x-id=GetObject`). */
   query?: Record<string, string>;
 }
@@ -39,7 +39,7 @@ export interface PresignGetOptions {
  */
 export function presignGet(opts: PresignGetOptions): URL {
   const { url, region, credentials: c } = opts;
-  const { amzDate, dateStamp } = formatAmzDate(opts.date ?? new Date());
+  const { amzDate, dateStamp } = formatAmzDate(opts.date);
   const scope = credentialScope(dateStamp, region, 's3');
   const params: [string, string][] = [
     ['X-Amz-Algorithm', SIGV4_ALGORITHM],
