@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { parseAmzDate, SIGV4_ALGORITHM, SIGV4_TERMINATOR } from '../../shared/sigv4.ts';
 import { timingSafeEqualStrings } from '../../shared/sigv4-crypto.ts';
 import { IOT_WS_SERVICE, MAX_WS_PRESIGN_EXPIRES_SEC, SIGV4_QUERY_PARAMS } from '../../shared/ws-url.ts';
@@ -39,7 +40,7 @@ const fail = (reason: string): WsAuthResult => ({ ok: false, reason });
 export async function verifyPresignedWebSocketRequest(
   req: { url?: string | undefined; headers: IncomingHttpHeaders },
   creds: WsCredentials,
-  opts: { now?: Date; maxClockSkewSec?: number } = {},
+  opts: { clock?: Pick<Clock, 'now'>; maxClockSkewSec?: number } = {},
 ): Promise<WsAuthResult> {
   try {
     const host = req.headers.host;
@@ -74,7 +75,7 @@ export async function verifyPresignedWebSocketRequest(
     if (expiresIn < 1 || expiresIn > MAX_WS_PRESIGN_EXPIRES_SEC) return fail('X-Amz-Expires out of range');
     if (!/^[0-9a-f]{64}$/.test(signature)) return fail('malformed X-Amz-Signature');
 
-    const now = (opts.now ?? new Date()).getTime();
+    const now = (opts.clock ?? systemClock).now();
     const skewMs = (opts.maxClockSkewSec ?? DEFAULT_MAX_SKEW_SEC) * 1000;
     if (now + skewMs < signingDate) return fail('signature not yet valid');
     if (now > signingDate + expiresIn * 1000) return fail('signature expired');

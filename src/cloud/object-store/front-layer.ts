@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock } from '../../shared/clock.ts';
 import { parseAmzDate } from '../../shared/sigv4.ts';
 import { CONDITIONAL_HEADERS, evaluatePreconditions, guardServedEtag, ifRangeHolds } from './conditional.ts';
 import type { SafeFilesystemStore } from './fs-store.ts';
@@ -141,6 +142,8 @@ export interface FrontLayerOptions {
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** s3rver's request handler: what the front layer lets through. */
   handle: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Judges the expiry of presigned URLs. */
+  clock: Pick<Clock, 'now'>;
 }
 
 /** The front layer's request handler (see the top of this file). */
@@ -150,7 +153,7 @@ export function createFrontLayer(opts: FrontLayerOptions) {
     const r: FrontRequest = { req, res, url, query: url.searchParams };
     const target = refuseBadTarget(r);
     if (target === undefined) return;
-    if (refuseUnauthenticated(r, opts.credentials)) return;
+    if (refuseUnauthenticated(r, opts)) return;
     if (await answerObjectRead(r, target, opts.store)) return;
     markAwsChunked(req);
     opts.handle(req, res);
@@ -185,7 +188,7 @@ function refuseBadTarget({ req, res, query }: FrontRequest): Target | undefined 
 /** Anonymous, foreign-key, expired or badly signed requests are answered here (true). */
 function refuseUnauthenticated(
   { req, res, url, query }: FrontRequest,
-  credentials: FrontLayerOptions['credentials'],
+  { credentials, clock }: Pick<FrontLayerOptions, 'credentials' | 'clock'>,
 ): boolean {
   const keyId = requestAccessKey(req, query);
   if (keyId === undefined) {
@@ -218,7 +221,7 @@ function refuseUnauthenticated(
       return true;
     }
     const expiresAt = date + expires * 1000;
-    const now = Date.now();
+    const now = clock.now();
     if (now > expiresAt) {
       sendS3Error(req, res, 403, 'AccessDenied', 'Request has expired', {
         'X-Amz-Expires': expiresText,
