@@ -31,9 +31,8 @@ export interface ObjectStoreOptions {
    */
   tls?: { cert: string; key: string };
   /**
-   * Signs presigned URLs (X-Amz-Date) and judges their expiry; default the system's. s3rver behind the
-   * front layer checks expiry once more on the wall clock, so a clock for tests starts at the wall time
-   * and only moves forward (ManualClock({ start: Date.now() })).
+   * Signs presigned URLs (X-Amz-Date) and judges their expiry; default the system's. Tests pass a
+   * ManualClock and move it past an expiry instead of waiting for it.
    */
   clock?: Pick<Clock, 'now'>;
   logger?: Logger;
