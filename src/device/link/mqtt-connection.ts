@@ -301,6 +301,8 @@ export class MqttConnection {
       await new Promise<void>((resolve) => c.end(true, () => resolve()));
       return;
     }
+    // Bounds a real socket's graceful close, so Node's timer rather than the injected clock: a manual
+    // clock would either hold close() open or cut the DISCONNECT short.
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         c.end(true, () => resolve());
