@@ -1,4 +1,7 @@
-/** What `ota sim` shows: the live tally while it runs, and the summary at the end. */
+/**
+ * What `ota sim` shows: the live tally while it runs, and the summary at the end. Elapsed times are the
+ * wall time a person watching sees.
+ */
 import cliProgress from 'cli-progress';
 import type { FleetEvent, FleetPhase, FleetSummary, FleetTally } from '../sim/fleet.ts';
 import { configFlagsText } from './job-config-flags.ts';

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { Clock } from '../shared/clock.ts';
 import type { Endpoints } from '../shared/endpoints.ts';
 import { OtaError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
@@ -37,6 +38,8 @@ export interface StackContext {
   readonly region: string;
   readonly bucket: string;
   readonly logger: Logger;
+  /** Every part's clock (LocalStackOptions.clock). */
+  readonly clock: Clock;
   readonly closers: Closers;
 }
 
@@ -78,6 +81,7 @@ export async function startStackObjectStore(
     region,
     credentials,
     ...(options.s3Tls ? { tls: { cert: ca.serverCertPem, key: ca.serverKeyPem } } : {}),
+    clock: ctx.clock,
     logger: logger.child({ component: 'object-store' }),
   });
   ctx.closers.add(() => objectStore.close());
@@ -101,6 +105,7 @@ export function createStackJobs(
     region,
     accountId: LOCAL_ACCOUNT_ID,
     minuteMs: options.minuteMs,
+    clock: ctx.clock,
     allowRejectFromInProgress: options.allowRejectFromInProgress,
     requestsPerSecondPerThing: options.jobsRequestsPerSecondPerThing,
     // DeleteThing: the thing's certificates lose their attachments, and its open MQTT and HTTPS
@@ -154,6 +159,7 @@ export function openStackSecurity(
     accountId: LOCAL_ACCOUNT_ID,
     issueCertificate: () => ca.issueDeviceCertificate(),
     thingExists: isRegisteredThing,
+    clock: ctx.clock,
   });
   ctx.closers.add(() => security.close());
   return security;
@@ -185,6 +191,7 @@ export async function startStackBroker(ctx: StackContext, parts: StackParts): Pr
     isRegisteredThing: parts.isRegisteredThing,
     certificates: security,
     wsCredentials: { ...credentials, region, checkSessionToken: sessionTokens.check },
+    clock: ctx.clock,
     services: [parts.jobs.topicService],
     // The IoT credentials provider (docs/protocol.md, Credentials provider) shares the mTLS port, chosen
     // by ALPN.
@@ -194,6 +201,7 @@ export async function startStackBroker(ctx: StackContext, parts: StackParts): Pr
       registry: security,
       registryCredentials: credentials,
       sessionTokens,
+      clock: ctx.clock,
     }),
     logger: logger.child({ component: 'broker' }),
   });
@@ -218,6 +226,7 @@ export async function startStackControlPlane(
     credentialsEndpointAddress: host,
     security: parts.security,
     checkSessionToken: parts.sessionTokens.check,
+    clock: ctx.clock,
     logger: logger.child({ component: 'control-plane' }),
   });
   ctx.closers.add(() => controlPlane.close());

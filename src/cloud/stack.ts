@@ -9,6 +9,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { type Clock, systemClock } from '../shared/clock.ts';
 import type { Endpoints } from '../shared/endpoints.ts';
 import { ENDPOINTS_FILE } from '../shared/endpoints.ts';
 import { OtaError, ValidationError } from '../shared/errors.ts';
@@ -76,6 +77,12 @@ export interface LocalStackOptions {
   jobsRequestsPerSecondPerThing?: number;
   /** Things to ensure at start; default ['RaspberryPi_2']. */
   things?: string[];
+  /**
+   * The stack's clock: Jobs deadlines and rollouts, presigned-URL signing and expiry, session tokens and
+   * the SigV4 checks; default the system's. Tests pass a ManualClock started at the wall time (clients
+   * still sign with the wall clock, and AWS tolerates 5 minutes of skew) and move it instead of waiting.
+   */
+  clock?: Clock;
   logger?: Logger;
 }
 
@@ -192,6 +199,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     region: options.region ?? DEFAULT_REGION,
     bucket: options.bucket ?? DEFAULT_BUCKET,
     logger,
+    clock: options.clock ?? systemClock,
     closers,
   };
   try {
@@ -212,7 +220,7 @@ async function startStackParts(ctx: StackContext): Promise<LocalStack> {
   const isRegisteredThing = registeredThingCheck(jobs);
   const security = openStackSecurity(ctx, ca, isRegisteredThing);
   later.security = security;
-  const sessionTokens = createSessionTokens(security.sessionTokenStore);
+  const sessionTokens = createSessionTokens(security.sessionTokenStore, ctx.clock);
   const parts: StackParts = { ca, credentials, jobs, security, sessionTokens, isRegisteredThing };
   const broker = await startStackBroker(ctx, parts);
   later.broker = broker;

@@ -1,7 +1,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
+import { backoffDelay, type Clock, systemClock, type TimerHandle } from '../shared/clock.ts';
 import { errorMessage, OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
-import { backoffDelay } from '../shared/timers.ts';
 import { presignWebSocketUrlSync, type WsSigningCredentials } from '../shared/ws-url.ts';
 
 /**
@@ -38,6 +38,8 @@ export interface FeedOptions {
   clientId?: string;
   logger?: Logger;
   random?: () => number;
+  /** Timers of the reconnect backoff; default the system's. */
+  clock?: Clock;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
 }
@@ -65,13 +67,15 @@ class FeedConnection implements Feed {
   private creds: WsSigningCredentials | undefined;
   private client: MqttClient | undefined;
   private attempt = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
+  private readonly clock: Clock;
   private everConnected = false;
   private settleReady: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
   constructor(private readonly o: FeedOptions) {
     this.log = o.logger ?? silentLogger;
     this.random = o.random ?? Math.random;
+    this.clock = o.clock ?? systemClock;
     this.clientId = o.clientId ?? `ota-dashboard-${this.random().toString(16).slice(2, 10)}`;
     this.ready = new Promise<void>((resolve, reject) => {
       this.settleReady = { resolve, reject };
@@ -89,7 +93,7 @@ class FeedConnection implements Feed {
 
   async close(): Promise<void> {
     this.transition('closed');
-    if (this.timer) clearTimeout(this.timer);
+    this.clock.clear(this.timer);
     this.timer = undefined;
     this.failFirst(new OtaError('OTA_ABORTED', 'feed closed'));
     const c = this.client;
@@ -119,7 +123,7 @@ class FeedConnection implements Feed {
       this.random,
     );
     this.log.info({ delay, attempt: this.attempt, detail }, 'dashboard feed closed; reconnecting');
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
       void this.connect();
     }, delay);

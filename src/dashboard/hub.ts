@@ -1,4 +1,5 @@
 import type { IoTClient } from '@aws-sdk/client-iot';
+import { type Clock, systemClock, unrefTimer } from '../shared/clock.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { THING_NAME_PATTERN } from '../shared/topics.ts';
@@ -17,28 +18,6 @@ import { JobTracker, NotifySchema, progressFacts } from './tracker.ts';
  * enabled), so the server re-reads DescribeJob shortly after the notifications that can change them,
  * and every `refreshMs` while a page is open. The page itself never polls.
  */
-
-export interface Scheduler {
-  now(): number;
-  /** Calls `fn` every `ms`; returns the cancel function. */
-  every(ms: number, fn: () => void): () => void;
-  /** Calls `fn` once after `ms`; returns the cancel function. */
-  after(ms: number, fn: () => void): () => void;
-}
-
-export const realScheduler: Scheduler = {
-  now: () => Date.now(),
-  every: (ms, fn) => {
-    const t = setInterval(fn, ms);
-    t.unref();
-    return () => clearInterval(t);
-  },
-  after: (ms, fn) => {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return () => clearTimeout(t);
-  },
-};
 
 /** One page's stream. `write` returns false when the socket's buffer is full (the page lags). */
 export interface StreamClient {
@@ -59,7 +38,8 @@ interface Watched {
 export interface HubOptions {
   iot: IoTClient;
   progressPrefix: string;
-  scheduler?: Scheduler;
+  /** Clock and timers; default the system's (timers that never keep the process alive). */
+  clock?: Clock;
   logger?: Logger;
   /** How often changed rows go out (ms). */
   flushMs?: number;
@@ -79,7 +59,7 @@ const MAX_PROGRESS_BYTES = 16 * 1024;
 export class Hub {
   private readonly iot: IoTClient;
   private readonly prefix: string;
-  private readonly sched: Scheduler;
+  private readonly clock: Clock;
   private readonly log: Logger;
   private readonly flushMs: number;
   private readonly refreshMs: number;
@@ -106,7 +86,7 @@ export class Hub {
   constructor(o: HubOptions) {
     this.iot = o.iot;
     this.prefix = `${o.progressPrefix}/`;
-    this.sched = o.scheduler ?? realScheduler;
+    this.clock = o.clock ?? systemClock;
     this.log = o.logger ?? silentLogger;
     this.flushMs = o.flushMs ?? 250;
     this.refreshMs = o.refreshMs ?? 10_000;
@@ -139,11 +119,11 @@ export class Hub {
       if (w && selected) {
         w.clients.delete(client);
         // Keep the rows a while: a page that reloads or reselects must not reload 10,000 rows.
-        if (w.clients.size === 0) w.cancelIdle = this.sched.after(30_000, () => this.unwatch(selected));
+        if (w.clients.size === 0) w.cancelIdle = this.after(30_000, () => this.unwatch(selected));
       }
       if (this.clients.size === 0) this.stopAllTimers();
     };
-    const now = this.sched.now();
+    const now = this.clock.now();
     client.write('feed', { ...this.feed, now });
     client.write('jobs', { now, jobs: this.withLiveCounts(), ...(selected ? { selected } : {}) });
     if (!selected) return unsubscribe;
@@ -171,7 +151,7 @@ export class Hub {
 
   /** The live feed's state changed: every page shows it. */
   setFeedState(state: string, detail?: string): void {
-    this.feed = { now: this.sched.now(), state, ...(detail ? { detail } : {}) };
+    this.feed = { now: this.clock.now(), state, ...(detail ? { detail } : {}) };
     for (const c of this.clients.keys()) c.write('feed', this.feed);
   }
 
@@ -223,13 +203,25 @@ export class Hub {
   private startTimers(): void {
     if (this.stopTimers.length > 0 || this.closed) return;
     this.stopTimers.push(
-      this.sched.every(this.flushMs, () => this.flush()),
-      this.sched.every(this.refreshMs, () => {
+      this.every(this.flushMs, () => this.flush()),
+      this.every(this.refreshMs, () => {
         for (const w of this.watched.values()) if (w.clients.size > 0) this.scheduleDescribe(w);
       }),
       // The list costs a ListJobs and up to `listCounts` DescribeJobs: read it less often.
-      this.sched.every(this.refreshMs * 3, () => this.scheduleJobList()),
+      this.every(this.refreshMs * 3, () => this.scheduleJobList()),
     );
+  }
+
+  /** Calls `fn` once after `ms`; returns the cancel function. */
+  private after(ms: number, fn: () => void): () => void {
+    const h = unrefTimer(this.clock.setTimeout(fn, ms));
+    return () => this.clock.clear(h);
+  }
+
+  /** Calls `fn` every `ms`; returns the cancel function. */
+  private every(ms: number, fn: () => void): () => void {
+    const h = unrefTimer(this.clock.setInterval(fn, ms));
+    return () => this.clock.clear(h);
   }
 
   private stopAllTimers(): void {
@@ -240,7 +232,7 @@ export class Hub {
   private watch(jobId: string): Watched {
     const w = this.watched.get(jobId);
     if (w) return w;
-    const tracker = new JobTracker(jobId, () => this.sched.now());
+    const tracker = new JobTracker(jobId, () => this.clock.now());
     const entry: Watched = { tracker, clients: new Set(), infoChanged: false, loaded: Promise.resolve() };
     entry.loaded = this.load(entry).catch((err: unknown) => {
       // A failed read is not cached: the next page to open this job tries again.
@@ -263,7 +255,7 @@ export class Hub {
     const info = await readJobInfo(this.iot, jobId);
     if (!info) return;
     w.info = info;
-    const requestedAt = this.sched.now();
+    const requestedAt = this.clock.now();
     const executions = await readExecutions(this.iot, jobId);
     for (const thing of w.tracker.loadSnapshot(executions, requestedAt)) this.lookups.add(jobId, thing);
     w.tracker.takeDirty();
@@ -276,14 +268,14 @@ export class Hub {
   }
 
   private sendFull(w: Watched, client: StreamClient): void {
-    const now = this.sched.now();
+    const now = this.clock.now();
     if (w.info) client.write('job', { now, job: w.info });
     const ok = client.write('snapshot', { now, jobId: w.tracker.jobId, rows: w.tracker.allRows() });
     if (!ok) this.lagging.set(client, 'draining');
   }
 
   private flush(): void {
-    const now = this.sched.now();
+    const now = this.clock.now();
     if (this.jobsChanged) {
       this.jobsChanged = false;
       const jobs = this.withLiveCounts();
@@ -320,7 +312,7 @@ export class Hub {
    * it, and many pages opening at once share one read).
    */
   private loadJobs(): Promise<void> {
-    const stale = this.cancelJobsRefresh !== undefined || this.sched.now() - this.jobsReadAt > 2000;
+    const stale = this.cancelJobsRefresh !== undefined || this.clock.now() - this.jobsReadAt > 2000;
     if (this.jobsLoaded && stale) this.jobsLoaded = undefined;
     this.jobsLoaded ??= this.refreshJobs().catch((err: unknown) => {
       this.jobsLoaded = undefined;
@@ -332,7 +324,7 @@ export class Hub {
   private async refreshJobs(): Promise<void> {
     try {
       const jobs = await readJobList(this.iot, this.listCounts);
-      this.jobsReadAt = this.sched.now();
+      this.jobsReadAt = this.clock.now();
       if (JSON.stringify(jobs) !== JSON.stringify(this.jobs)) this.jobsChanged = true;
       this.jobs = jobs;
     } catch (err) {
@@ -344,7 +336,7 @@ export class Hub {
   /** At most one job-list read per second, whatever triggers it. */
   private scheduleJobList(): void {
     if (this.cancelJobsRefresh || this.closed) return;
-    this.cancelJobsRefresh = this.sched.after(1000, () => {
+    this.cancelJobsRefresh = this.after(1000, () => {
       this.refreshJobs()
         .catch(() => {})
         .finally(() => {
@@ -356,7 +348,7 @@ export class Hub {
   /** Re-reads DescribeJob half a second after the notifications that can change it (coalesced). */
   private scheduleDescribe(w: Watched): void {
     if (w.cancelDescribe || this.closed) return;
-    w.cancelDescribe = this.sched.after(500, () => {
+    w.cancelDescribe = this.after(500, () => {
       readJobInfo(this.iot, w.tracker.jobId)
         .then((info) => {
           if (info && JSON.stringify(info) !== JSON.stringify(w.info)) {

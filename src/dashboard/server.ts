@@ -2,13 +2,14 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import type { IoTClient } from '@aws-sdk/client-iot';
+import { type Clock, systemClock, unrefTimer } from '../shared/clock.ts';
 import { OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
 import { DEFAULT_PROGRESS_PREFIX, JOB_ID_PATTERN } from '../shared/topics.ts';
 import type { WsSigningCredentials } from '../shared/ws-url.ts';
 import { type DashboardAssets, loadDashboardAssets } from './assets.ts';
 import { type Feed, openFeed } from './feed.ts';
-import { Hub, type Scheduler, type StreamClient } from './hub.ts';
+import { Hub, type StreamClient } from './hub.ts';
 
 /**
  * The dashboard's HTTP server: the page (three static files, no CDN), and one server-sent-event stream
@@ -33,7 +34,7 @@ export interface DashboardOptions {
   port?: number;
   progressPrefix?: string;
   logger?: Logger;
-  scheduler?: Scheduler;
+  clock?: Clock;
   flushMs?: number;
   refreshMs?: number;
   assets?: DashboardAssets;
@@ -102,6 +103,7 @@ async function serveStream(
   url: URL,
   hub: Hub,
   streams: Set<ServerResponse>,
+  clock: Clock,
 ): Promise<void> {
   const job = url.searchParams.get('job') ?? undefined;
   if (job !== undefined && !JOB_ID_PATTERN.test(job)) {
@@ -125,13 +127,12 @@ async function serveStream(
       if (open) res.write(`event: problem\ndata: ${JSON.stringify({ message })}\n\n`);
     },
   };
-  const keepalive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
-  keepalive.unref();
+  const keepalive = unrefTimer(clock.setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS));
   let unsubscribe: (() => void) | undefined;
   req.on('close', () => {
     if (!open) return;
     open = false;
-    clearInterval(keepalive);
+    clock.clear(keepalive);
     streams.delete(res);
     unsubscribe?.();
   });
@@ -168,7 +169,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     iot: o.iot,
     progressPrefix: prefix,
     logger: log,
-    ...(o.scheduler ? { scheduler: o.scheduler } : {}),
+    ...(o.clock ? { clock: o.clock } : {}),
     ...(o.flushMs !== undefined ? { flushMs: o.flushMs } : {}),
     ...(o.refreshMs !== undefined ? { refreshMs: o.refreshMs } : {}),
   });
@@ -188,7 +189,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     }
     const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
     const name = url.pathname === '/' ? 'index.html' : url.pathname.slice(1);
-    if (name === 'api/stream') return serveStream(req, res, url, hub, streams);
+    if (name === 'api/stream') return serveStream(req, res, url, hub, streams, o.clock ?? systemClock);
     serveAsset(req, res, assets, name);
   };
   const server = http.createServer((req, res) => {

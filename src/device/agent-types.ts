@@ -1,6 +1,7 @@
 /** What startAgent (agent.ts) takes, returns and reports: the agent's contract with its callers. */
+
+import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/log.ts';
-import type { Timers } from '../shared/timers.ts';
 import type { AgentConfig } from './config/agent-config.ts';
 import type { DeviceHooks, HookName } from './install/hooks.ts';
 import type { JobSummary, StepName } from './job-context.ts';
@@ -44,8 +45,8 @@ export interface AgentOptions {
    * fleet simulator and tests plug in here. A hook that throws fails its step.
    */
   hooks?: DeviceHooks;
-  /** The clock and timers (default: the system's); tests pass a ManualTimers. */
-  timers?: Timers;
+  /** The clock and timers (default: the system's); tests pass a ManualClock. */
+  timers?: Clock;
   random?: () => number;
 }
 

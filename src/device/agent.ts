@@ -1,10 +1,10 @@
 import type { KeyObject } from 'node:crypto';
+import { backoffDelay, type Clock, sleep, systemClock } from '../shared/clock.ts';
 import { AbortedError, errorMessage } from '../shared/errors.ts';
 import { isTerminalExecutionStatus } from '../shared/execution-status.ts';
 import { publicKeyFromPem } from '../shared/firmware-signature.ts';
 import type { JobExecution } from '../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
-import { backoffDelay, sleep, systemTimers, type Timers } from '../shared/timers.ts';
 import type { AgentEvent, AgentHandle, AgentOptions, AgentSummary } from './agent-types.ts';
 import { type AgentConfig, readPem } from './config/agent-config.ts';
 import { statusDetailsInterval } from './config/download.ts';
@@ -55,7 +55,7 @@ export function startAgent(opts: AgentOptions): AgentHandle {
 class Agent {
   private readonly cfg: AgentConfig;
   private readonly log: Logger;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
   private readonly random: () => number;
   private readonly stopAc = new AbortController();
   private readonly state: StateStore;
@@ -74,7 +74,7 @@ class Agent {
   constructor(private readonly opts: AgentOptions) {
     this.cfg = opts.config;
     this.log = (opts.logger ?? silentLogger).child({ thing: opts.config.thingName });
-    this.timers = opts.timers ?? systemTimers;
+    this.timers = opts.timers ?? systemClock;
     this.random = opts.random ?? Math.random;
     this.state = new StateStore(this.cfg.stateDir, this.cfg.currentVersion ?? '0');
     this.hooks = {
@@ -149,7 +149,7 @@ class Agent {
         ...(c.rootCa ? { ca: readPem(c.rootCa, 'rootCa') } : {}),
       };
       checkCertificate(c, pems);
-      this.sources = new SourceFactory(c, pems);
+      this.sources = new SourceFactory(c, pems, this.timers);
       const state = await this.countBoot(await this.state.load());
       this.summary.currentVersion = this.state.currentVersion;
       if (state.inFlight) {
@@ -245,7 +245,7 @@ class Agent {
         const delay = backoffDelay(failures++, 1000, 60_000, this.random);
         this.log.warn({ err: errorMessage(err), delay }, 'start-next failed; retrying');
         this.emit({ type: 'error', error: errorMessage(err) });
-        await sleep(delay, { signal: this.stopAc.signal, timers: this.timers, onAbort: 'resolve' });
+        await sleep(delay, { signal: this.stopAc.signal, clock: this.timers, onAbort: 'resolve' });
         this.wakeFlag = true;
         continue;
       }

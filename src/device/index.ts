@@ -1,7 +1,7 @@
 /** Public API of the device agent (the `ota agent` CLI, `ota demo` and the fleet simulator build on it). */
 
+export { type Clock, ManualClock, sleep, systemClock } from '../shared/clock.ts';
 export type { JobExecution } from '../shared/jobs-protocol.ts';
-export { ManualTimers, sleep, systemTimers, type Timers } from '../shared/timers.ts';
 export {
   type AgentEvent,
   type AgentHandle,

@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import type { Clock } from '../shared/clock.ts';
 import type {
   ExecutionState,
   JobExecution,
@@ -6,7 +7,6 @@ import type {
   UpdateStatus,
 } from '../shared/jobs-protocol.ts';
 import type { Logger } from '../shared/log.ts';
-import type { Timers } from '../shared/timers.ts';
 import type { AgentConfig } from './config/agent-config.ts';
 import type { FirmwareDocument, ResolvedSource } from './document/job-document.ts';
 import type { DownloadResult } from './download/download.ts';
@@ -145,7 +145,7 @@ export interface StepEnv {
   openSource: (src: ResolvedSource) => DownloadSource;
   progress: JobProgress;
   state: StateStore;
-  timers: Timers;
+  timers: Clock;
   /** jobIds already refused as invalid, so a service that keeps handing one back is not a busy loop. */
   invalidJobIds: Set<string>;
   /** install / reboot / health / rollback / commit; none set: download and verify only. */

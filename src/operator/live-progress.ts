@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from '../shared/clock.ts';
 import type { Target } from './clients.ts';
 import type { ExecutionRow } from './jobs.ts';
 import { operatorConnection, type WatchConnection, watchProgress } from './watch.ts';
@@ -31,16 +32,6 @@ export interface LiveSample {
   percent: string;
   receivedAt: Date;
 }
-
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const realTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 /** "1234/5678" (the agent's statusDetails.progress) → numbers. */
 function parseDetailsProgress(details: Record<string, string> | undefined) {
@@ -92,13 +83,12 @@ export function mergeProgress(
 export async function sampleProgress(
   conn: WatchConnection,
   things: readonly string[],
-  opts: { jobId: string; waitMs?: number; topic?: string; timers?: Timers; now?: () => number },
+  opts: { jobId: string; waitMs?: number; topic?: string; clock?: Clock },
 ): Promise<Map<string, LiveSample>> {
   const samples = new Map<string, LiveSample>();
   const wanted = new Set(things);
   if (wanted.size === 0) return samples;
-  const timers = opts.timers ?? realTimers;
-  const now = opts.now ?? Date.now;
+  const clock = opts.clock ?? systemClock;
   let finish: () => void = () => {};
   const done = new Promise<void>((resolve) => {
     finish = resolve;
@@ -112,19 +102,19 @@ export async function sampleProgress(
         bytes: d.bytes,
         total: d.total,
         percent: percentOf(d.bytes, d.total),
-        receivedAt: new Date(now()),
+        receivedAt: new Date(clock.now()),
       });
       if ([...wanted].every((t) => samples.get(t)?.jobId === opts.jobId)) finish();
     },
   });
-  const timer = timers.setTimeout(finish, opts.waitMs ?? 2500);
+  const timer = clock.setTimeout(finish, opts.waitMs ?? 2500);
   try {
     // `done` also settles on the timer while the connection is still being made.
     await Promise.race([handle.ready.then(() => done), done]);
   } catch {
     // Not reachable over MQTT: keep the statusDetails.
   } finally {
-    timers.clearTimeout(timer);
+    clock.clear(timer);
     await handle.close();
   }
   return samples;

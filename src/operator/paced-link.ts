@@ -13,6 +13,9 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
  * late too, and the first ones a further `rttMs` late (the TCP handshake): a request's first byte comes
  * 2 RTT after connecting, as on a real link. Per connection at most ~(rate × RTT + 64 KiB) is in flight;
  * beyond that the upstream is not read, so TCP's flow control reaches back to the store.
+ *
+ * It paces real bytes on real sockets, so it runs on the wall clock and Node's timers, not an injected
+ * clock.
  */
 export interface LinkOptions {
   /** `http://host:port` (or https: bytes are relayed, not interpreted). */

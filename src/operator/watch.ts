@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
+import { type Clock, systemClock } from '../shared/clock.ts';
 import type { Endpoints } from '../shared/endpoints.ts';
 import { OtaError } from '../shared/errors.ts';
 import { type Logger, silentLogger } from '../shared/log.ts';
@@ -98,7 +99,12 @@ function connectError(conn: WatchConnection, cause: Error | undefined): OtaError
 
 export function watchProgress(
   conn: WatchConnection,
-  opts: { topic?: string; logger?: Logger; connectTimeoutMs?: number } & WatchEvents = {},
+  opts: {
+    topic?: string;
+    logger?: Logger;
+    connectTimeoutMs?: number;
+    clock?: Pick<Clock, 'now'>;
+  } & WatchEvents = {},
 ): WatchHandle {
   const topic = opts.topic ?? `${DEFAULT_PROGRESS_PREFIX}/+`;
   const logger = opts.logger ?? silentLogger;
@@ -157,7 +163,7 @@ export function watchProgress(
     opts.onMessage?.(t, payload, msg);
     if (!msg) return;
     const device = msg.camera_id ?? t.split('/').pop() ?? t;
-    const now = Date.now();
+    const now = (opts.clock ?? systemClock).now();
     const prev = devices.get(device);
     const total = typeof msg['Total size'] === 'number' ? msg['Total size'] : (prev?.total ?? 0);
     const bytes = typeof msg.Downloading === 'number' ? msg.Downloading : (prev?.bytes ?? 0);

@@ -52,6 +52,8 @@ const jsHashing: SigV4Hashing<Uint8Array> = {
  * local stack's `endpoints.json` `ws.url` (`ws://127.0.0.1:<port>/mqtt`) or
  * `wss://<prefix>-ats.iot.<region>.amazonaws.com/mqtt`.
  */
+// The signing date defaults to the wall clock: the client signs, and the server judges X-Amz-Date
+// against its own time (AWS's, or the local stack's), not against anything this process injects.
 export function presignWebSocketUrlSync(
   url: string,
   creds: WsSigningCredentials,

@@ -1,6 +1,8 @@
 /**
  * The state of one simulator run while it goes (agents, what they said, timings) and the figures made
  * from it at the end: duration, MQTT counters, download times, stack and process resources.
+ *
+ * Wall-clock timestamps: they measure the real run (see fleet.ts).
  */
 
 import { errorMessage } from '../shared/errors.ts';

@@ -10,6 +10,9 @@
  * registrations are in flight; each agent then holds one MQTT socket, one S3 keep-alive socket and, while
  * downloading, one file: about 3 fds per device here, plus as many on the stack's side (6 per device when
  * the stack is embedded in this process). See docs/benchmarks.md.
+ *
+ * Timings here are wall-clock measurements of the run itself (setup, time to settle): they report how
+ * fast the real stack and agents were, so they read Date.now, not an injected clock.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';

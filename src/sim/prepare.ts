@@ -4,6 +4,8 @@
  *
  * Bounds (no unbounded fan-out): at most `concurrency` certificates/registrations are in flight at a
  * time.
+
+ * Setup timings are wall-clock measurements of the real run (see fleet.ts).
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';

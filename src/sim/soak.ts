@@ -7,6 +7,8 @@
  *
  * The figures: the least-squares slope of RSS over jobs after the warm-up (the first `warmupFraction` of
  * the jobs), in MiB per 1,000 jobs, and the mean RSS of the first and the last few samples after it.
+ *
+ * Round timings and run ids are wall-clock measurements of the real run (see fleet.ts).
  */
 import { rm } from 'node:fs/promises';
 import { createJob } from '../operator/jobs.ts';

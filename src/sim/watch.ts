@@ -6,6 +6,8 @@
  * The run is over when nothing more will happen without an operator: the job COMPLETED, or CANCELED with
  * nothing in progress; or every thing was notified, nothing is in progress and the only queued executions
  * are the offline devices' (they never ask for them).
+ *
+ * The settle time is a wall-clock measurement of the real run (see fleet.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IoTClient, Job } from '@aws-sdk/client-iot';

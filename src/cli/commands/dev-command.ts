@@ -81,8 +81,9 @@ export function registerDevCommand(program: Command): void {
         jobsRequestsPerSecondPerThing: flags.jobsRateLimit,
         logger,
       });
-      process.stdout.write(`${banner}\n`);
-      await new Promise<void>((resolve) => {
+      // The handlers go in before the banner: whoever waits for "ready" may signal at once, and a signal
+      // with no handler yet would kill the process instead of stopping the stack.
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           process.stdout.write(`\nota dev: ${signal}, stopping…\n`);
           resolve();
@@ -90,6 +91,8 @@ export function registerDevCommand(program: Command): void {
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
+      process.stdout.write(`${banner}\n`);
+      await stopped;
       await stack.close();
       process.stdout.write('ota dev: stopped\n');
     });

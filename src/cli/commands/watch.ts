@@ -50,6 +50,7 @@ export function registerWatchCommand(program: Command): void {
       const handle = watchProgress(conn, {
         topic: flags.topic,
         onMessage: (topic, raw, parsed) => {
+          // receivedAt: the wall time of arrival, for whoever reads the log.
           if (flags.json) {
             process.stdout.write(
               `${JSON.stringify({ topic, receivedAt: new Date().toISOString(), message: parsed ?? raw.toString('utf8') })}\n`,

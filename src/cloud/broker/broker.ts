@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
+import { systemClock } from '../../shared/clock.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
 import { DEFAULT_PROGRESS_PREFIX } from '../../shared/topics.ts';
@@ -233,6 +234,7 @@ function createListeners(ctx: BrokerContext, handleMqtt: MqttHandler): BrokerLis
   // WebSocket listeners (SigV4-presigned URL): plain and TLS.
   const wsListenerOptions = {
     credentials: ctx.options.wsCredentials,
+    clock: ctx.options.clock ?? systemClock,
     onStream: (stream: Duplex, req: IncomingMessage) =>
       handleMqtt(stream, { kind: 'operator', name: ctx.operatorName }, req),
     track: ctx.track,

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import type { Clock } from '../../shared/clock.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { BrokerTls } from './types.ts';
@@ -108,6 +109,8 @@ export interface WebSocketListenerOptions {
   /** With TLS: `wss://` (the broker's server certificate; no client certificate, SigV4 authenticates). */
   tls?: BrokerTls;
   credentials: WsCredentials;
+  /** Judges the presigned URL's X-Amz-Date and X-Amz-Expires. */
+  clock: Pick<Clock, 'now'>;
   /** Accepted, authenticated MQTT-over-WebSocket stream. */
   onStream(stream: Duplex, req: IncomingMessage): void;
   /** Every raw socket, so the broker can destroy it on close. */
@@ -155,7 +158,7 @@ export function createWebSocketListener(opts: WebSocketListenerOptions): {
       refuseUpgrade(socket, 404, `no WebSocket endpoint at ${path}; use ${WS_PATH}`);
       return;
     }
-    verifyPresignedWebSocketRequest(req, opts.credentials).then(
+    verifyPresignedWebSocketRequest(req, opts.credentials, { clock: opts.clock }).then(
       (auth) => {
         if (opts.isClosed() || socket.destroyed) {
           socket.destroy();

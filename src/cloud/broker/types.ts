@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { WsCredentials } from './ws-auth.ts';
 
@@ -95,6 +96,8 @@ export interface BrokerOptions {
   certificates?: CertificateAuthority;
   /** SigV4 credentials that authenticate WebSocket clients (as the operator identity). */
   wsCredentials: WsCredentials;
+  /** Judges the expiry of presigned WebSocket URLs; default the system's. */
+  clock?: Pick<Clock, 'now'>;
   /** Plain-TCP anonymous listener, only when explicitly asked for (`ota dev --anonymous-port`). */
   anonymousPort?: number;
   /** Extra HTTPS handler on the mTLS port, chosen by ALPN `http/1.1` (the credentials provider). */

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { SIGV4_ALGORITHM, SIGV4_TERMINATOR } from '../../shared/sigv4.ts';
 import { IOT_WS_SERVICE } from '../../shared/ws-url.ts';
 import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
@@ -45,7 +46,7 @@ const fail = (reason: string): WsAuthResult => ({ ok: false, reason });
 export async function verifyPresignedWebSocketRequest(
   req: { url?: string | undefined; headers: IncomingHttpHeaders },
   creds: WsCredentials,
-  opts: { now?: Date; maxClockSkewSec?: number } = {},
+  opts: { clock?: Pick<Clock, 'now'>; maxClockSkewSec?: number } = {},
 ): Promise<WsAuthResult> {
   try {
     const host = req.headers.host;
@@ -80,7 +81,7 @@ export async function verifyPresignedWebSocketRequest(
     if (lifetime === 'range') return fail('X-Amz-Expires out of range');
     if (!/^[0-9a-f]{64}$/.test(signature)) return fail('malformed X-Amz-Signature');
 
-    const now = (opts.now ?? new Date()).getTime();
+    const now = (opts.clock ?? systemClock).now();
     const skewMs = (opts.maxClockSkewSec ?? DEFAULT_MAX_SKEW_SEC) * 1000;
     if (now + skewMs < lifetime.signedAt) return fail('signature not yet valid');
     if (now > lifetime.expiresAt) return fail('signature expired');

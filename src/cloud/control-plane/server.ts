@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
 import type { SessionTokenCheck } from '../credentials/session-tokens.ts';
@@ -38,8 +39,8 @@ export interface ControlPlaneHandlerOptions {
   credentials: { accessKeyId: string; secretAccessKey: string };
   region: string;
   logger?: Logger;
-  /** Epoch milliseconds; default Date.now. Used for the SigV4 clock-skew check and the Date header. */
-  now?: () => number;
+  /** Default the system's. Used for the SigV4 clock-skew check and the Date header. */
+  clock?: Pick<Clock, 'now'>;
   /** Answer of DescribeEndpoint for iot:Data-ATS / iot:Data / iot:Jobs (the MQTT broker's host). */
   iotEndpointAddress?: string;
   /** Answer of DescribeEndpoint for iot:CredentialProvider. */
@@ -104,7 +105,8 @@ type Dispatch =
 /** The socket-free request handler: signature check, routing, validation, the service call, mapping. */
 export function createControlPlaneHandler(opts: ControlPlaneHandlerOptions): ControlPlaneHandler {
   const logger = opts.logger ?? silentLogger;
-  const now = opts.now ?? Date.now;
+  const clock = opts.clock ?? systemClock;
+  const now = () => clock.now();
   const ctx: RouteContext = {
     controlPlane: opts.controlPlane,
     now,
@@ -261,7 +263,8 @@ export function createControlPlaneListener(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const handler = createControlPlaneHandler(opts);
   const logger = opts.logger ?? silentLogger;
-  const now = opts.now ?? Date.now;
+  const clock = opts.clock ?? systemClock;
+  const now = () => clock.now();
 
   const send = (res: ServerResponse, r: RawHttpResponse, close = false) => {
     if (res.headersSent || res.destroyed) return;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
 import { silentLogger } from '../../shared/log.ts';
 import type { ClientIdentity } from '../broker/types.ts';
@@ -43,8 +44,8 @@ export interface CredentialsHandlerOptions {
   registryCredentials?: { accessKeyId: string; secretAccessKey: string };
   /** Issues the session token (and its expiry); default: a random token nothing checks. */
   sessionTokens?: SessionTokens;
-  /** Clock, for tests. */
-  now?: () => Date;
+  /** Dates the credentials' expiration when no `sessionTokens` does; default the system's. */
+  clock?: Pick<Clock, 'now'>;
   logger?: Logger;
 }
 
@@ -79,7 +80,7 @@ export function createCredentialsHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const log = (opts.logger ?? silentLogger).child({ component: 'credentials-provider' });
   const getIdentity = opts.getIdentity ?? peerCertificateIdentity;
-  const now = opts.now ?? (() => new Date());
+  const clock = opts.clock ?? systemClock;
 
   /**
    * Who may have credentials for which alias:
@@ -151,7 +152,7 @@ export function createCredentialsHandler(
     const duration = requested > 0 ? requested : DEFAULT_CREDENTIAL_DURATION_SECONDS;
     const session = opts.sessionTokens?.issue(duration) ?? {
       sessionToken: randomBytes(48).toString('base64'),
-      expiration: new Date(now().getTime() + duration * 1000),
+      expiration: new Date(clock.now() + duration * 1000),
     };
     log.debug({ alias, expiration: session.expiration }, 'issued credentials');
     reply(res, 200, {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 
 /**
  * Session tokens of the local stack's temporary credentials.
@@ -42,12 +43,12 @@ export function memorySessionTokenStore(): SessionTokenStore {
 
 export function createSessionTokens(
   store: SessionTokenStore = memorySessionTokenStore(),
-  now: () => number = Date.now,
+  clock: Pick<Clock, 'now'> = systemClock,
 ): SessionTokens {
   const hash = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
   return {
     issue(durationSeconds) {
-      const t = now();
+      const t = clock.now();
       store.purge(t - GRACE_MS);
       const sessionToken = randomBytes(48).toString('base64');
       const expiresAt = t + durationSeconds * 1000;
@@ -57,7 +58,7 @@ export function createSessionTokens(
     check(sessionToken) {
       const expiresAt = store.get(hash(sessionToken));
       if (expiresAt === undefined) return 'invalid';
-      return now() < expiresAt ? 'valid' : 'expired';
+      return clock.now() < expiresAt ? 'valid' : 'expired';
     },
   };
 }

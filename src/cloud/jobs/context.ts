@@ -3,15 +3,15 @@
  * `mutate`, the one way to change state. The parts (MQTT API, control plane, executions, timers) are
  * plain functions over this context, composed in service.ts.
  */
+import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
-import type { Scheduler } from './clock.ts';
 import type { Presign } from './document.ts';
 import type { Outbound } from './mqtt/outbound.ts';
 import type { JobsStore } from './store/store.ts';
 
 export interface JobsContext {
   readonly store: JobsStore;
-  readonly scheduler: Scheduler;
+  readonly clock: Clock;
   readonly log: Logger;
   readonly region: string;
   readonly accountId: string;

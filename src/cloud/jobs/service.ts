@@ -6,7 +6,7 @@
  * - store.ts, state-machine.ts, executions.ts — the records and every change to an execution;
  * - mqtt/api.ts, mqtt/requests.ts — the device API and its request schemas;
  * - control-plane-*.ts — the operations the control plane calls;
- * - timers.ts, clock.ts — the deadlines, on an injected clock and scheduler;
+ * - timers.ts — the deadlines, on the injected clock (src/shared/clock.ts);
  * - outbound.ts, notifications.ts, wire.ts, document.ts — what goes out, when and in which shape.
  *
  * Shape of every state change: one SQLite transaction computes the new rows AND the messages they cause
@@ -14,11 +14,11 @@
  * commit, group-commit.ts), in order, through a per-thing queue. Presigned-URL placeholders are resolved
  * at send time (docs/protocol.md, Presigned URL placeholders).
  */
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { errorMessage, ValidationError } from '../../shared/errors.ts';
 import type { JobsMqttErrorCode } from '../../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
 import type { TopicService } from '../broker/types.ts';
-import { type Scheduler, schedulerWithClock, systemScheduler } from './clock.ts';
 import type { JobsContext } from './context.ts';
 import { expireDue, failUndeliverable } from './lifecycle/outcomes.ts';
 import { createTimerLoop } from './lifecycle/timers.ts';
@@ -57,10 +57,8 @@ export interface JobsServiceOptions {
   fetchDocument?: (url: string) => Promise<string>;
   /** Length of a "minute" for every Jobs duration; default 60000. Tests use e.g. 50. */
   minuteMs?: number;
-  /** Clock and timers; default the system's. Tests pass a fake one. */
-  scheduler?: Scheduler;
-  /** Clock in epoch milliseconds (with the system's timers); `scheduler` wins when both are given. */
-  now?: () => number;
+  /** Clock and timers; default the system's. Tests pass a ManualClock and move time by hand. */
+  clock?: Clock;
   /** Whether a device may move IN_PROGRESS → REJECTED (docs/protocol.md, Unconfirmed); default true. */
   allowRejectFromInProgress?: boolean;
   /**
@@ -91,8 +89,7 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
   }
   const region = opts.region ?? 'us-west-2';
   const accountId = opts.accountId ?? '000000000000';
-  const scheduler =
-    opts.scheduler ?? (opts.now !== undefined ? schedulerWithClock(opts.now) : systemScheduler);
+  const clock = opts.clock ?? systemClock;
   const log = opts.logger ?? silentLogger;
   const store = new JobsStore(opts.dbPath);
   const arnPrefix = `arn:aws:iot:${region}:${accountId}:`;
@@ -100,7 +97,7 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
   const renderFailures = new Map<string, number>();
   const outbound = createOutbound({
     publish: opts.publish,
-    now: scheduler.now,
+    now: () => clock.now(),
     log,
     onDocument(key, error) {
       const id = `${key.jobId}\n${key.thingName}\n${key.executionNumber}`;
@@ -131,7 +128,7 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
 
   const ctx: JobsContext = {
     store,
-    scheduler,
+    clock,
     log,
     region,
     accountId,
@@ -153,7 +150,7 @@ export function createJobsService(opts: JobsServiceOptions): JobsService {
     },
     send: (messages) => commit.send(messages),
     mutate<T>(fn: (at: number, out: Outbound[]) => T): T {
-      const at = scheduler.now();
+      const at = clock.now();
       const out: Outbound[] = [];
       const result = store.transaction(() => {
         out.push(...expireDue(ctx, at));

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { format } from 'node:util';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
 import { localS3ClientConfig } from '../../shared/s3-client-config.ts';
@@ -35,6 +36,11 @@ export interface ObjectStoreOptions {
    * is how the device's TLS read path is exercised and benchmarked locally (`ota dev --s3-tls`).
    */
   tls?: { cert: string; key: string };
+  /**
+   * Signs presigned URLs (X-Amz-Date) and judges their expiry; default the system's. Tests pass a
+   * ManualClock and move it past an expiry instead of waiting for it.
+   */
+  clock?: Pick<Clock, 'now'>;
   logger?: Logger;
 }
 
@@ -138,7 +144,8 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
   if (first?.name === 'logger') app.middleware.shift();
   const handle = app.callback();
 
-  const front = createFrontLayer({ store, credentials: opts.credentials, handle });
+  const clock = opts.clock ?? systemClock;
+  const front = createFrontLayer({ store, credentials: opts.credentials, handle, clock });
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     front(req, res).catch((err: unknown) => {
@@ -184,6 +191,7 @@ export async function startObjectStore(opts: ObjectStoreOptions): Promise<Runnin
       }
       return getSignedUrl(presigner, new GetObjectCommand({ Bucket: bucket, Key: key }), {
         expiresIn: expiresInSec,
+        signingDate: new Date(clock.now()),
       });
     },
     async close(): Promise<void> {

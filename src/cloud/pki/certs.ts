@@ -77,6 +77,8 @@ export function commonNameOf(cert: x509.X509Certificate): string | undefined {
   return cert.subjectName.getField('CN')[0];
 }
 
+// Certificate validity is on the wall clock, never an injected one: TLS peers (OpenSSL) check notBefore
+// and notAfter against the system time.
 export function notExpiringSoon(cert: x509.X509Certificate, now = Date.now()): boolean {
   return cert.notBefore.getTime() <= now + BACKDATE_MS && cert.notAfter.getTime() > now + RENEW_MARGIN_MS;
 }
@@ -90,7 +92,7 @@ export async function signedBy(cert: x509.X509Certificate, ca: x509.X509Certific
 }
 
 export function validity(days: number): { notBefore: Date; notAfter: Date } {
-  const now = Date.now();
+  const now = Date.now(); // the wall clock, as above: TLS checks validity against it
   return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + days * DAY_MS) };
 }
 

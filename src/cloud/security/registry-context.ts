@@ -3,6 +3,7 @@
  * writes through to, the clock and ARNs, and the lookups that refuse with AWS IoT's error types. The
  * method groups (registry-certificates.ts, registry-policies.ts, …) are plain functions over this context.
  */
+import { systemClock } from '../../shared/clock.ts';
 import { ControlPlaneError, type ControlPlaneErrorCode } from '../control-plane/api-error.ts';
 import { type BoundPolicies, type ParsedPolicy, parsePolicy } from './policy.ts';
 import {
@@ -43,7 +44,7 @@ export function openSecurityContext(opts: SecurityRegistryOptions): SecurityCont
   const store = new SecurityStore(opts.dbPath);
   const ctx: SecurityContext = {
     opts,
-    now: opts.now ?? Date.now,
+    now: () => (opts.clock ?? systemClock).now(),
     arnPrefix: `arn:aws:iot:${opts.region}:${opts.accountId}:`,
     store,
     certificates: new Map(),

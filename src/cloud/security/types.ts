@@ -1,3 +1,4 @@
+import type { Clock } from '../../shared/clock.ts';
 import type { CertificateAuthority } from '../broker/types.ts';
 import type { SessionTokenStore } from '../credentials/session-tokens.ts';
 import type { DeviceCertificate } from '../pki/pki.ts';
@@ -13,7 +14,8 @@ export interface SecurityRegistryOptions {
   issueCertificate(): Promise<DeviceCertificate>;
   /** Whether a thing exists in the Jobs service's registry. */
   thingExists(thingName: string): boolean;
-  now?: () => number;
+  /** Dates certificates, policies and role aliases; default the system's. */
+  clock?: Pick<Clock, 'now'>;
 }
 
 export interface CertificateDescription {

@@ -1,5 +1,5 @@
+import { type Clock, sleep } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
-import { sleep, type Timers } from '../../shared/timers.ts';
 import { DownloadError } from '../errors.ts';
 import { type DownloadSource, opt } from '../source/sources.ts';
 import type { DownloadOptions } from './options.ts';
@@ -29,7 +29,7 @@ export interface Worker {
 export interface PolicyHost {
   readonly signal: AbortSignal;
   readonly log: Logger;
-  readonly timers: Timers;
+  readonly timers: Clock;
   readonly result: { requests: number; restarts: number; refreshes: number };
   source: DownloadSource;
   readonly scheduler: RangeScheduler;
@@ -237,7 +237,7 @@ export class WorkerPolicy {
     const onStop = () => this.halt.abort();
     this.host.signal.addEventListener('abort', onStop, { once: true });
     try {
-      await sleep(delay, { signal: halt, timers: this.host.timers, onAbort: 'resolve' });
+      await sleep(delay, { signal: halt, clock: this.host.timers, onAbort: 'resolve' });
     } finally {
       this.host.signal.removeEventListener('abort', onStop);
     }

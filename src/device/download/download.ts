@@ -1,7 +1,7 @@
 import { type FileHandle, open, rename, rm, stat } from 'node:fs/promises';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { AbortedError } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
-import { systemTimers, type Timers } from '../../shared/timers.ts';
 import { DownloadError } from '../errors.ts';
 import { ensureDir, FsError, fsyncDir, onPath } from '../fs-safe.ts';
 import { type DownloadSource, type OpenedBody, opt, type Validator } from '../source/sources.ts';
@@ -61,7 +61,7 @@ export async function downloadFirmware(opts: DownloadOptions): Promise<DownloadR
 class Download {
   readonly log: Logger;
   readonly signal: AbortSignal;
-  readonly timers: Timers;
+  readonly timers: Clock;
   readonly size: number;
   private readonly paths: ReturnType<typeof partPaths>;
   private readonly hwm: number;
@@ -86,7 +86,7 @@ class Download {
   constructor(readonly opts: DownloadOptions) {
     this.log = opts.logger ?? silentLogger;
     this.signal = opts.signal ?? new AbortController().signal;
-    this.timers = opts.timers ?? systemTimers;
+    this.timers = opts.timers ?? systemClock;
     this.size = opts.expectedSize;
     this.paths = partPaths(opts.dir, opts.fileName);
     this.source = opts.source;
@@ -102,7 +102,7 @@ class Download {
       refreshes: 0,
       bytesReceived: 0,
       connections: 0,
-      startedAt: Date.now(),
+      startedAt: this.timers.now(),
     };
   }
 
@@ -346,7 +346,7 @@ class Download {
     await this.disk(() => onPath('cannot rename into', final, () => rename(part, final)));
     await fsyncDir(dir);
     await rm(sidecar, { force: true });
-    return { path: final, bytes: this.size, sha256: digest, ...this.result, renamedAt: Date.now() };
+    return { path: final, bytes: this.size, sha256: digest, ...this.result, renamedAt: this.timers.now() };
   }
 
   /** Closes the `.part`; after a stop, first records what is on disk. */

@@ -1,5 +1,5 @@
+import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/log.ts';
-import type { Timers } from '../../shared/timers.ts';
 import type { DownloadSource } from '../source/sources.ts';
 import type { MinFree, StatFsFn } from './disk-space.ts';
 import type { TokenBucket } from './token-bucket.ts';
@@ -60,7 +60,7 @@ export interface DownloadOptions {
   /** Size of each staging (write) buffer of the first connection; up to 5 are in use (default 256 KiB, less for small images). */
   highWaterMark?: number;
   logger?: Logger;
-  timers?: Timers;
+  timers?: Clock;
 }
 
 export interface DownloadResult {

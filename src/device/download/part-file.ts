@@ -2,7 +2,7 @@ import { fdatasync } from 'node:fs';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { systemTimers, type Timers } from '../../shared/timers.ts';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { onPath } from '../fs-safe.ts';
 import { ByteRanges, type Range } from './byte-ranges.ts';
 
@@ -100,14 +100,14 @@ export class SidecarWriter {
   private closed = false;
   /** A failed background write (ENOSPC…); the next flush() throws it. */
   private error: unknown;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
 
   constructor(
     private readonly paths: { part: string; sidecar: string; sidecarTmp: string },
     private readonly fd: () => number | undefined,
     private readonly snapshot: () => Sidecar,
     private readonly persistEveryMs = 1000,
-    timers: Timers = systemTimers,
+    timers: Clock = systemClock,
   ) {
     this.timers = timers;
   }

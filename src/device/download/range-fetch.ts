@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { TimerHandle, Timers } from '../../shared/timers.ts';
+import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import { DownloadError } from '../errors.ts';
 import type { DownloadSource, OpenedBody, OpenRequest, Validator } from '../source/sources.ts';
 import type { RawBody } from './http-body.ts';
@@ -38,7 +38,7 @@ export interface FetchEnv {
    * that nobody reads.
    */
   headTimeoutMs: number;
-  timers: Timers;
+  timers: Clock;
   stageSize: number;
   maxInFlight: number;
   readBufferSize?: number;
@@ -279,7 +279,7 @@ class Gate {
   constructor(
     private readonly raw: RawBody,
     private readonly dog: StallWatchdog,
-    private readonly timers: Timers,
+    private readonly timers: Clock,
   ) {}
 
   get isOpen(): boolean {
@@ -294,7 +294,7 @@ class Gate {
 
   closeFor(reason: string, ms: number): void {
     this.close(reason);
-    this.timers.clearTimeout(this.timer);
+    this.timers.clear(this.timer);
     this.timer = this.timers.setTimeout(() => this.open(reason), ms);
   }
 
@@ -305,7 +305,7 @@ class Gate {
   }
 
   dispose(): void {
-    this.timers.clearTimeout(this.timer);
+    this.timers.clear(this.timer);
   }
 }
 

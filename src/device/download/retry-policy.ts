@@ -1,5 +1,5 @@
+import { backoffDelay, type Clock, systemClock } from '../../shared/clock.ts';
 import { AbortedError } from '../../shared/errors.ts';
-import { backoffDelay, systemTimers, type Timers } from '../../shared/timers.ts';
 import { DownloadError, type DownloadErrorKind } from '../errors.ts';
 import { FsError, fsErrorMessage, isFsError } from '../fs-safe.ts';
 
@@ -82,7 +82,7 @@ export interface RetryBudgetOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   random?: () => number;
-  timers?: Timers;
+  timers?: Clock;
 }
 
 /**
@@ -94,10 +94,10 @@ export class RetryBudget {
   private failures = 0;
   private lastProgressAt: number;
   private readonly windowMs: number;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
 
   constructor(private readonly o: RetryBudgetOptions = {}) {
-    this.timers = o.timers ?? systemTimers;
+    this.timers = o.timers ?? systemClock;
     this.windowMs = o.windowMs ?? 5 * 60_000;
     this.lastProgressAt = this.timers.now();
   }

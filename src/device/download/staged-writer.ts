@@ -1,6 +1,6 @@
 import type { Hash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { systemTimers, type TimerHandle, type Timers } from '../../shared/timers.ts';
+import { type Clock, systemClock, type TimerHandle } from '../../shared/clock.ts';
 import { DownloadError } from '../errors.ts';
 
 export interface StagedWriterOptions {
@@ -22,7 +22,7 @@ export interface StagedWriterOptions {
   syncEvery?: number;
   /** Write a partly filled staging buffer after this long (default 50 ms). */
   maxStageMs?: number;
-  timers?: Timers;
+  timers?: Clock;
 }
 
 /**
@@ -63,7 +63,7 @@ export class StagedWriter {
   private readonly maxInFlight: number;
   private readonly syncEvery: number;
   private readonly maxStageMs: number;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
 
   constructor(o: StagedWriterOptions) {
     this.fd = o.fd;
@@ -74,7 +74,7 @@ export class StagedWriter {
     this.maxInFlight = o.maxInFlight ?? 4;
     this.syncEvery = o.syncEvery ?? 32 << 20;
     this.maxStageMs = o.maxStageMs ?? 50;
-    this.timers = o.timers ?? systemTimers;
+    this.timers = o.timers ?? systemClock;
     this.written = o.start;
     this.received = o.start;
     this.submittedEnd = o.start;
@@ -137,7 +137,7 @@ export class StagedWriter {
   }
 
   private submit(): void {
-    this.timers.clearTimeout(this.timer);
+    this.timers.clear(this.timer);
     this.timer = undefined;
     const buf = this.cur as Buffer;
     const len = this.fill;
@@ -185,7 +185,7 @@ export class StagedWriter {
   private fail(err: Error): void {
     if (this.error) return;
     this.error = err;
-    this.timers.clearTimeout(this.timer);
+    this.timers.clear(this.timer);
     this.onError();
     this.onDrain();
   }

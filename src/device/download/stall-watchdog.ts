@@ -1,4 +1,4 @@
-import { systemTimers, type TimerHandle, type Timers } from '../../shared/timers.ts';
+import { type Clock, systemClock, type TimerHandle } from '../../shared/clock.ts';
 
 /**
  * The stall watchdog of one connection: slow is not stuck. It fires when no byte has arrived for
@@ -13,12 +13,12 @@ export class StallWatchdog {
   private timer: TimerHandle | undefined;
   private paused = 0;
   private stopped = false;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
 
   constructor(
     private timeoutMs: number,
     private readonly onStall: (idleMs: number) => void,
-    timers: Timers = systemTimers,
+    timers: Clock = systemClock,
   ) {
     this.timers = timers;
     this.last = timers.now();
@@ -47,14 +47,14 @@ export class StallWatchdog {
     if (this.stopped) return;
     this.timeoutMs = timeoutMs;
     this.last = this.timers.now();
-    this.timers.clearTimeout(this.timer);
+    this.timers.clear(this.timer);
     this.timer = undefined;
     if (timeoutMs > 0) this.arm(timeoutMs);
   }
 
   stop(): void {
     this.stopped = true;
-    this.timers.clearTimeout(this.timer);
+    this.timers.clear(this.timer);
     this.timer = undefined;
   }
 

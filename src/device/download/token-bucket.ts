@@ -1,4 +1,4 @@
-import { systemTimers, type Timers } from '../../shared/timers.ts';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 
 /**
  * `--max-rate`: one token bucket shared by every connection of a download, so an update never takes more
@@ -15,11 +15,11 @@ export class TokenBucket {
   private at: number;
   private rate: number;
   private burst: number;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
 
   /** `rate` in bytes/s; 0 = unlimited. `burst` default: 1/10 s of traffic (at least 16 KiB). */
-  constructor(rate: number, opts: { burst?: number; timers?: Timers } = {}) {
-    this.timers = opts.timers ?? systemTimers;
+  constructor(rate: number, opts: { burst?: number; timers?: Clock } = {}) {
+    this.timers = opts.timers ?? systemClock;
     this.rate = rate;
     this.burst = opts.burst ?? TokenBucket.defaultBurst(rate);
     // Empty at the start: the rate holds from the first byte (the burst only caps what an idle spell saves).

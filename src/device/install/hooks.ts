@@ -1,8 +1,8 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { type Clock, systemClock, type TimerHandle } from '../../shared/clock.ts';
 import { OtaError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { systemTimers, type TimerHandle, type Timers } from '../../shared/timers.ts';
 import type { AgentConfig } from '../config/agent-config.ts';
 
 /**
@@ -98,12 +98,8 @@ function hookEnv(call: HookCall): NodeJS.ProcessEnv {
  * must leave a service running starts it outside the hook (e.g. `systemctl start`, `systemd-run`), as
  * docs/agent.md says.
  */
-export function shellHook(
-  name: HookName,
-  command: string,
-  opts: { timeoutMs: number; timers?: Timers },
-): Hook {
-  const timers = opts.timers ?? systemTimers;
+export function shellHook(name: HookName, command: string, opts: { timeoutMs: number; clock?: Clock }): Hook {
+  const clock = opts.clock ?? systemClock;
   return (call) =>
     new Promise<void>((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', command], {
@@ -119,26 +115,26 @@ export function shellHook(
       const endGroup = () => {
         signalGroup(child.pid, 'SIGTERM');
         if (killTimer === undefined)
-          killTimer = timers.setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+          killTimer = clock.setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
       };
       const kill = (reason: 'timeout' | 'abort') => {
         if (why || child.exitCode !== null || child.signalCode !== null) return;
         why = reason;
         endGroup();
       };
-      const timer = timers.setTimeout(() => kill('timeout'), opts.timeoutMs);
+      const timer = clock.setTimeout(() => kill('timeout'), opts.timeoutMs);
       const onAbort = () => kill('abort');
       call.signal?.addEventListener('abort', onAbort, { once: true });
       const finish = (err?: HookError) => {
         if (settled) return;
         settled = true;
-        timers.clearTimeout(timer);
-        timers.clearTimeout(drainTimer);
+        clock.clear(timer);
+        clock.clear(drainTimer);
         call.signal?.removeEventListener('abort', onAbort);
         child.stdout?.destroy();
         child.stderr?.destroy();
         // Anything of the group that outlived SIGTERM: the hook is over, so is it.
-        timers.clearTimeout(killTimer);
+        clock.clear(killTimer);
         signalGroup(child.pid, 'SIGKILL');
         if (err) reject(err);
         else resolve();
@@ -157,7 +153,7 @@ export function shellHook(
       );
       child.on('exit', (code, signal) => {
         endGroup();
-        drainTimer = timers.setTimeout(() => finish(outcome(code, signal)), PIPE_DRAIN_MS);
+        drainTimer = clock.setTimeout(() => finish(outcome(code, signal)), PIPE_DRAIN_MS);
       });
       child.on('close', (code, signal) => finish(outcome(code, signal)));
     });
@@ -218,8 +214,8 @@ function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
 }
 
 /** The command hooks the config names (none set: the agent downloads and verifies only, as before). */
-export function commandHooks(cfg: AgentConfig, timers?: Timers): DeviceHooks {
-  const o = { timeoutMs: cfg.hookTimeoutMs, ...(timers ? { timers } : {}) };
+export function commandHooks(cfg: AgentConfig, clock?: Clock): DeviceHooks {
+  const o = { timeoutMs: cfg.hookTimeoutMs, ...(clock ? { clock } : {}) };
   const hooks: DeviceHooks = {};
   if (cfg.installCmd) hooks.install = shellHook('install', cfg.installCmd, o);
   if (cfg.rebootCmd) hooks.reboot = shellHook('reboot', cfg.rebootCmd, o);

@@ -1,6 +1,6 @@
+import type { Clock, TimerHandle } from '../../shared/clock.ts';
 import type { JobExecution } from '../../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
-import type { TimerHandle, Timers } from '../../shared/timers.ts';
 import type { AgentConfig } from '../config/agent-config.ts';
 import {
   ConnectError,
@@ -29,7 +29,7 @@ export interface AgentLinkEvents {
 export interface AgentLinkOptions {
   config: AgentConfig;
   pems: { ca?: string; cert: string; key: string };
-  timers: Timers;
+  timers: Clock;
   random: () => number;
   logger?: Logger;
   events: AgentLinkEvents;
@@ -49,7 +49,7 @@ export function checkCertificate(c: AgentConfig, pems: { ca?: string; cert: stri
 export class AgentLink {
   readonly jobs: JobsClient;
   private readonly cfg: AgentConfig;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
   private readonly log: Logger;
   /** `--once` gives up waiting for its first connection (timeout, or a refusal retrying cannot fix). */
   private giveUp: ((err: ConnectError) => void) | undefined;
@@ -141,7 +141,7 @@ export class AgentLink {
       await Promise.race([this.jobs.start(), stopped, failed]);
     } finally {
       this.giveUp = undefined;
-      this.timers.clearTimeout(timer);
+      this.timers.clear(timer);
     }
   }
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
+import { backoffDelay, type Clock, sleep, systemClock, type TimerHandle } from '../../shared/clock.ts';
 import { AbortedError, OtaError } from '../../shared/errors.ts';
 import type {
   ExecutionState,
@@ -9,7 +10,6 @@ import type {
   UpdateStatus,
 } from '../../shared/jobs-protocol.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
-import { backoffDelay, sleep, systemTimers, type TimerHandle, type Timers } from '../../shared/timers.ts';
 import { JOBS_PREFIX, jobsTopics } from '../../shared/topics.ts';
 import { JobsRequestError } from '../errors.ts';
 import type { ConnectProblem, ConnectSubject } from './connect-diagnosis.ts';
@@ -61,7 +61,7 @@ export class JobsClient {
   private readonly pending = new Map<string, Pending>();
   private readonly handlers: ReadonlyMap<string, Handler>;
   private readonly random: () => number;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
   private readonly conn: MqttConnection;
   /** GetPendingJobExecutions' reply topics, once the agent has needed them (renewed on reconnect). */
   private pendingListFilters: string[] | undefined;
@@ -71,7 +71,7 @@ export class JobsClient {
   constructor(opts: JobsClientOptions) {
     this.opts = opts;
     this.log = opts.logger ?? silentLogger;
-    this.timers = opts.timers ?? systemTimers;
+    this.timers = opts.timers ?? systemClock;
     this.topics = jobsTopics(opts.thingName);
     this.prefix = `${JOBS_PREFIX(opts.thingName)}/`;
     this.random = opts.random ?? Math.random;
@@ -202,7 +202,7 @@ export class JobsClient {
       return;
     }
     this.pending.delete(token as string);
-    this.timers.clearTimeout(p.timer);
+    this.timers.clear(p.timer);
     if (ok) p.resolve(msg);
     else {
       p.reject(
@@ -230,7 +230,7 @@ export class JobsClient {
         if (!(err instanceof JobsRequestError) || !err.retryable || i + 1 >= attempts) throw err;
         const delay = backoffDelay(i, 500, 20_000, this.random);
         this.log.warn({ kind, jobId, code: err.jobsCode, delay }, 'jobs request failed; retrying');
-        await sleep(delay, { timers: this.timers });
+        await sleep(delay, { clock: this.timers });
         if (this.conn.state === 'closed') throw new AbortedError('jobs client closed');
       }
     }
@@ -370,7 +370,7 @@ export class JobsClient {
     const closing = this.conn.close();
     const err = new AbortedError('jobs client closed');
     for (const [token, p] of this.pending) {
-      this.timers.clearTimeout(p.timer);
+      this.timers.clear(p.timer);
       p.reject(err);
       this.pending.delete(token);
     }

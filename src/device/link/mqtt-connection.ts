@@ -1,9 +1,9 @@
 import { isIP } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { type IClientOptions, MqttClient } from 'mqtt';
+import { backoffDelay, type Clock, systemClock, type TimerHandle } from '../../shared/clock.ts';
 import { AbortedError, OtaError } from '../../shared/errors.ts';
 import { type Logger, silentLogger } from '../../shared/log.ts';
-import { backoffDelay, systemTimers, type TimerHandle, type Timers } from '../../shared/timers.ts';
 import { type ConnectProblem, type ConnectSubject, diagnoseConnectError } from './connect-diagnosis.ts';
 
 /**
@@ -58,7 +58,7 @@ export interface MqttLinkOptions {
   onProblem?: (problem: ConnectProblem) => void;
   random?: () => number;
   /** Reconnect delays (and a Jobs client's request timeouts and retries) run on these. */
-  timers?: Timers;
+  timers?: Clock;
   logger?: Logger;
 }
 
@@ -89,7 +89,7 @@ export interface MqttConnectionOptions extends MqttLinkOptions {
 export class MqttConnection {
   private readonly o: MqttConnectionOptions;
   private readonly log: Logger;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
   private readonly random: () => number;
   private readonly target: string;
   private client: MqttClient | undefined;
@@ -109,7 +109,7 @@ export class MqttConnection {
   constructor(opts: MqttConnectionOptions) {
     this.o = opts;
     this.log = opts.logger ?? silentLogger;
-    this.timers = opts.timers ?? systemTimers;
+    this.timers = opts.timers ?? systemClock;
     this.random = opts.random ?? Math.random;
     this.target = `mqtts://${opts.host}:${opts.port}`;
   }
@@ -290,7 +290,7 @@ export class MqttConnection {
     const connected = this._state === 'connected';
     this.transition('closed');
     this.ready = false;
-    if (this.reconnectTimer) this.timers.clearTimeout(this.reconnectTimer);
+    if (this.reconnectTimer) this.timers.clear(this.reconnectTimer);
     this.reconnectTimer = undefined;
     const err = new AbortedError('jobs client closed');
     for (const w of this.readyWaiters) w.reject(err);
@@ -301,6 +301,8 @@ export class MqttConnection {
       await new Promise<void>((resolve) => c.end(true, () => resolve()));
       return;
     }
+    // Bounds a real socket's graceful close, so Node's timer rather than the injected clock: a manual
+    // clock would either hold close() open or cut the DISCONNECT short.
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         c.end(true, () => resolve());

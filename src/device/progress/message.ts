@@ -9,6 +9,7 @@
  * Python's json.dumps (", " and ": ") and the number formats are part of the contract. Extra fields (job
  * id, state, rate, ETA) are appended after them so a consumer reading the original keys is unaffected.
  */
+import type { Clock } from '../../shared/clock.ts';
 
 export interface ProgressFields {
   cameraId: string;
@@ -164,8 +165,6 @@ export function serializeProgress(f: ProgressFields): string {
   return pythonJsonDumps(buildProgressMessage(f));
 }
 
-export type Clock = () => number;
-
 /**
  * Decides when to publish. The download calls `update()` once per chunk, so it must stay cheap: a clock
  * read and two comparisons, no allocation; only an emitted message allocates. Policy: the first message
@@ -180,7 +179,7 @@ export class ProgressThrottle {
 
   constructor(
     private readonly intervalMs: number,
-    private readonly clock: Clock,
+    private readonly clock: Pick<Clock, 'now'>,
     private readonly emit: (done: number, total: number, final: boolean) => void,
   ) {}
 
@@ -198,7 +197,7 @@ export class ProgressThrottle {
     }
     if (done === this.lastSentBytes) return;
     if (done >= total) return; // the final message comes from finish()
-    const now = this.clock();
+    const now = this.clock.now();
     if (now - this.lastSentAt < this.intervalMs) return;
     this.send(done, total, false, now);
   }
@@ -217,7 +216,7 @@ export class ProgressThrottle {
 
   private count = 0;
 
-  private send(done: number, total: number, final: boolean, now = this.clock()): void {
+  private send(done: number, total: number, final: boolean, now = this.clock.now()): void {
     this.lastSentAt = now;
     this.lastSentBytes = done;
     this.count++;

@@ -1,6 +1,6 @@
+import { type Clock, sleep, systemClock } from '../../shared/clock.ts';
 import { AbortedError } from '../../shared/errors.ts';
 import type { UpdateStatus } from '../../shared/jobs-protocol.ts';
-import { sleep, systemTimers, type Timers } from '../../shared/timers.ts';
 import { JobsRequestError } from '../errors.ts';
 import {
   buildProgressMessage,
@@ -42,7 +42,7 @@ export interface JobProgressOptions {
   /** The final, outcome-carrying message waits at most this long for the connection. */
   finalTimeoutMs: number;
   subject: () => ProgressSubject;
-  timers?: Timers;
+  timers?: Clock;
   /** Every progress message built (the publish-mode console line, the `progress` event). */
   onMessage?: (m: { bytes: number; total: number; final: boolean; message: string }) => void;
   /** The service refused an IN_PROGRESS update because the job is over (cancelled, timed out, gone). */
@@ -62,7 +62,7 @@ export class JobProgress {
   statusUpdates = 0;
   /** The last byte count reported. */
   lastBytes = 0;
-  private readonly timers: Timers;
+  private readonly timers: Clock;
   private messageThrottle: ProgressThrottle | undefined;
   private statusThrottle: ProgressThrottle | undefined;
   private statusInFlight = false;
@@ -74,19 +74,18 @@ export class JobProgress {
   private readonly finals: Promise<unknown>[] = [];
 
   constructor(private readonly o: JobProgressOptions) {
-    this.timers = o.timers ?? systemTimers;
+    this.timers = o.timers ?? systemClock;
   }
 
   /** The download starts (at `offset` when resumed): the first message, then throttled updates. */
   start(offset: number, total: number): void {
-    const now = () => this.timers.now();
     this.rateBase = offset;
-    this.rateT0 = now();
-    this.messageThrottle = new ProgressThrottle(this.o.progressIntervalMs, now, (d, t, final) => {
+    this.rateT0 = this.timers.now();
+    this.messageThrottle = new ProgressThrottle(this.o.progressIntervalMs, this.timers, (d, t, final) => {
       const p = this.publish(d, t, final);
       if (final) this.finals.push(p);
     });
-    this.statusThrottle = new ProgressThrottle(this.o.statusDetailsIntervalMs, now, (d, t) =>
+    this.statusThrottle = new ProgressThrottle(this.o.statusDetailsIntervalMs, this.timers, (d, t) =>
       this.publishStatus(d, t),
     );
     this.messageThrottle.start(offset, total);
@@ -145,7 +144,7 @@ export class JobProgress {
     const bound = new AbortController();
     await Promise.race([
       sent,
-      sleep(this.o.finalTimeoutMs, { timers: this.timers, signal: bound.signal, onAbort: 'resolve' }),
+      sleep(this.o.finalTimeoutMs, { clock: this.timers, signal: bound.signal, onAbort: 'resolve' }),
     ]);
     bound.abort();
   }

@@ -1,5 +1,6 @@
 import * as https from 'node:https';
 import { isIP } from 'node:net';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { OtaError } from '../../shared/errors.ts';
 
 export interface TemporaryCredentials {
@@ -20,7 +21,8 @@ export interface IotCredentialsProviderOptions {
   /** Refresh this long before expiration (default 5 min; AWS SDKs use a similar window). */
   refreshBeforeMs?: number;
   timeoutMs?: number;
-  now?: () => number;
+  /** Decides when the cached credentials are due for a refresh; default the system's. */
+  clock?: Pick<Clock, 'now'>;
 }
 
 /**
@@ -35,11 +37,11 @@ export function iotCredentialsProvider(
   opts: IotCredentialsProviderOptions,
 ): () => Promise<TemporaryCredentials> {
   const refreshBefore = opts.refreshBeforeMs ?? 5 * 60_000;
-  const now = opts.now ?? Date.now;
+  const clock = opts.clock ?? systemClock;
   let cached: TemporaryCredentials | undefined;
   let inflight: Promise<TemporaryCredentials> | undefined;
   return () => {
-    if (cached && cached.expiration.getTime() - refreshBefore > now()) return Promise.resolve(cached);
+    if (cached && cached.expiration.getTime() - refreshBefore > clock.now()) return Promise.resolve(cached);
     inflight ??= fetchIotCredentials(opts)
       .then((c) => {
         cached = c;

@@ -1,4 +1,5 @@
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { localS3ClientConfig } from '../../shared/s3-client-config.ts';
 import type { AgentConfig } from '../config/agent-config.ts';
 import type { ResolvedSource } from '../document/job-document.ts';
@@ -27,6 +28,8 @@ export class SourceFactory {
     private readonly cfg: AgentConfig,
     /** The device's own PEMs, for the credentials provider's mutual TLS. */
     private readonly pems: { ca?: string; cert: string; key: string },
+    /** The agent's clock: credentials lifetimes and the signing time of presigned URLs. */
+    private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {}
 
   open(src: ResolvedSource): DownloadSource {
@@ -51,6 +54,7 @@ export class SourceFactory {
         roleAlias: c.roleAlias,
         thingName: c.thingName,
         ...this.pems,
+        clock: this.clock,
       });
       return this.iotCredentials;
     }
@@ -80,6 +84,7 @@ export class SourceFactory {
             region,
             credentials: typeof credentials === 'function' ? await credentials() : credentials,
             expiresIn,
+            date: new Date(this.clock.now()),
             query: { 'x-id': 'GetObject' },
           }),
       };

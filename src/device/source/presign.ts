@@ -28,8 +28,8 @@ export interface PresignGetOptions {
   credentials: SigningCredentials;
   /** Seconds, 1 … 604800 (SigV4 query authentication limit). */
   expiresIn: number;
-  /** Signing time (default now). */
-  date?: Date;
+  /** Signing time: X-Amz-Date, from which the URL's lifetime counts (the caller's clock). */
+  date: Date;
   /** Extra query parameters, signed with the rest (the SDK adds `x-id=GetObject`). */
   query?: Record<string, string>;
 }
@@ -50,7 +50,7 @@ export function presignGet(opts: PresignGetOptions): URL {
     service: 's3',
     credentials: opts.credentials,
     expiresIn: opts.expiresIn,
-    date: opts.date ?? new Date(),
+    date: opts.date,
     uriEscapePath: false,
     payloadHash: UNSIGNED_PAYLOAD,
     sessionToken: 'signed',

@@ -114,7 +114,7 @@ export const installStep: Step = {
       bytes: d.bytes,
       downloadSeconds: (d.renamedAt - d.startedAt) / 1000,
       bootAttempts: 0,
-      installedAt: new Date().toISOString(),
+      installedAt: new Date(env.timers.now()).toISOString(),
     };
     await env.state.update((s) => {
       const { inFlight: _done, ...rest } = s;
@@ -175,7 +175,7 @@ export const commitStep: Step = {
   name: 'commit',
   async run(ctx, env) {
     const version = ctx.document?.version ?? need(ctx.resumed, 'document').toVersion;
-    const at = new Date().toISOString();
+    const at = new Date(env.timers.now()).toISOString();
     await env.state.update((s) => {
       const { inFlight: _done, pending: _committed, ...rest } = s;
       return {
@@ -201,7 +201,7 @@ export const commitStep: Step = {
  */
 export function resumeFrom(ctx: JobContext, env: StepEnv, pending: PendingCommit): void {
   ctx.resumed = pending;
-  const installedAt = Date.parse(pending.installedAt) || Date.now();
+  const installedAt = Date.parse(pending.installedAt) || env.timers.now();
   const download: DownloadResult = {
     path: pending.file,
     bytes: pending.bytes,
@@ -230,7 +230,7 @@ export async function abandonPending(env: StepEnv, pending: PendingCommit): Prom
   const ctx: JobContext = {
     jobId: pending.jobId,
     currentVersion: pending.fromVersion,
-    startedAt: Date.now(),
+    startedAt: env.timers.now(),
     undo: [],
     summary: {
       jobId: pending.jobId,

@@ -32,7 +32,7 @@ export const downloadStep: Step = {
         jobId: ctx.jobId,
         fileName: src.fileName,
         version: doc.version,
-        startedAt: new Date().toISOString(),
+        startedAt: new Date(env.timers.now()).toISOString(),
       },
     }));
     const cfg = env.config;
@@ -58,7 +58,7 @@ export const downloadStep: Step = {
         timers: env.timers,
         onStart: (onDisk) => {
           ctx.startedAt = env.timers.now(); // OTA_start_time: the original stamped it right before the download
-          ctx.summary.downloadStartedAt = Date.now();
+          ctx.summary.downloadStartedAt = env.timers.now();
           env.progress.start(onDisk, doc.size);
         },
         onProgress: (done, total) => env.progress.update(done, total),

@@ -247,7 +247,7 @@ async function ended(ctx: JobContext, env: StepEnv, status: 'FAILED' | 'REJECTED
   await env.state
     .update((s) => {
       const { inFlight: _done, ...rest } = s;
-      return { ...rest, lastJob: { jobId: ctx.jobId, status, at: new Date().toISOString() } };
+      return { ...rest, lastJob: { jobId: ctx.jobId, status, at: new Date(env.timers.now()).toISOString() } };
     })
     .catch(() => {});
 }

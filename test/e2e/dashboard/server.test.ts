@@ -4,10 +4,11 @@ import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import mqtt from 'mqtt';
 import { bundleDashboard } from '../../../src/dashboard/assets.ts';
-import { Hub, type Scheduler, type StreamClient } from '../../../src/dashboard/hub.ts';
+import { Hub, type StreamClient } from '../../../src/dashboard/hub.ts';
 import { decodeRow, type StreamEvents, type WireRow } from '../../../src/dashboard/model.ts';
 import { type RunningDashboard, startDashboard } from '../../../src/dashboard/server.ts';
 import { localSource } from '../../../src/dashboard/sources.ts';
+import { ManualClock } from '../../../src/shared/clock.ts';
 import { startTestStack, type TestStack } from '../../helpers/stack.ts';
 import { createJob, type World } from '../agent/helpers.ts';
 
@@ -182,25 +183,13 @@ test('the page bundles from source (the fallback of a checkout that was never bu
   assert.ok(assets['app.css'].length > 1000);
 });
 
-/** A scheduler the test drives: timers run only when the test says so. */
-function manualScheduler(): Scheduler & { runEvery(): void } {
-  const every: (() => void)[] = [];
-  return {
-    now: () => Date.now(),
-    every: (_ms, fn) => {
-      every.push(fn);
-      return () => every.splice(every.indexOf(fn), 1);
-    },
-    after: () => () => {},
-    runEvery: () => {
-      for (const fn of [...every]) fn();
-    },
-  };
-}
+/** The Hub's default flush period. */
+const FLUSH_MS = 250;
 
 test('a page whose socket buffer fills gets one snapshot, and a fresh one only if it missed batches', async () => {
-  const sched = manualScheduler();
-  const hub = new Hub({ iot: source.iot, progressPrefix: 'CarVi/test/firmware', scheduler: sched });
+  // Timers run only when the test moves the clock: one flush period at a time.
+  const clock = new ManualClock({ start: Date.now() });
+  const hub = new Hub({ iot: source.iot, progressPrefix: 'CarVi/test/firmware', clock });
   const sent: string[] = [];
   let full = true; // every write reports a full buffer, as a slow phone's socket would
   const client: StreamClient = {
@@ -221,13 +210,13 @@ test('a page whose socket buffer fills gets one snapshot, and a fresh one only i
       'CarVi/test/firmware/dev-a',
       Buffer.from('{"jobId":"srv-job","Downloading":1,"Total size":2}'),
     );
-    sched.runEvery();
+    clock.advanceSync(FLUSH_MS);
     const rowsBatches = sent.filter((e) => e === 'rows').length;
     hub.onMessage(
       'CarVi/test/firmware/dev-a',
       Buffer.from('{"jobId":"srv-job","Downloading":2,"Total size":2}'),
     );
-    sched.runEvery();
+    clock.advanceSync(FLUSH_MS);
     assert.equal(sent.filter((e) => e === 'rows').length, rowsBatches, 'no batch written to a full buffer');
     full = false;
     hub.resync(client);
@@ -241,8 +230,9 @@ test('a page whose socket buffer fills gets one snapshot, and a fresh one only i
 });
 
 test('a page that reselects (new stream opened before the old one closed) keeps getting its batches', async () => {
-  const sched = manualScheduler();
-  const hub = new Hub({ iot: source.iot, progressPrefix: 'CarVi/test/firmware', scheduler: sched });
+  // Timers run only when the test moves the clock: one flush period at a time.
+  const clock = new ManualClock({ start: Date.now() });
+  const hub = new Hub({ iot: source.iot, progressPrefix: 'CarVi/test/firmware', clock });
   const recorder = () => {
     const events: string[] = [];
     const client: StreamClient = {
@@ -265,7 +255,7 @@ test('a page that reselects (new stream opened before the old one closed) keeps 
       'CarVi/test/firmware/dev-a',
       Buffer.from('{"jobId":"srv-job","Downloading":1,"Total size":3}'),
     );
-    sched.runEvery();
+    clock.advanceSync(FLUSH_MS);
     assert.ok(b.events.includes('rows'), `events of the new stream: ${b.events.join(', ')}`);
     unsubscribeB();
   } finally {

@@ -14,7 +14,7 @@ import { startBroker } from '../../../src/cloud/broker/broker.ts';
 import type { RunningBroker } from '../../../src/cloud/broker/types.ts';
 import { createJobsService, type JobsService } from '../../../src/cloud/jobs/service.ts';
 import { ensureLocalCa, type LocalCa } from '../../../src/cloud/pki/pki.ts';
-import { FakeScheduler } from '../../unit/cloud/jobs/fake-scheduler.ts';
+import { ManualClock } from '../../../src/shared/clock.ts';
 
 const REGION = 'us-west-2';
 const ACCOUNT = '000000000000';
@@ -42,7 +42,7 @@ interface Device {
 interface Stack {
   dir: string;
   /** The Jobs service's clock: the timer tests move it instead of waiting (it starts at the real time). */
-  clock: FakeScheduler;
+  clock: ManualClock;
   ca: LocalCa;
   jobs: JobsService;
   broker: RunningBroker;
@@ -59,7 +59,7 @@ async function startStack(): Promise<Stack> {
   const presigned: string[] = [];
   let counter = 0;
   const devices: Device[] = [];
-  const clock = new FakeScheduler(Date.now());
+  const clock = new ManualClock({ start: Date.now() });
 
   const start = async () => {
     let broker: RunningBroker | undefined;
@@ -68,7 +68,7 @@ async function startStack(): Promise<Stack> {
       region: REGION,
       accountId: ACCOUNT,
       minuteMs: MINUTE_MS,
-      scheduler: clock,
+      clock,
       publish: async (topic, payload, qos) => {
         if (broker !== undefined) await broker.publish(topic, payload, qos);
       },
@@ -395,7 +395,7 @@ describe('Jobs MQTT API over mTLS through the broker', () => {
     await dev.next(T('car-6', 'notify-next'));
     const started = await dev.request('start-next', { stepTimeoutInMinutes: 1 });
     assert.equal(started.payload.execution.status, 'IN_PROGRESS');
-    stack.clock.advance(MINUTE_MS);
+    stack.clock.advanceSync(MINUTE_MS);
     assert.deepEqual(
       (await dev.next(T('car-6', 'notify'), (m) => Object.keys(m.payload.jobs).length === 0)).payload.jobs,
       {},
@@ -419,9 +419,9 @@ describe('Jobs MQTT API over mTLS through the broker', () => {
     assert.equal(mid.payload.execution.jobId, 'restart-1');
     assert.deepEqual(mid.payload.execution.statusDetails, { p: '7' });
     assert.equal(mid.payload.execution.versionNumber, 3);
-    stack.clock.advance(5 * MINUTE_MS - 1);
+    stack.clock.advanceSync(5 * MINUTE_MS - 1);
     assert.equal(stack.jobs.controlPlane.describeJobExecution('restart-1', 'car-6').status, 'IN_PROGRESS');
-    stack.clock.advance(1);
+    stack.clock.advanceSync(1);
     // The timer rebuilt from SQLite by the restarted service fired at its time.
     assert.equal(stack.jobs.controlPlane.describeJobExecution('restart-1', 'car-6').status, 'TIMED_OUT');
     // The job is COMPLETED now: describing its execution answers TerminalStateReached; an update is

@@ -5,21 +5,64 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { DescribeJobExecutionCommand } from '@aws-sdk/client-iot';
 import { formatFleetSummary } from '../../../src/cli/sim-view.ts';
-import { startLocalStack } from '../../../src/cloud/stack.ts';
+import { type LocalStack, startLocalStack } from '../../../src/cloud/stack.ts';
 import { iotClientFor } from '../../../src/operator/clients.ts';
 import { describeJob, listExecutions } from '../../../src/operator/jobs.ts';
+import { ManualClock } from '../../../src/shared/clock.ts';
 import { SIMULATED_INSTALL_FAILURE } from '../../../src/sim/device.ts';
 import { planRoles } from '../../../src/sim/faults.ts';
 import { type FleetSummary, runFleet, thingNames } from '../../../src/sim/fleet.ts';
 import { ota } from '../cli/helpers.ts';
 
+/**
+ * Moves the stack's clock past the in-progress timeout whenever the only executions in progress are those
+ * of `hung` things: they time out at once instead of after real minutes, and no other device can, as
+ * none is in progress then. Polls the service (a wait for an event, not for a time).
+ */
+function timeOutHung(
+  stack: LocalStack,
+  clock: ManualClock,
+  jobId: string,
+  hung: ReadonlySet<string>,
+  timeoutMs: number,
+): () => Promise<void> {
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      await new Promise((r) => setTimeout(r, 20));
+      let inProgress: { thingName: string }[];
+      try {
+        inProgress = stack.jobs.controlPlane.listJobExecutionsForJob(
+          jobId,
+          { status: 'IN_PROGRESS' },
+          { maxResults: 100 },
+        ).items;
+      } catch {
+        continue; // the job is not created yet
+      }
+      if (inProgress.length > 0 && inProgress.every((e) => hung.has(e.thingName))) {
+        await clock.advance(timeoutMs);
+      }
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+  };
+}
+
 describe('ota sim with faults, end to end', () => {
   test('a fault mix: each device ends as its role says, through its own agent; a TIMED_OUT retry hangs again', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'ota-sim-faults-'));
-    // A Jobs minute of 1.5 s: the in-progress timeout of 2 minutes is 3 s.
-    const stack = await startLocalStack({ dataDir, things: [], minuteMs: 1500 });
+    // The in-progress timeout of 2 minutes passes on the stack's clock, moved by timeOutHung.
+    const clock = new ManualClock({ start: Date.now() });
+    const stack = await startLocalStack({ dataDir, things: [], clock });
     const iot = iotClientFor({ kind: 'local', endpoints: stack.endpoints });
     const faults = { fail: 0.2, reject: 0.1, timeout: 0.1, offline: 0.1 };
+    const roles = planRoles(20, faults, 7);
+    const names = thingNames('sim-', 20);
+    const hung = new Set(names.filter((_, i) => roles[i] === 'timeout'));
+    const stopTimingOut = timeOutHung(stack, clock, 'sim-e2e-faults', hung, 2 * 60_000);
     try {
       const s = await runFleet({
         devices: 20,
@@ -52,8 +95,6 @@ describe('ota sim with faults, end to end', () => {
       assert.equal(s.scratchRemoved, true);
 
       // The service's records, thing by thing: the faults were the devices' own reports (or silence).
-      const roles = planRoles(20, faults, 7);
-      const names = thingNames('sim-', 20);
       const rows = await listExecutions(iot, 'sim-e2e-faults', { details: false });
       const byThing = new Map<string, { status: string; executionNumber?: number }[]>();
       for (const r of rows) byThing.set(r.thingName, [...(byThing.get(r.thingName) ?? []), r]);
@@ -98,6 +139,7 @@ describe('ota sim with faults, end to end', () => {
       const { job } = await describeJob(iot, 'sim-e2e-faults');
       assert.equal(job?.status, 'CANCELED');
     } finally {
+      await stopTimingOut();
       iot.destroy();
       await stack.close();
       await rm(dataDir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { type LocalStack, startLocalStack } from '../../../src/cloud/stack.ts';
 import { iotClientFor, s3ClientFor } from '../../../src/operator/clients.ts';
+import { ManualClock } from '../../../src/shared/clock.ts';
 import { jobsTopics } from '../../../src/shared/topics.ts';
 
 /**
@@ -17,16 +18,16 @@ import { jobsTopics } from '../../../src/shared/topics.ts';
  * expires after `presignedUrlConfig.expiresInSec` (scaled by --minute-ms, here 1 minute = 4 s), and
  * `{jobId}/get` gives a fresh one.
  *
- * X-Amz-Date has whole seconds (the signer drops the fraction, as on AWS), so a URL signed for N seconds
- * is good for between N - 1 and N seconds after it was made: a 1 s URL could be stale after 1 ms, which
- * once made the first GET here a 403. So the URL lives 4 s (3 to 4 s in fact), and the test waits for the
- * expiry that the URL itself states (X-Amz-Date + X-Amz-Expires), not for a fixed time.
+ * The stack runs on a ManualClock: the test moves it to the expiry that the URL itself states
+ * (X-Amz-Date + X-Amz-Expires; X-Amz-Date has whole seconds, as on AWS) instead of waiting for it. The
+ * clock starts on a whole second, so that instant is the URL's last valid millisecond.
  */
 const THING = 'Dashcam_presign';
 const KEY = 'firmware/CV150-C3_0.6.7/cv150_ubifs.img';
 let dir: string;
 let stack: LocalStack;
 let client: MqttClient;
+const clock = new ManualClock({ start: Math.ceil(Date.now() / 1000) * 1000 });
 const body = Buffer.from('firmware image bytes '.repeat(1000));
 
 before(async () => {
@@ -39,6 +40,7 @@ before(async () => {
     s3Port: 0,
     minuteMs: 4000,
     things: [THING],
+    clock,
   });
   const e = stack.endpoints;
   await s3ClientFor({ kind: 'local', endpoints: e }).send(
@@ -115,7 +117,9 @@ test('placeholders become fresh presigned URLs of the local store, which expire'
   assert.equal(ok.status, 200);
   assert.deepEqual(Buffer.from(await ok.arrayBuffer()), body);
 
-  await new Promise((r) => setTimeout(r, expiresAt(url1) - Date.now() + 100));
+  await clock.advance(expiresAt(url1) - clock.now());
+  assert.equal((await fetch(url1)).status, 200, 'valid through its last millisecond');
+  await clock.advance(1);
   const expired = await fetch(url1);
   assert.equal(expired.status, 403);
   assert.match(await expired.text(), /expired/i);

@@ -22,8 +22,8 @@ import {
 } from '../../../src/device/pipeline.ts';
 import { JobProgress } from '../../../src/device/progress/reporter.ts';
 import { resumeFrom } from '../../../src/device/steps/device.ts';
+import { ManualClock } from '../../../src/shared/clock.ts';
 import { silentLogger } from '../../../src/shared/log.ts';
-import { ManualTimers } from '../../../src/shared/timers.ts';
 
 /** The device half of the pipeline, on fake Jobs and fake hooks: the contract later helpers build on. */
 async function harness(hooks: DeviceHooks, maxBootAttempts = 3) {
@@ -31,7 +31,7 @@ async function harness(hooks: DeviceHooks, maxBootAttempts = 3) {
   const updates: { status: string; details: Record<string, string> }[] = [];
   const state = new StateStore(dir, '1');
   await state.load();
-  const timers = new ManualTimers();
+  const timers = new ManualClock();
   const jobs = {
     startNext: async () => undefined,
     describe: async () => undefined,

@@ -15,8 +15,8 @@ import {
   validateDocument,
 } from '../../../src/device/pipeline.ts';
 import { pythonBytesRepr, receivedSection } from '../../../src/device/progress/sections.ts';
+import { ManualClock } from '../../../src/shared/clock.ts';
 import { silentLogger } from '../../../src/shared/log.ts';
-import { ManualTimers } from '../../../src/shared/timers.ts';
 
 const DOC = {
   firmware: {
@@ -45,7 +45,7 @@ function env(out: string[]): StepEnv {
     },
     progress: undefined as unknown as StepEnv['progress'],
     state: new StateStore('/nonexistent'),
-    timers: new ManualTimers(),
+    timers: new ManualClock(),
     invalidJobIds: new Set(),
     hooks: {},
     trustedKeys: [],

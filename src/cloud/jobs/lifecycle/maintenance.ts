@@ -33,11 +33,11 @@ function cronOf(expression: string): Cron {
   return c;
 }
 
-/** Returns the problem with a window's start expression, or undefined. */
-export function cronProblem(expression: string): string | undefined {
+/** Returns the problem with a window's start expression (judged at `now`, epoch ms), or undefined. */
+export function cronProblem(expression: string, now: number): string | undefined {
   try {
     const c = compile(expression);
-    if (c.nextRun(new Date()) === null) return `${expression} never occurs again`;
+    if (c.nextRun(new Date(now)) === null) return `${expression} never occurs again`;
     return undefined;
   } catch (err) {
     return `${expression} is not a valid cron expression: ${errorMessage(err)}`;

@@ -2,9 +2,9 @@
  * The service's one timer: armed for the earliest deadline in the database — an execution's step or
  * in-progress timer, or a job's rollout wake-up (start, next release, window, end) — so timers survive
  * restarts (they are rows, re-armed at start; docs/protocol.md, Timeouts). Time comes from the injected
- * Scheduler.
+ * clock; the timer never keeps the process alive (the service's owner closes it).
  */
-import type { TimerHandle } from '../clock.ts';
+import { type TimerHandle, unrefTimer } from '../../../shared/clock.ts';
 import type { JobsContext } from '../context.ts';
 import type { Outbound } from '../mqtt/outbound.ts';
 import { expireDue } from './outcomes.ts';
@@ -41,7 +41,7 @@ export function createTimerLoop(ctx: JobsContext): TimerLoop {
     timer = undefined;
     if (closed) return;
     try {
-      const at = ctx.scheduler.now();
+      const at = ctx.clock.now();
       ctx.send(ctx.store.transaction(() => runDue(ctx, at)));
     } catch (err) {
       ctx.log.error({ err }, 'jobs: timer processing failed');
@@ -52,17 +52,17 @@ export function createTimerLoop(ctx: JobsContext): TimerLoop {
   const loop: TimerLoop = {
     schedule() {
       if (closed) return;
-      timer?.cancel();
+      ctx.clock.clear(timer);
       timer = undefined;
       const deadlines = [ctx.store.nextDeadline(), ctx.store.rollout.nextWake()].filter(
         (d): d is number => d !== undefined,
       );
       if (deadlines.length === 0) return;
-      timer = ctx.scheduler.setTimer(Math.min(...deadlines) - ctx.scheduler.now(), onTimer);
+      timer = unrefTimer(ctx.clock.setTimeout(onTimer, Math.min(...deadlines) - ctx.clock.now()));
     },
     close() {
       closed = true;
-      timer?.cancel();
+      ctx.clock.clear(timer);
       timer = undefined;
     },
   };

@@ -174,7 +174,7 @@ export function validateRetryConfig(v: unknown, path = 'jobExecutionsRetryConfig
   return { criteriaList };
 }
 
-export function validateMaintenanceWindows(v: unknown, path: string): MaintenanceWindow[] {
+export function validateMaintenanceWindows(v: unknown, path: string, now: number): MaintenanceWindow[] {
   const items = list(path, v, 1, MAX_MAINTENANCE_WINDOWS);
   return items.map((item, i) => {
     const p = `${path}.${i + 1}.member`;
@@ -184,7 +184,7 @@ export function validateMaintenanceWindows(v: unknown, path: string): Maintenanc
         `${p}.startTime: expected a cron expression of 1–256 characters, e.g. cron(0 2 ? * SAT *)`,
       );
     }
-    const problem = cronProblem(w.startTime);
+    const problem = cronProblem(w.startTime, now);
     if (problem !== undefined) throw invalid(`${p}.startTime: ${problem}`);
     return {
       startTime: w.startTime,
@@ -239,7 +239,11 @@ export function validateSchedulingConfig(v: unknown, now: number, minuteMs: numb
   if (o.endBehavior !== undefined)
     out.endBehavior = oneOf(`${path}.endBehavior`, o.endBehavior, END_BEHAVIORS);
   if (o.maintenanceWindows !== undefined) {
-    out.maintenanceWindows = validateMaintenanceWindows(o.maintenanceWindows, `${path}.maintenanceWindows`);
+    out.maintenanceWindows = validateMaintenanceWindows(
+      o.maintenanceWindows,
+      `${path}.maintenanceWindows`,
+      now,
+    );
   }
   return out;
 }

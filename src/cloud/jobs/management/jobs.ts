@@ -38,7 +38,7 @@ export function jobOperations(ctx: JobsContext): JobOperations {
       return {
         job,
         processDetails: store.rollout.processDetails(job.jobId),
-        rollout: rolloutStatus(ctx, job, ctx.scheduler.now()),
+        rollout: rolloutStatus(ctx, job, ctx.clock.now()),
       };
     },
     getJobDocument: (jobId) => jobOrThrow(ctx, jobId).document,

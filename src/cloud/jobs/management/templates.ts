@@ -54,7 +54,11 @@ export function templateOperations(ctx: JobsContext): TemplateOperations {
     if (document !== undefined) t.document = document;
     if (input.documentSource !== undefined && document === undefined) t.documentSource = input.documentSource;
     if (input.maintenanceWindows !== undefined) {
-      t.maintenanceWindows = validateMaintenanceWindows(input.maintenanceWindows, 'maintenanceWindows');
+      t.maintenanceWindows = validateMaintenanceWindows(
+        input.maintenanceWindows,
+        'maintenanceWindows',
+        ctx.clock.now(),
+      );
     }
     return ctx.mutate((at) => {
       if (store.templates.get(id) !== undefined) {

@@ -20,7 +20,7 @@ export interface MqttApiOptions {
 }
 
 export function createMqttApi(ctx: JobsContext, options: MqttApiOptions): TopicService {
-  const now = () => ctx.scheduler.now();
+  const now = () => ctx.clock.now();
   const { isClosed } = options;
   const rate = options.requestsPerSecondPerThing;
   const throttle = rate === undefined ? undefined : createThrottle(rate, now);

@@ -14,7 +14,7 @@ const CREDS = { accessKeyId: 'AKIDSESSION', secretAccessKey: 'session-secret' };
 test('session tokens: valid until they expire, then expired; unknown ones invalid (fake clock)', () => {
   let now = Date.UTC(2026, 0, 1);
   const store = memorySessionTokenStore();
-  const tokens = createSessionTokens(store, () => now);
+  const tokens = createSessionTokens(store, { now: () => now });
   const { sessionToken, expiration } = tokens.issue(900);
   assert.equal(expiration.getTime(), now + 900_000);
   assert.equal(tokens.check(sessionToken), 'valid');
@@ -29,7 +29,7 @@ test('session tokens: valid until they expire, then expired; unknown ones invali
 
 test('control-plane SigV4: a stack token passes, an expired or foreign one gets AWS’s error types', async () => {
   let now = Date.UTC(2026, 0, 1, 12);
-  const tokens = createSessionTokens(memorySessionTokenStore(), () => now);
+  const tokens = createSessionTokens(memorySessionTokenStore(), { now: () => now });
   const { sessionToken } = tokens.issue(900);
   const signed = async (token?: string) => {
     const signer = new SignatureV4({

@@ -8,11 +8,11 @@ import {
   type JobsServiceOptions,
 } from '../../../../src/cloud/jobs/service.ts';
 import { ControlPlaneError } from '../../../../src/cloud/jobs/types.ts';
-import { FakeScheduler } from './fake-scheduler.ts';
+import { ManualClock } from '../../../../src/shared/clock.ts';
 
 /**
  * A Jobs service on a temp SQLite file, a fake clock and a recording `publish`: the unit tests' world.
- * Time moves only through `h.clock.advance()`; it starts at the real time so timestamps look real.
+ * Time moves only through `h.clock.advanceSync()`; it starts at the real time so timestamps look real.
  */
 
 // biome-ignore lint/suspicious/noExplicitAny: replies are arbitrary JSON that the tests inspect field by field.
@@ -28,7 +28,7 @@ export const DOC = JSON.stringify({ operation: 'ota', version: '2.0.0' });
 
 export interface Harness {
   svc: JobsService;
-  clock: FakeScheduler;
+  clock: ManualClock;
   sent: Msg[];
   dbPath: string;
   presignCalls: { url: string; expires: number }[];
@@ -47,12 +47,12 @@ export async function harness(extra: Partial<JobsServiceOptions> = {}): Promise<
   const dbPath = join(dir, 'jobs.db');
   const sent: Msg[] = [];
   const presignCalls: { url: string; expires: number }[] = [];
-  const clock = new FakeScheduler(Date.now());
+  const clock = new ManualClock({ start: Date.now() });
   let n = 0;
   const make = (more: Partial<JobsServiceOptions>) =>
     createJobsService({
       dbPath,
-      scheduler: clock,
+      clock,
       publish: (topic, payload) => {
         sent.push({ topic, payload: JSON.parse(payload), raw: payload });
       },
@@ -84,7 +84,7 @@ export async function harness(extra: Partial<JobsServiceOptions> = {}): Promise<
       return sent.slice(mark);
     },
     async advance(ms) {
-      clock.advance(ms);
+      clock.advanceSync(ms);
       await h.svc.idle();
     },
     since: (mark) => sent.slice(mark),

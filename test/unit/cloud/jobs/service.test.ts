@@ -400,7 +400,7 @@ describe('jobs service: device flow', () => {
       const cp = h.svc.controlPlane;
       let mark = h.sent.length;
       cp.createJob({ jobId: 'a', targets: [thingArn('car-1')], document: DOC });
-      h.clock.advance(5);
+      h.clock.advanceSync(5);
       cp.createJob({ jobId: 'b', targets: [thingArn('car-1')], document: DOC });
       await h.svc.idle();
       let msgs = h.since(mark);
@@ -678,7 +678,7 @@ describe('jobs service: timeouts', () => {
       h.svc.controlPlane.createJob({ jobId: 'j1', targets: [thingArn('car-1')], document: DOC });
       await h.request('car-1', 'start-next', { stepTimeoutInMinutes: 1 });
       h.svc.close();
-      h.clock.advance(5 * MINUTE);
+      h.clock.advanceSync(5 * MINUTE);
       h.restart();
       // Expired timers are applied before answering, so the device never sees a stale IN_PROGRESS.
       const r = only(
@@ -740,7 +740,7 @@ describe('jobs service: cancel and delete', () => {
       const cp = h.svc.controlPlane;
       await withThing(h);
       cp.createJob({ jobId: 'a', targets: [thingArn('car-1')], document: DOC });
-      h.clock.advance(5);
+      h.clock.advanceSync(5);
       cp.createJob({ jobId: 'b', targets: [thingArn('car-1')], document: DOC });
       await h.svc.idle();
       const mark = h.sent.length;

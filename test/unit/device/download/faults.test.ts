@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { downloadFirmware, HttpSource } from '../../../../src/device/download/download.ts';
 import { DownloadError } from '../../../../src/device/errors.ts';
 import type { DownloadSource, OpenRequest } from '../../../../src/device/source/sources.ts';
-import { ManualTimers } from '../../../../src/shared/timers.ts';
+import { ManualClock } from '../../../../src/shared/clock.ts';
 import { type FileServer, startFileServer } from './file-server.ts';
 
 const SIZE = 256 * 1024 + 7;
@@ -61,7 +61,7 @@ describe('download faults: each ends with a reason and leaves no debris', () => 
         fileName: 'fw.img',
         expectedSize: SIZE,
         sha256: sha(content),
-        timers: new ManualTimers({ auto: true }),
+        timers: new ManualClock({ auto: true }),
         // The auto clock jumps whenever the loop waits for I/O: a stall watchdog would see minutes pass.
         stallTimeoutMs: 0,
       });
@@ -75,7 +75,7 @@ describe('download faults: each ends with a reason and leaves no debris', () => 
   test('the retry budget is time: 20 s of refused connections (fake clock) is ridden out', async () => {
     await fresh();
     try {
-      const timers = new ManualTimers({ auto: true });
+      const timers = new ManualClock({ auto: true });
       const until = timers.now() + 20_000;
       const src = flaky(new HttpSource(new URL(srv.url)), 'ECONNREFUSED', () => timers.now() < until);
       const res = await downloadFirmware({
@@ -100,7 +100,7 @@ describe('download faults: each ends with a reason and leaves no debris', () => 
   test('past the window without progress: exhausted, and no .part or sidecar is left behind', async () => {
     await fresh();
     try {
-      const timers = new ManualTimers({ auto: true });
+      const timers = new ManualClock({ auto: true });
       const t0 = timers.now();
       srv.cuts = 1;
       srv.cutAfter = 100_000;
@@ -132,7 +132,7 @@ describe('download faults: each ends with a reason and leaves no debris', () => 
 
   test('a response head queued longer than the stall timeout (fake clock): waited for, not re-requested', async () => {
     await fresh();
-    const timers = new ManualTimers();
+    const timers = new ManualClock();
     const inner = new HttpSource(new URL(srv.url));
     const aborted: number[] = [];
     let release: (() => void) | undefined;
@@ -181,7 +181,7 @@ describe('download faults: each ends with a reason and leaves no debris', () => 
 
   test('no response head within the retry window (fake clock): dropped then, as "no response"', async () => {
     await fresh();
-    const timers = new ManualTimers();
+    const timers = new ManualClock();
     const aborted: number[] = [];
     let opens = 0;
     const silent: DownloadSource = {

@@ -5,7 +5,7 @@ import { ConnectionController } from '../../../../src/device/download/connection
 import { RangeScheduler } from '../../../../src/device/download/range-scheduler.ts';
 import { StallWatchdog } from '../../../../src/device/download/stall-watchdog.ts';
 import { TokenBucket } from '../../../../src/device/download/token-bucket.ts';
-import { ManualTimers } from '../../../../src/shared/timers.ts';
+import { ManualClock } from '../../../../src/shared/clock.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -98,7 +98,7 @@ describe('RangeScheduler: work stealing over the gaps', () => {
 
 describe('TokenBucket (--max-rate) on the fake clock', () => {
   /** n readers, each reading `chunk` and pausing as told, for `ms` of fake time: bytes read. */
-  async function simulate(bucket: TokenBucket, timers: ManualTimers, n: number, chunk: number, ms: number) {
+  async function simulate(bucket: TokenBucket, timers: ManualClock, n: number, chunk: number, ms: number) {
     let bytes = 0;
     const end = timers.now() + ms;
     const reader = async () => {
@@ -116,7 +116,7 @@ describe('TokenBucket (--max-rate) on the fake clock', () => {
 
   test('1, 4 and 8 connections together stay within 5 % of the rate', async () => {
     for (const n of [1, 4, 8]) {
-      const timers = new ManualTimers();
+      const timers = new ManualClock();
       const rate = 500_000;
       const bucket = new TokenBucket(rate, { timers });
       const seconds = 60;
@@ -127,7 +127,7 @@ describe('TokenBucket (--max-rate) on the fake clock', () => {
   });
 
   test('a new rate applies from then on, without a burst', async () => {
-    const timers = new ManualTimers();
+    const timers = new ManualClock();
     const bucket = new TokenBucket(100_000, { timers });
     const first = await simulate(bucket, timers, 2, 8 * KiB, 20_000);
     bucket.setRate(400_000);
@@ -147,7 +147,7 @@ describe('TokenBucket (--max-rate) on the fake clock', () => {
 
 describe('StallWatchdog on the fake clock', () => {
   test('fires after the timeout without bytes; bytes keep it quiet', async () => {
-    const timers = new ManualTimers();
+    const timers = new ManualClock();
     let fired = 0;
     const dog = new StallWatchdog(60_000, () => fired++, timers);
     for (let i = 0; i < 10; i++) {
@@ -164,7 +164,7 @@ describe('StallWatchdog on the fake clock', () => {
   });
 
   test('time paused on purpose (the rate cap, a busy disk) does not count', async () => {
-    const timers = new ManualTimers();
+    const timers = new ManualClock();
     let fired = 0;
     const dog = new StallWatchdog(10_000, () => fired++, timers);
     await timers.advance(5000);

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { type HookCall, HookError, shellHook } from '../../../../src/device/install/hooks.ts';
 import { readSlots, slotHooks } from '../../../../src/device/install/slots.ts';
+import { ManualClock } from '../../../../src/shared/clock.ts';
 import { silentLogger } from '../../../../src/shared/log.ts';
-import { ManualTimers } from '../../../../src/shared/timers.ts';
 
 const call = (extra: Partial<HookCall> = {}): HookCall => ({
   file: '/tmp/fw image.img',
@@ -51,21 +51,21 @@ describe('shell hooks (/bin/sh -c with OTA_* variables)', () => {
   test('a timeout (on the fake clock) kills the whole process group, children too', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ota-hook-'));
     try {
-      const timers = new ManualTimers();
+      const clock = new ManualClock();
       const pidFile = join(dir, 'child.pid');
       // the shell starts a grandchild that would outlive a kill of the shell alone
       const hook = shellHook('install', `sleep 60 & echo $! > ${pidFile}; wait`, {
         timeoutMs: 300_000,
-        timers,
+        clock,
       });
       // The rejection can come while the clock is being advanced: take it at once, check it after.
       const outcome = hook(call()).then(
         () => undefined,
         (e: unknown) => e,
       );
-      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim() === '') await timers.advance(0);
+      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim() === '') await clock.advance(0);
       const grandchild = Number(readFileSync(pidFile, 'utf8'));
-      await timers.advance(300_000);
+      await clock.advance(300_000);
       const e = await outcome;
       assert.ok(e instanceof HookError && e.timedOut && /timed out after 300 s/.test(e.message), String(e));
       // gone, or a zombie waiting for a reaper (a container's PID 1 may not reap)
@@ -114,19 +114,19 @@ describe('shell hooks (/bin/sh -c with OTA_* variables)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'ota-hook-'));
     const pidFile = join(dir, 'daemon.pid');
     try {
-      const timers = new ManualTimers();
+      const clock = new ManualClock();
       const hook = shellHook('health', `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 45' & sleep 60`, {
         timeoutMs: 3_000,
-        timers,
+        clock,
       });
       const outcome = hook(call()).then(
         () => undefined,
         (e: unknown) => e,
       );
-      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim() === '') await timers.advance(0);
-      await timers.advance(3_000);
+      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim() === '') await clock.advance(0);
+      await clock.advance(3_000);
       // the shell is killed; its output stays held by the daemon, read for at most the drain window
-      for (let i = 0; i < 200 && (await settledYet(outcome)) === false; i++) await timers.advance(100);
+      for (let i = 0; i < 200 && (await settledYet(outcome)) === false; i++) await clock.advance(100);
       const e = await outcome;
       assert.ok(e instanceof HookError && e.timedOut && /timed out after 3 s/.test(e.message), String(e));
     } finally {

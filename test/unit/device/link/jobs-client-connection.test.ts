@@ -10,7 +10,7 @@ import { ensureLocalCa } from '../../../../src/cloud/pki/pki.ts';
 import type { ConnectProblem } from '../../../../src/device/link/connect-diagnosis.ts';
 import { JobsClient } from '../../../../src/device/link/jobs-client.ts';
 import { STABLE_CONNECTION_MS } from '../../../../src/device/link/mqtt-connection.ts';
-import { ManualTimers, type Timers } from '../../../../src/shared/timers.ts';
+import { type Clock, ManualClock } from '../../../../src/shared/clock.ts';
 
 const THING = 'Cam_conn';
 
@@ -100,15 +100,16 @@ describe('the Jobs client connection: backoff, and why it cannot connect', () =>
 
   /** Reconnect delays on a fake clock that fires each timer as soon as the process is idle. */
   const recorded = () => {
-    const clock = new ManualTimers({ auto: true });
+    const clock = new ManualClock({ auto: true });
     const delays: number[] = [];
-    const timers: Timers = {
+    const timers: Clock = {
       now: () => clock.now(),
       setTimeout: (fn, ms) => {
         delays.push(ms);
         return clock.setTimeout(fn, ms);
       },
-      clearTimeout: (h) => clock.clearTimeout(h),
+      setInterval: (fn, ms) => clock.setInterval(fn, ms),
+      clear: (h) => clock.clear(h),
     };
     return { clock, delays, timers };
   };

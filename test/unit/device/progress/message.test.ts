@@ -92,11 +92,7 @@ describe('ProgressThrottle', () => {
   test('first at start, at most one per interval and only on change, always a final', () => {
     let now = 0;
     const sent: [number, boolean][] = [];
-    const t = new ProgressThrottle(
-      1000,
-      () => now,
-      (d, _t, final) => sent.push([d, final]),
-    );
+    const t = new ProgressThrottle(1000, { now: () => now }, (d, _t, final) => sent.push([d, final]));
     t.start(0, 100);
     t.update(10, 100); // within the interval: dropped
     now = 999;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { JobsRequestError } from '../../../../src/device/errors.ts';
 import { JobProgress, type ProgressChannel } from '../../../../src/device/progress/reporter.ts';
+import { ManualClock } from '../../../../src/shared/clock.ts';
 import type { AbortedError } from '../../../../src/shared/errors.ts';
-import { ManualTimers } from '../../../../src/shared/timers.ts';
 
 function channel(opts: { updateFails?: string; publishHangs?: boolean } = {}) {
   const published: Record<string, unknown>[] = [];
@@ -22,7 +22,7 @@ function channel(opts: { updateFails?: string; publishHangs?: boolean } = {}) {
   return { ch, published, updates };
 }
 
-function reporter(ch: ProgressChannel, timers: ManualTimers, onJobGone?: (r: AbortedError) => void) {
+function reporter(ch: ProgressChannel, timers: ManualClock, onJobGone?: (r: AbortedError) => void) {
   return new JobProgress({
     channel: ch,
     thingName: 'Cam_1',
@@ -39,7 +39,7 @@ function reporter(ch: ProgressChannel, timers: ManualTimers, onJobGone?: (r: Abo
 
 describe('JobProgress (progress messages and statusDetails, on a fake clock)', () => {
   test('first message at once, then at most one per interval, and a final 100 %', async () => {
-    const timers = new ManualTimers();
+    const timers = new ManualClock();
     const { ch, published, updates } = channel();
     const p = reporter(ch, timers);
     p.start(0, 1000);
@@ -71,7 +71,7 @@ describe('JobProgress (progress messages and statusDetails, on a fake clock)', (
   });
 
   test('an IN_PROGRESS update refused as terminal → onJobGone (the job was cancelled)', async () => {
-    const timers = new ManualTimers();
+    const timers = new ManualClock();
     const { ch } = channel({ updateFails: 'TerminalStateReached' });
     let gone: AbortedError | undefined;
     const p = reporter(ch, timers, (r) => {
@@ -83,7 +83,7 @@ describe('JobProgress (progress messages and statusDetails, on a fake clock)', (
   });
 
   test('the outcome message waits for the connection at most finalTimeoutMs of the (fake) clock', async () => {
-    const timers = new ManualTimers();
+    const timers = new ManualClock();
     const { ch, published } = channel({ publishHangs: true });
     const p = reporter(ch, timers);
     let done = false;

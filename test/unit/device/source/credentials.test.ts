@@ -56,7 +56,7 @@ test('IoT credentials provider: mTLS + ALPN http/1.1 + thing header; cached and 
       ca: ca.caCertPem,
       cert: thing.certPem,
       key: thing.keyPem,
-      now: () => now,
+      clock: { now: () => now },
     });
     const [a, b] = await Promise.all([provider(), provider()]);
     assert.equal(a.accessKeyId, 'AKIA1');

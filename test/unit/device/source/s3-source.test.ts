@@ -23,6 +23,7 @@ function lightSigner(endpoint: string, secret: string): S3Presigner {
         region: 'us-west-2',
         credentials: { ...CREDS, secretAccessKey: secret },
         expiresIn,
+        date: new Date(),
         query: { 'x-id': 'GetObject' },
       }),
   };
