@@ -150,7 +150,8 @@ class Agent {
       };
       checkCertificate(c, pems);
       this.sources = new SourceFactory(c, pems, this.timers);
-      const state = await this.countBoot(await this.state.load());
+      const state = await this.state.load();
+      this.noteWaitingInstall(state);
       this.summary.currentVersion = this.state.currentVersion;
       if (state.inFlight) {
         this.log.info(
@@ -179,24 +180,16 @@ class Agent {
   }
 
   /**
-   * With an install waiting for its commit, this start is one more boot attempt: counted on disk before
-   * anything else, so a crash loop in the new image ends in a rollback (`--max-boot-attempts`).
+   * With an install waiting for its commit, says so. The boot attempt is counted when its self-test
+   * starts (steps/device.ts, reboot), so starts without network do not use up `--max-boot-attempts`.
    */
-  private async countBoot(state: Readonly<AgentState>): Promise<Readonly<AgentState>> {
+  private noteWaitingInstall(state: Readonly<AgentState>): void {
     const p = state.pending;
-    if (!p) return state;
-    try {
-      await this.state.update((s) =>
-        s.pending ? { ...s, pending: { ...s.pending, bootAttempts: s.pending.bootAttempts + 1 } } : s,
-      );
-    } catch (err) {
-      this.log.error({ err: errorMessage(err) }, 'could not count the boot attempt');
-    }
+    if (!p) return;
     this.log.info(
-      { jobId: p.jobId, version: p.toVersion, bootAttempts: this.state.current.pending?.bootAttempts },
+      { jobId: p.jobId, version: p.toVersion, bootAttempts: p.bootAttempts, phase: p.phase ?? 'installed' },
       'an install is waiting for its self-test and commit',
     );
-    return this.state.current;
   }
 
   private openLink(pems: { ca?: string; cert: string; key: string }): AgentLink {

@@ -20,6 +20,19 @@ export interface AgentState {
   inFlight?: { jobId: string; fileName: string; version: string; startedAt: string };
   /** An installed image not yet committed: the job resumes at the self-test after a (re)start. */
   pending?: PendingCommit;
+  /** A job's terminal status not yet accepted by the service: re-sent until it is (outbox.ts). */
+  report?: OutboxReport;
+}
+
+/** Where an install stands; each phase resumes to one truthful end (docs/agent.md, "Commit protocol"). */
+export type PendingPhase = 'installed' | 'committing' | 'rolling-back';
+
+/** A terminal status the agent decided and recorded before sending it. */
+export interface OutboxReport {
+  jobId: string;
+  executionNumber?: number;
+  status: 'SUCCEEDED' | 'FAILED' | 'REJECTED';
+  statusDetails: Record<string, string>;
 }
 
 /**
@@ -39,9 +52,13 @@ export interface PendingCommit {
   bytes: number;
   /** Download seconds, for the SUCCEEDED statusDetails after the restart. */
   downloadSeconds: number;
-  /** Agent starts since the install; each start adds one before anything else happens. */
+  /** Self-tests started since the install without a commit: counted on disk before each one starts. */
   bootAttempts: number;
   installedAt: string;
+  /** Absent: `installed`. */
+  phase?: PendingPhase;
+  /** With `rolling-back`: the failure the rollback answers, for the reason after a restart. */
+  rollbackReason?: string;
 }
 
 export const STATE_FILE = 'state.json';
@@ -79,12 +96,22 @@ const StateSchema = z.looseObject({
       fromVersion: text,
       toVersion: text.min(1),
       file: z.string().min(1),
-      fileName: text.min(1),
+      fileName: text,
       sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
       bytes: count,
       downloadSeconds: z.number().nonnegative(),
       bootAttempts: count,
       installedAt: text,
+      phase: z.enum(['installed', 'committing', 'rolling-back']).optional(),
+      rollbackReason: text.optional(),
+    })
+    .optional(),
+  report: z
+    .looseObject({
+      jobId: text.min(1),
+      executionNumber: count.optional(),
+      status: z.enum(['SUCCEEDED', 'FAILED', 'REJECTED']),
+      statusDetails: z.record(z.string().max(1024), z.string().max(1024)),
     })
     .optional(),
 });

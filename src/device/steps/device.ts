@@ -1,8 +1,10 @@
+import { rm } from 'node:fs/promises';
 import { errorMessage, OtaError } from '../../shared/errors.ts';
 import type { DownloadResult } from '../download/download.ts';
 import type { HookCall, HookName } from '../install/hooks.ts';
-import type { PendingCommit } from '../install/state.ts';
+import type { OutboxReport, PendingCommit } from '../install/state.ts';
 import { type Compensation, type JobContext, need, type Step, type StepEnv } from '../job-context.ts';
+import { sanitizeStatusDetails } from '../progress/message.ts';
 
 /**
  * The steps that change the device: install, reboot (and resume after it), the self-test, commit, and
@@ -71,25 +73,34 @@ function rollbackOf(ctx: JobContext, env: StepEnv): Compensation {
   return {
     what: 'roll back the install',
     step: 'rollback',
-    async run() {
+    async run(cause) {
+      // Recorded before the switch back: a power cut during or after it resumes the rollback, never a
+      // self-test (and a commit) on the old image under the new version.
+      // Best effort: a state that cannot be written must not keep the old image from coming back.
+      await env.state
+        .update((s) =>
+          s.pending
+            ? { ...s, pending: { ...s.pending, phase: 'rolling-back', rollbackReason: errorMessage(cause) } }
+            : s,
+        )
+        .catch((err: unknown) =>
+          env.logger.error({ err: errorMessage(err) }, 'could not record the rollback'),
+        );
       try {
         await runHook('rollback', ctx, env, env.stopSignal);
         ctx.rollback = { ok: true };
       } catch (err) {
         ctx.rollback = { ok: false, error: errorMessage(err) };
         throw err;
-      } finally {
-        await env.state
-          .update((s) => {
-            const { pending: _gone, ...rest } = s;
-            return rest;
-          })
-          .catch((err: unknown) =>
-            env.logger.error({ err: errorMessage(err) }, 'could not clear the pending record'),
-          );
       }
+      // The pending record goes with the report's write (outbox.ts), or with abandonPending.
     },
   };
+}
+
+/** The job's image, removed when the job fails after a restart (the fresh path's download step does it). */
+function removeImageOf(pending: PendingCommit): Compensation {
+  return { what: `remove ${pending.file}`, run: () => rm(pending.file, { force: true }) };
 }
 
 export const installStep: Step = {
@@ -134,13 +145,20 @@ export const rebootStep: Step = {
   async run(ctx, env) {
     const r = ctx.resumed;
     if (r) {
-      if (r.bootAttempts > env.config.maxBootAttempts) {
-        const n = r.bootAttempts - 1;
+      // Counted on disk before the self-test starts: a boot that never reaches it (no network yet) is
+      // not an attempt, and one that crashes in it is.
+      const attempts = r.bootAttempts + 1;
+      await env.state.update((s) =>
+        s.pending ? { ...s, pending: { ...s.pending, bootAttempts: attempts } } : s,
+      );
+      ctx.resumed = { ...r, bootAttempts: attempts };
+      if (attempts > env.config.maxBootAttempts) {
+        const n = attempts - 1;
         throw new SelfTestError(
           `no commit after ${n} boot attempt${n === 1 ? '' : 's'} (--max-boot-attempts ${env.config.maxBootAttempts})`,
         );
       }
-      env.logger.info({ bootAttempts: r.bootAttempts }, 'resumed after a restart; running the self-test');
+      env.logger.info({ bootAttempts: attempts }, 'resumed after a restart; running the self-test');
       return undefined;
     }
     if (!env.hooks.install || !env.hooks.reboot) return undefined;
@@ -166,15 +184,57 @@ export const healthStep: Step = {
   },
 };
 
+/** The installer could not mark the new version good: it is rolled back, and the job FAILS. */
+export class CommitError extends OtaError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('OTA_COMMIT', message, options);
+  }
+}
+
+/** SUCCEEDED's statusDetails: what was installed, and after a restart how many self-tests it took. */
+function succeededReport(ctx: JobContext, version: string): OutboxReport {
+  const d = need(ctx.download, 'download');
+  const executionNumber = ctx.execution?.executionNumber ?? ctx.resumed?.executionNumber;
+  return {
+    jobId: ctx.jobId,
+    ...(executionNumber !== undefined ? { executionNumber } : {}),
+    status: 'SUCCEEDED',
+    statusDetails: sanitizeStatusDetails({
+      version,
+      bytes: d.bytes,
+      sha256: d.sha256,
+      seconds: ((d.renamedAt - d.startedAt) / 1000).toFixed(3),
+      ...(ctx.resumed ? { bootAttempts: ctx.resumed.bootAttempts } : {}),
+    }),
+  };
+}
+
 /**
- * `commit`: the new version becomes the current one, on disk first. A state that cannot be written fails
- * the job (naming the path and cause; an install is rolled back) instead of bumping the version in
- * memory only, which made the same job come back as "not newer" after a restart.
+ * `commit`, in the order that makes every power cut resume truthfully (docs/agent.md, "Commit
+ * protocol"): the pending record says `committing`; the installer marks the new version good (the
+ * built-in slots check that it is the image running); then ONE write makes it the current version,
+ * drops the pending record and records the SUCCEEDED report, which `report` sends. Cut before that
+ * write, the restart commits again (the installer's mark is idempotent); cut after it, the restart
+ * sends the report. A state that cannot be written fails the job (an install is rolled back) instead of
+ * bumping the version in memory only.
  */
 export const commitStep: Step = {
   name: 'commit',
   async run(ctx, env) {
     const version = ctx.document?.version ?? need(ctx.resumed, 'document').toVersion;
+    const pending = env.state.current.pending;
+    if (pending && pending.jobId === ctx.jobId && pending.phase !== 'committing')
+      await env.state.update((s) =>
+        s.pending ? { ...s, pending: { ...s.pending, phase: 'committing' } } : s,
+      );
+    try {
+      await runHook('commit', ctx, env, undefined);
+    } catch (err) {
+      throw new CommitError(`the installer could not mark ${version} good: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    const report = succeededReport(ctx, version);
     const at = new Date(env.timers.now()).toISOString();
     await env.state.update((s) => {
       const { inFlight: _done, pending: _committed, ...rest } = s;
@@ -183,14 +243,9 @@ export const commitStep: Step = {
         currentVersion: version,
         updatedAt: at,
         lastJob: { jobId: ctx.jobId, status: 'SUCCEEDED', version, at },
+        report,
       };
     });
-    try {
-      await runHook('commit', ctx, env, undefined);
-    } catch (err) {
-      // The new version runs and is recorded; only the installer's "good" mark could not be set.
-      env.logger.error({ err: errorMessage(err) }, 'the installer could not mark the new version good');
-    }
     return undefined;
   },
 };
@@ -215,7 +270,14 @@ export function resumeFrom(ctx: JobContext, env: StepEnv, pending: PendingCommit
     renamedAt: installedAt,
   };
   ctx.download = download;
-  ctx.undo.push(rollbackOf(ctx, env));
+  ctx.undo.push(removeImageOf(pending), rollbackOf(ctx, env));
+}
+
+/** An interrupted rollback, resumed after a restart: the job FAILS with the reason it had. */
+export class ResumedRollbackError extends OtaError {
+  constructor(reason: string) {
+    super('OTA_ROLLBACK_RESUMED', reason);
+  }
 }
 
 /**
@@ -241,7 +303,18 @@ export async function abandonPending(env: StepEnv, pending: PendingCommit): Prom
     },
   };
   resumeFrom(ctx, env, pending);
-  await (ctx.undo.pop() as Compensation).run(new Error('job over')).catch((err: unknown) => {
-    env.logger.error({ err: errorMessage(err) }, 'rollback of the abandoned install failed');
-  });
+  const why = new Error(pending.rollbackReason ?? 'the job ended while the device was rebooting');
+  for (const c of ctx.undo.reverse()) {
+    await c.run(why).catch((err: unknown) => {
+      env.logger.error({ what: c.what, err: errorMessage(err) }, 'could not undo the abandoned install');
+    });
+  }
+  await env.state
+    .update((s) => {
+      const { pending: _gone, ...rest } = s;
+      return rest;
+    })
+    .catch((err: unknown) =>
+      env.logger.error({ err: errorMessage(err) }, 'could not clear the pending record'),
+    );
 }

@@ -4,10 +4,11 @@ import { JOB_ID_PATTERN } from '../../shared/topics.ts';
 import { parseJobDocument, resolveSource } from '../document/job-document.ts';
 import { sweepPartials } from '../download/download.ts';
 import { JobRejectedError, JobsRequestError } from '../errors.ts';
-import type { PendingCommit } from '../install/state.ts';
+import { deliverReport, recordReport } from '../install/outbox.ts';
+import type { OutboxReport, PendingCommit } from '../install/state.ts';
 import type { JobContext, JobOutcome, Step, StepEnv, StepResult } from '../job-context.ts';
 import { sanitizeStatusDetails } from '../progress/message.ts';
-import { abandonPending, resumeFrom } from './device.ts';
+import { abandonPending, ResumedRollbackError, resumeFrom } from './device.ts';
 import { s3Opt } from './document.ts';
 
 /** The two steps that talk to the Jobs service: the first (take a job) and the last (say how it ended). */
@@ -19,6 +20,9 @@ import { s3Opt } from './document.ts';
 export const startNextStep: Step = {
   name: 'start-next',
   async run(ctx, env) {
+    // An outcome recorded before a restart or an outage goes out first (install/outbox.ts).
+    const outbox = env.state.current.report;
+    if (outbox) await deliverReport(env, outbox);
     let exec = await env.jobs.startNext();
     if (exec && !validJobId(exec.jobId)) {
       // Refused the first time (reported locally); after that, the jobs queued behind it.
@@ -51,6 +55,9 @@ export const startNextStep: Step = {
         // The record says what was installed; the document only names it in progress messages.
       }
       resumeFrom(ctx, env, pending);
+      if (pending.phase === 'committing') return { goto: 'commit' };
+      if (pending.phase === 'rolling-back')
+        throw new ResumedRollbackError(pending.rollbackReason ?? 'a rollback was interrupted by a restart');
       return { goto: 'reboot' };
     }
     return undefined;
@@ -188,18 +195,10 @@ async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
     return 'REBOOTING';
   }
   if (error === undefined && d) {
-    const version = doc?.version ?? ctx.resumed?.toVersion;
-    await env.jobs.update(
-      ctx.jobId,
-      'SUCCEEDED',
-      sanitizeStatusDetails({
-        version,
-        bytes: d.bytes,
-        sha256: d.sha256,
-        seconds: ((d.renamedAt - d.startedAt) / 1000).toFixed(3),
-        ...(ctx.resumed ? { bootAttempts: ctx.resumed.bootAttempts } : {}),
-      }),
-    );
+    // commit recorded the report in the same write as the new version.
+    const report = env.state.current.report;
+    if (report?.jobId !== ctx.jobId) throw new Error(`pipeline bug: no recorded report for ${ctx.jobId}`);
+    await deliverReport(env, report);
     return 'SUCCEEDED';
   }
   if (env.signal.aborted || error instanceof AbortedError) {
@@ -208,46 +207,35 @@ async function settle(ctx: JobContext, env: StepEnv): Promise<JobOutcome> {
       return 'INTERRUPTED';
     }
     ctx.summary.reason = reasonOf({ ...ctx, error: env.signal.reason ?? error });
+    // The service ended the job: nothing to report, and a rolled-back install's record goes.
+    await env.state
+      .update((s) => {
+        if (s.pending?.jobId !== ctx.jobId) return s;
+        const { pending: _gone, ...rest } = s;
+        return rest;
+      })
+      .catch((err: unknown) =>
+        env.logger.error({ err: errorMessage(err) }, 'could not clear the pending record'),
+      );
     return 'CANCELED';
   }
   const reason = reasonOf(ctx);
   ctx.summary.reason = reason;
   if (ctx.unreportable) return 'REJECTED';
-  if (error instanceof JobRejectedError) {
-    try {
-      await env.jobs.update(
-        ctx.jobId,
-        'REJECTED',
-        sanitizeStatusDetails({
-          reason,
-          ...(doc ? { version: doc.version, currentVersion: ctx.currentVersion } : {}),
-        }),
-      );
-      await ended(ctx, env, 'REJECTED');
-      return 'REJECTED';
-    } catch (err) {
-      // IN_PROGRESS → REJECTED is unconfirmed on AWS (docs/protocol.md, Unconfirmed): fall back to FAILED.
-      if (!(err instanceof JobsRequestError) || err.jobsCode !== 'InvalidStateTransition') throw err;
-    }
-  }
-  await env.jobs.update(
-    ctx.jobId,
-    'FAILED',
-    sanitizeStatusDetails({
+  const rejected = error instanceof JobRejectedError;
+  const report: OutboxReport = {
+    jobId: ctx.jobId,
+    ...(ctx.execution?.executionNumber !== undefined
+      ? { executionNumber: ctx.execution.executionNumber }
+      : {}),
+    status: rejected ? 'REJECTED' : 'FAILED',
+    statusDetails: sanitizeStatusDetails({
       reason,
+      ...(rejected && doc ? { version: doc.version, currentVersion: ctx.currentVersion } : {}),
       ...(ctx.rollback ? { rolledBack: ctx.rollback.ok ? ctx.currentVersion : 'failed' } : {}),
     }),
-  );
-  await ended(ctx, env, 'FAILED');
-  return 'FAILED';
-}
-
-/** The job ended FAILED/REJECTED: nothing is in flight any more (best effort: the job is reported). */
-async function ended(ctx: JobContext, env: StepEnv, status: 'FAILED' | 'REJECTED'): Promise<void> {
-  await env.state
-    .update((s) => {
-      const { inFlight: _done, ...rest } = s;
-      return { ...rest, lastJob: { jobId: ctx.jobId, status, at: new Date(env.timers.now()).toISOString() } };
-    })
-    .catch(() => {});
+  };
+  await recordReport(env, report);
+  const sent = await deliverReport(env, report);
+  return sent === 'REJECTED' ? 'REJECTED' : 'FAILED';
 }

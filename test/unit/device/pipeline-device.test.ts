@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { AgentConfig } from '../../../src/device/config/agent-config.ts';
+import { JobsRequestError } from '../../../src/device/errors.ts';
 import type { DeviceHooks } from '../../../src/device/install/hooks.ts';
 import { StateStore } from '../../../src/device/install/state.ts';
 import {
@@ -19,24 +20,29 @@ import {
   type Step,
   type StepEnv,
   type StepName,
+  startNextStep,
 } from '../../../src/device/pipeline.ts';
 import { JobProgress } from '../../../src/device/progress/reporter.ts';
-import { resumeFrom } from '../../../src/device/steps/device.ts';
 import { ManualClock } from '../../../src/shared/clock.ts';
+import type { JobExecution } from '../../../src/shared/jobs-protocol.ts';
 import { silentLogger } from '../../../src/shared/log.ts';
 
 /** The device half of the pipeline, on fake Jobs and fake hooks: the contract later helpers build on. */
 async function harness(hooks: DeviceHooks, maxBootAttempts = 3) {
   const dir = await mkdtemp(join(tmpdir(), 'ota-pipe-'));
   const updates: { status: string; details: Record<string, string> }[] = [];
+  /** While down, terminal reports do not reach the service (an outage, or a power cut before the send). */
+  const link = { down: false, terminal: false };
   const state = new StateStore(dir, '1');
   await state.load();
   const timers = new ManualClock();
   const jobs = {
-    startNext: async () => undefined,
+    startNext: async (): Promise<JobExecution | undefined> => undefined,
     describe: async () => undefined,
     getPending: async () => ({ inProgressJobs: [], queuedJobs: [] }),
     update: async (_id: string, status: string, details?: Record<string, string>) => {
+      if (link.down && status !== 'IN_PROGRESS') throw new JobsRequestError('Disconnected', 'no connection');
+      if (status !== 'IN_PROGRESS') link.terminal = true;
       updates.push({ status, details: details ?? {} });
       return undefined;
     },
@@ -68,7 +74,9 @@ async function harness(hooks: DeviceHooks, maxBootAttempts = 3) {
     hooks,
     trustedKeys: [],
   });
-  const ctx = (): JobContext => {
+  /** The job's context as start-next builds it; `resumed`: the same execution after a restart. */
+  const ctx = (o: { resumed?: boolean } = {}): JobContext => {
+    if (!o.resumed) link.terminal = false;
     const c = newJobContext(state.currentVersion, 0);
     c.jobId = 'job-1';
     c.execution = { jobId: 'job-1', status: 'IN_PROGRESS', executionNumber: 1 };
@@ -90,11 +98,10 @@ async function harness(hooks: DeviceHooks, maxBootAttempts = 3) {
   // start-next as the agent runs it, minus the network: a pending record is the resume entry point.
   const startNext: Step = {
     name: 'start-next',
-    async run(c, e) {
-      const pending = e.state.current.pending;
-      if (!pending) return undefined;
-      resumeFrom(c, e, pending);
-      return { goto: 'reboot' };
+    run: (c, e) => {
+      // the service hands the execution out until it has a terminal status
+      jobs.startNext = async () => (link.terminal ? undefined : c.execution);
+      return startNextStep.run(c, e);
     },
   };
   const steps: Step[] = [startNext, installStep, rebootStep, healthStep, commitStep];
@@ -106,7 +113,18 @@ async function harness(hooks: DeviceHooks, maxBootAttempts = 3) {
     });
     return seen;
   };
-  return { dir, state, updates, ctx, run, close: () => rm(dir, { recursive: true, force: true }) };
+  /** A new process on the same disk: the state is read back from state.json. */
+  const restart = () => state.load();
+  return {
+    dir,
+    state,
+    updates,
+    link,
+    ctx,
+    run,
+    restart,
+    close: () => rm(dir, { recursive: true, force: true }),
+  };
 }
 
 describe('the device steps: install → reboot → health → commit, or rollback', () => {
@@ -198,9 +216,10 @@ describe('the device steps: install → reboot → health → commit, or rollbac
     );
     try {
       await h.run(h.ctx()); // install, then REBOOTING
-      const boot = async (attempts: number) => {
+      // the n-th boot: n - 1 self-tests started before it without a commit
+      const boot = async (n: number) => {
         await h.state.update((s) =>
-          s.pending ? { ...s, pending: { ...s.pending, bootAttempts: attempts } } : s,
+          s.pending ? { ...s, pending: { ...s.pending, bootAttempts: n - 1 } } : s,
         );
         const c = h.ctx();
         delete c.download;
@@ -224,6 +243,182 @@ describe('the device steps: install → reboot → health → commit, or rollbac
       );
       assert.equal(h.state.currentVersion, '2');
       assert.equal(h.state.current.pending, undefined);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+/**
+ * The commit protocol (docs/agent.md, "Commit protocol"): a power cut at each recorded phase resumes to
+ * one truthful end. A cut is a state.json left as the phase wrote it, then a new process on that disk.
+ */
+describe('the commit protocol: every cut resumes to the truth', () => {
+  const hooksLog = (calls: string[], o: { health?: () => void } = {}): DeviceHooks => ({
+    install: async () => {
+      calls.push('install');
+    },
+    reboot: async () => {},
+    health: async () => {
+      calls.push('health');
+      o.health?.();
+    },
+    rollback: async () => {
+      calls.push('rollback');
+    },
+    commit: async () => {
+      calls.push('commit');
+    },
+  });
+  const resumedCtx = (h: Awaited<ReturnType<typeof harness>>) => {
+    const c = h.ctx({ resumed: true });
+    delete c.download;
+    return c;
+  };
+
+  test('starts that never reach the self-test (no network) are not boot attempts', async () => {
+    const calls: string[] = [];
+    const h = await harness(hooksLog(calls), 1);
+    try {
+      await h.run(h.ctx()); // install, then REBOOTING
+      // three starts that never got a connection: the state is read, nothing runs
+      for (let i = 0; i < 3; i++) await h.restart();
+      await h.restart();
+      const c = resumedCtx(h);
+      const seen = await h.run(c);
+      assert.deepEqual(seen, ['start-next', 'reboot', 'health', 'commit', 'report']);
+      assert.equal(c.summary.status, 'SUCCEEDED');
+      assert.equal(h.updates.at(-1)?.details.bootAttempts, '1');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('cut after the rollback switched back, before the report: the rollback completes, FAILED, no self-test', async () => {
+    const calls: string[] = [];
+    const h = await harness(
+      hooksLog(calls, {
+        health: () => {
+          throw new Error('no camera');
+        },
+      }),
+    );
+    try {
+      await h.run(h.ctx());
+      h.link.down = true; // the FAILED report does not go out: the process dies here
+      await h.restart();
+      await assert.rejects(h.run(resumedCtx(h)), JobsRequestError);
+      assert.equal(h.state.current.report?.status, 'FAILED');
+      assert.equal(h.state.current.pending, undefined);
+      calls.length = 0;
+      h.link.down = false;
+      await h.restart();
+      const c = resumedCtx(h);
+      await h.run(c);
+      // the recorded FAILED went first; the job is not run again, the old image stays
+      assert.deepEqual(calls, []);
+      assert.equal(h.updates.at(-1)?.status, 'FAILED');
+      assert.equal(h.updates.at(-1)?.details.reason, 'rolled back to 1: self-test failed: no camera');
+      assert.equal(h.state.current.report, undefined);
+      assert.equal(h.state.currentVersion, '1');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('cut during the rollback (phase rolling-back): the restart rolls back again and reports the first reason', async () => {
+    const calls: string[] = [];
+    const h = await harness(hooksLog(calls));
+    try {
+      await h.run(h.ctx());
+      await h.state.update((s) =>
+        s.pending
+          ? { ...s, pending: { ...s.pending, phase: 'rolling-back', rollbackReason: 'self-test failed: x' } }
+          : s,
+      );
+      await h.restart();
+      calls.length = 0;
+      const c = resumedCtx(h);
+      const seen = await h.run(c);
+      assert.deepEqual(seen, ['start-next!', 'rollback', 'report']);
+      assert.deepEqual(calls, ['rollback']);
+      assert.equal(c.summary.status, 'FAILED');
+      assert.equal(h.updates.at(-1)?.details.reason, 'rolled back to 1: self-test failed: x');
+      assert.equal(h.state.current.pending, undefined);
+      assert.equal(h.state.currentVersion, '1');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('cut after the installer committed, before state.json (phase committing): commit again, SUCCEEDED', async () => {
+    const calls: string[] = [];
+    const h = await harness(hooksLog(calls));
+    try {
+      await h.run(h.ctx());
+      await h.state.update((s) => (s.pending ? { ...s, pending: { ...s.pending, phase: 'committing' } } : s));
+      await h.restart();
+      calls.length = 0;
+      const c = resumedCtx(h);
+      const seen = await h.run(c);
+      assert.deepEqual(seen, ['start-next', 'commit', 'report']);
+      assert.deepEqual(calls, ['commit']);
+      assert.equal(c.summary.status, 'SUCCEEDED');
+      assert.equal(h.state.currentVersion, '2');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('cut after the commit, before the SUCCEEDED report: the restart sends it, and never says "not newer"', async () => {
+    const calls: string[] = [];
+    const h = await harness(hooksLog(calls));
+    try {
+      await h.run(h.ctx());
+      h.link.down = true;
+      await h.restart();
+      await assert.rejects(h.run(resumedCtx(h)), JobsRequestError);
+      assert.equal(h.state.currentVersion, '2');
+      assert.equal(h.state.current.report?.status, 'SUCCEEDED');
+      h.link.down = false;
+      await h.restart();
+      calls.length = 0;
+      await h.run(resumedCtx(h));
+      assert.deepEqual(calls, []);
+      assert.deepEqual(
+        h.updates.filter((u) => u.status !== 'IN_PROGRESS').map((u) => [u.status, u.details.version]),
+        [['SUCCEEDED', '2']],
+      );
+      assert.equal(h.state.current.report, undefined);
+      assert.equal(h.state.current.lastJob?.status, 'SUCCEEDED');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('an installer that cannot mark the new version good: rolled back, FAILED, the image removed', async () => {
+    const calls: string[] = [];
+    const h = await harness({
+      ...hooksLog(calls),
+      commit: async () => {
+        throw new Error('slot a does not hold the image being committed');
+      },
+    });
+    try {
+      const { writeFileSync, existsSync } = await import('node:fs');
+      const c0 = h.ctx();
+      writeFileSync(c0.download?.path ?? '', 'img');
+      await h.run(c0);
+      await h.restart();
+      const c = resumedCtx(h);
+      await h.run(c);
+      assert.equal(c.summary.status, 'FAILED');
+      assert.match(
+        h.updates.at(-1)?.details.reason ?? '',
+        /^rolled back to 1: the installer could not mark 2 good: slot a does not hold/,
+      );
+      assert.equal(h.state.currentVersion, '1');
+      assert.equal(existsSync(c0.download?.path ?? ''), false, "the failed job's image is removed");
     } finally {
       await h.close();
     }
