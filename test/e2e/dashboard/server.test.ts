@@ -272,3 +272,40 @@ test('a page that reselects (new stream opened before the old one closed) keeps 
     await hub.close();
   }
 });
+
+test('a notification that comes while DescribeJob is on the wire gets a read of its own', async () => {
+  // The abort that cancels a job notifies while the read that an earlier notification scheduled may
+  // already be answered: coalescing it into that read left the page on IN_PROGRESS until the refresh.
+  const afters: (() => void)[] = [];
+  const sched: Scheduler = {
+    now: () => Date.now(),
+    every: () => () => {},
+    after: (_ms, fn) => {
+      afters.push(fn);
+      return () => {};
+    },
+  };
+  const hub = new Hub({ iot: source.iot, progressPrefix: 'CarVi/test/firmware', scheduler: sched });
+  const client: StreamClient = { write: () => true, problem: () => {} };
+  const queued = (thing: string) =>
+    hub.onMessage(
+      `$aws/things/${thing}/jobs/notify`,
+      Buffer.from(JSON.stringify({ jobs: { QUEUED: [{ jobId: 'srv-job' }] } })),
+    );
+  try {
+    const unsubscribe = await hub.subscribe(client, 'srv-job');
+    afters.length = 0;
+    queued('dev-n1');
+    queued('dev-n2'); // before the read starts: the same read covers it
+    assert.equal(afters.length, 1, 'one read for the notifications of the same half second');
+    (afters.shift() as () => void)(); // the read goes out
+    queued('dev-n3'); // while it is on the wire
+    const t0 = Date.now();
+    const scheduled = () => afters.length; // (assert.equal above narrowed afters.length)
+    while (scheduled() === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(scheduled(), 1, 'a second read after the first one is in');
+    unsubscribe();
+  } finally {
+    await hub.close();
+  }
+});
