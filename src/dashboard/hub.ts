@@ -32,6 +32,10 @@ interface Watched {
   infoChanged: boolean;
   loaded: Promise<void>;
   cancelDescribe?: () => void;
+  /** A DescribeJob read is on the wire; a notification now may not be in its answer. */
+  describing?: boolean;
+  /** A notification came while `describing`: read again once that read is in. */
+  describeAgain?: boolean;
   cancelIdle?: () => void;
 }
 
@@ -345,10 +349,20 @@ export class Hub {
     });
   }
 
-  /** Re-reads DescribeJob half a second after the notifications that can change it (coalesced). */
+  /**
+   * Re-reads DescribeJob half a second after the notifications that can change it (coalesced). One that
+   * comes while a read is on the wire is not coalesced into it (the service may have answered before the
+   * change: the job that the abort just cancelled still read IN_PROGRESS until the periodic refresh); it
+   * gets a read of its own once that one is in.
+   */
   private scheduleDescribe(w: Watched): void {
-    if (w.cancelDescribe || this.closed) return;
+    if (this.closed) return;
+    if (w.cancelDescribe) {
+      if (w.describing) w.describeAgain = true;
+      return;
+    }
     w.cancelDescribe = this.after(500, () => {
+      w.describing = true;
       readJobInfo(this.iot, w.tracker.jobId)
         .then((info) => {
           if (info && JSON.stringify(info) !== JSON.stringify(w.info)) {
@@ -361,6 +375,11 @@ export class Hub {
         .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'dashboard: DescribeJob failed'))
         .finally(() => {
           w.cancelDescribe = undefined;
+          w.describing = false;
+          if (w.describeAgain) {
+            w.describeAgain = false;
+            this.scheduleDescribe(w);
+          }
         });
     });
   }

@@ -1,4 +1,4 @@
-import { errorMessage } from '../shared/errors.ts';
+import { AbortedError, errorMessage } from '../shared/errors.ts';
 import type { Compensation, JobContext, Step, StepEnv, StepName } from './job-context.ts';
 import { commitStep, healthStep, installStep, rebootStep } from './steps/device.ts';
 import { checkVersion, printSections, resolveSourceStep, validateDocument } from './steps/document.ts';
@@ -86,7 +86,9 @@ function indexOf(steps: readonly Step[], name: StepName): number {
 
 /**
  * Runs the steps in order from `from` (default: the first). A step may jump ahead (`{goto}`) or end the
- * pipeline early (`{end}`); the first error stops it and is rethrown.
+ * pipeline early (`{end}`); the first error stops it and is rethrown. A stop of the agent is honoured
+ * between steps too: a step that finished as the stop came (an install command that exited 0 just as
+ * SIGTERM arrived) is kept, and the next one (reboot, health, commit) does not start.
  */
 export async function runSteps(
   steps: readonly Step[],
@@ -97,6 +99,7 @@ export async function runSteps(
 ): Promise<void> {
   let i = from ? indexOf(steps, from) : 0;
   while (i < steps.length) {
+    if (env.stopSignal.aborted) throw new AbortedError('agent stopped');
     const step = steps[i] as Step;
     const r = await timed(step, ctx, env, hooks);
     if (r && 'end' in r) {

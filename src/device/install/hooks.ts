@@ -102,6 +102,12 @@ export function shellHook(name: HookName, command: string, opts: { timeoutMs: nu
   const clock = opts.clock ?? systemClock;
   return (call) =>
     new Promise<void>((resolve, reject) => {
+      // An aborted signal fires no 'abort' for a listener added now: a command started after the stop
+      // would run its whole course, and hold the stopping agent for as long.
+      if (call.signal?.aborted) {
+        reject(new HookError(name, `${name} command was stopped before it started`));
+        return;
+      }
       const child = spawn('/bin/sh', ['-c', command], {
         env: hookEnv(call),
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -131,7 +131,12 @@ describe('ota agent and SIGTERM', () => {
       `echo "started $OTA_JOB_ID" >> ${marks}; sleep 30; echo finished >> ${marks}`,
     ]);
     try {
-      await until('the install command', () => existsSync(marks), first);
+      // The line, not the file: `>>` creates the file before echo writes to it.
+      await until(
+        'the install command',
+        () => existsSync(marks) && readFileSync(marks, 'utf8').endsWith('\n'),
+        first,
+      );
       assert.equal(await terminate(first), 0, first.stderr());
     } finally {
       first.child.kill('SIGKILL');

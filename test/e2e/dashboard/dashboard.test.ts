@@ -199,7 +199,14 @@ test('rollout pace and abort state: two failures abort the job, the queued devic
     await page.locator('#pace', { hasText: '≤ 100/min' }).waitFor();
     await page.locator('#abort', { hasText: 'armed' }).waitFor();
     await page.locator('#abort small', { hasText: 'FAILED ≥ 50% after 2 things → CANCEL' }).waitFor();
+    // The rollout is paced: 100/min is spread over 60 one-second slots, so dash-a1 is notified at once
+    // and dash-a2 and dash-a3 one slot (a second) later. A device's `--once` agent finds its execution
+    // only after that release, and "the queued device" is queued only then: wait for each row to show
+    // QUEUED (the page learns it from the notification) instead of assuming the rollout got there.
     for (const thing of ['dash-a1', 'dash-a2']) {
+      await row(page, thing).locator('.c-state', { hasText: 'QUEUED' }).waitFor();
+      if (thing === 'dash-a2')
+        await row(page, 'dash-a3').locator('.c-state', { hasText: 'QUEUED' }).waitFor();
       const summary = await runAgent(await agentConfig(w, thing, { once: true })).done;
       assert.equal(summary.jobs[0]?.status, 'FAILED');
     }

@@ -262,3 +262,32 @@ test('a page that reselects (new stream opened before the old one closed) keeps 
     await hub.close();
   }
 });
+
+test('a notification that comes while DescribeJob is on the wire gets a read of its own', async () => {
+  // The abort that cancels a job notifies while the read that an earlier notification scheduled may
+  // already be answered: coalescing it into that read left the page on IN_PROGRESS until the refresh.
+  const clock = new ManualClock({ start: Date.now() });
+  const hub = new Hub({ iot: source.iot, progressPrefix: 'CarVi/test/firmware', clock });
+  const client: StreamClient = { write: () => true, problem: () => {} };
+  const queued = (thing: string) =>
+    hub.onMessage(
+      `$aws/things/${thing}/jobs/notify`,
+      Buffer.from(JSON.stringify({ jobs: { QUEUED: [{ jobId: 'srv-job' }] } })),
+    );
+  try {
+    const unsubscribe = await hub.subscribe(client, 'srv-job');
+    queued('dev-n1'); // arms the read of the job (and a refresh of the job list)
+    const armed = clock.pending;
+    queued('dev-n2'); // before the read starts: the same read covers it
+    assert.equal(clock.pending, armed, 'one read for the notifications of the same half second');
+    clock.advanceSync(500); // the read goes out
+    assert.equal(clock.pending, armed - 1);
+    queued('dev-n3'); // while it is on the wire
+    const t0 = Date.now();
+    while (clock.pending < armed && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(clock.pending, armed, 'a second read after the first one is in');
+    unsubscribe();
+  } finally {
+    await hub.close();
+  }
+});

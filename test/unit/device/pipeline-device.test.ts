@@ -28,7 +28,7 @@ import type { JobExecution } from '../../../src/shared/jobs-protocol.ts';
 import { silentLogger } from '../../../src/shared/log.ts';
 
 /** The device half of the pipeline, on fake Jobs and fake hooks: the contract later helpers build on. */
-async function harness(hooks: DeviceHooks, maxBootAttempts = 3) {
+async function harness(hooks: DeviceHooks, maxBootAttempts = 3, stop = new AbortController()) {
   const dir = await mkdtemp(join(tmpdir(), 'ota-pipe-'));
   const updates: { status: string; details: Record<string, string> }[] = [];
   /** While down, terminal reports do not reach the service (an outage, or a power cut before the send). */
@@ -51,8 +51,8 @@ async function harness(hooks: DeviceHooks, maxBootAttempts = 3) {
     config: { downloadDir: dir, maxBootAttempts } as AgentConfig,
     logger: silentLogger,
     write: () => {},
-    signal: new AbortController().signal,
-    stopSignal: new AbortController().signal,
+    signal: stop.signal,
+    stopSignal: stop.signal,
     jobs,
     openSource: () => {
       throw new Error('no downloads here');
@@ -154,6 +154,41 @@ describe('the device steps: install → reboot → health → commit, or rollbac
           ['SUCCEEDED', undefined],
         ],
       );
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('a stop that lands as the install command succeeds: recorded pending for the next start, nothing after it runs', async () => {
+    // The install command exits 0 at the moment SIGTERM arrives: the stop comes too late to kill it, and
+    // the steps after it (reboot, health, commit) must not run for an agent that was told to stop.
+    const stop = new AbortController();
+    const calls: string[] = [];
+    const hooks: DeviceHooks = {
+      install: async () => {
+        calls.push('install');
+        stop.abort();
+      },
+      reboot: async () => {
+        calls.push('reboot');
+      },
+      health: async () => {
+        calls.push('health');
+      },
+    };
+    const h = await harness(hooks, 3, stop);
+    try {
+      const c = h.ctx();
+      const seen = await h.run(c);
+      assert.deepEqual(seen, ['start-next', 'install', 'report']);
+      assert.deepEqual(calls, ['install']);
+      assert.equal(c.summary.status, 'INTERRUPTED', 'the job stays IN_PROGRESS');
+      assert.deepEqual(
+        h.updates.map((u) => u.status),
+        ['IN_PROGRESS'],
+      );
+      assert.equal(h.state.current.pending?.toVersion, '2', 'the install is recorded: not run again');
+      assert.equal(h.state.currentVersion, '1');
     } finally {
       await h.close();
     }

@@ -142,6 +142,24 @@ describe('shell hooks (/bin/sh -c with OTA_* variables)', () => {
     setTimeout(() => ac.abort(), 50);
     await assert.rejects(p, /health command was stopped/);
   });
+
+  test('a stop that came before the hook: the command is not started at all', async () => {
+    // An aborted signal fires no 'abort' event for a listener added later: the command would run its
+    // whole course (the install of an agent that was told to stop), and the agent with it.
+    const dir = await mkdtemp(join(tmpdir(), 'ota-hook-'));
+    try {
+      const ac = new AbortController();
+      ac.abort();
+      const mark = join(dir, 'ran');
+      const hook = shellHook('install', `touch '${mark}'; sleep 30`, { timeoutMs: 300_000 });
+      const t0 = Date.now();
+      await assert.rejects(hook(call({ signal: ac.signal })), /install command was stopped/);
+      assert.ok(Date.now() - t0 < 5000);
+      assert.equal(existsSync(mark), false, 'the command did not run');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('the built-in A/B installer (--slots)', () => {
