@@ -158,4 +158,30 @@ describe('ota agent: install → reboot → self-test → commit, or roll back',
     assert.equal(state.currentVersion, '41811020');
     assert.equal(state.pending, undefined);
   });
+
+  test('starts without network after the reboot are not boot attempts: the self-test runs once online', async () => {
+    const body = image('HEALTHY');
+    await put('firmware/offline_1/fw.img', body);
+    await createJob(
+      w,
+      thing,
+      'ab-offline',
+      firmwareDoc(w, body.length, { version: '41811023', sha256: sha256(body) }, 'firmware/offline_1/fw.img'),
+    );
+    const guard = ['--max-boot-attempts', '1'];
+    const first = await agent(guard);
+    assert.match(first.stderr, /ab-offline REBOOTING/);
+    // Three starts in a tunnel: nothing answers on the MQTT port (port 1 on loopback refuses at once).
+    for (let i = 0; i < 3; i++) {
+      const offline = await agent([...guard, '--once', '--port', '1', '--connect-timeout', '1']);
+      assert.notEqual(offline.code, 0);
+    }
+    assert.equal((await readState(join(w.dir, 'state'))).pending?.bootAttempts, 0);
+    const online = await agent([...guard, '--once']);
+    assert.equal(online.code, 0, online.stderr);
+    const exec = await describeExecution(w, thing, 'ab-offline');
+    assert.equal(exec?.status, 'SUCCEEDED', exec?.statusDetails?.detailsMap?.reason);
+    assert.equal(exec?.statusDetails?.detailsMap?.bootAttempts, '1');
+    assert.equal((await readState(join(w.dir, 'state'))).currentVersion, '41811023');
+  });
 });
