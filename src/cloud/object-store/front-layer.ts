@@ -14,6 +14,8 @@ import { verifySigV4 } from './sigv4-verify.ts';
 /** Longest presigned-URL lifetime SigV4 allows (AWS S3 API, "Authenticating Requests: Using Query
  * Parameters": X-Amz-Expires minimum 1, maximum 604800 seconds). */
 export const MAX_PRESIGN_SECONDS = MAX_PRESIGN_EXPIRES_SEC;
+/** How far ahead of the store's clock a presigned URL's X-Amz-Date may be (S3 allows 15 minutes). */
+const MAX_CLOCK_SKEW_MS = 15 * 60_000;
 
 /** S3 bucket naming rules (S3 User Guide, "Bucket naming rules"), the subset that matters locally. */
 export const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -232,6 +234,15 @@ async function refuseUnauthenticated(
       return true;
     }
     const now = clock.now();
+    // S3 allows 15 minutes of clock skew; a URL dated later than that is refused as S3 does.
+    if (lifetime.signedAt > now + MAX_CLOCK_SKEW_MS) {
+      sendS3Error(req, res, 403, 'AccessDenied', 'Request is not yet valid', {
+        'X-Amz-Date': String(lifetime.signedAt),
+        Expires: new Date(lifetime.expiresAt).toISOString().replace(/\.\d+/, ''),
+        ServerTime: new Date(now).toISOString().replace(/\.\d+/, ''),
+      });
+      return true;
+    }
     if (now > lifetime.expiresAt) {
       sendS3Error(req, res, 403, 'AccessDenied', 'Request has expired', {
         'X-Amz-Expires': expiresText,

@@ -349,6 +349,21 @@ describe('object store (s3rver + front layer) with @aws-sdk/client-s3', () => {
     assert.equal((await fetch(url)).status, 403);
   });
 
+  test('a URL dated more than 15 minutes ahead of the store is refused as not yet valid, as S3 does', async () => {
+    const at = (ms: number) =>
+      getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: 'expiring.bin' }), {
+        expiresIn: 3600,
+        signingDate: new Date(clock.now() + ms),
+      });
+    assert.equal((await fetch(await at(14 * 60_000))).status, 200, 'within the 15 minutes S3 allows');
+    const r = await fetch(await at(20 * 60_000));
+    assert.equal(r.status, 403);
+    const text = await r.text();
+    assert.match(text, /<Code>AccessDenied<\/Code>/);
+    assert.match(text, /Request is not yet valid/);
+    assert.match(text, /<ServerTime>/);
+  });
+
   test('a tampered presigned URL (longer X-Amz-Expires) is refused', async () => {
     const url = await store.presignGetUrl(BUCKET, 'expiring.bin', 60);
     const r = await fetch(url.replace('X-Amz-Expires=60', 'X-Amz-Expires=3600'));
