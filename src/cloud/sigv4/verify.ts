@@ -5,6 +5,7 @@ import {
   MAX_PRESIGN_EXPIRES_SEC,
   parseAmzDate,
   SIGV4_ALGORITHM,
+  SIGV4_QUERY_PARAMS,
   SIGV4_TERMINATOR,
 } from '../../shared/sigv4.ts';
 import { timingSafeEqualStrings } from '../../shared/sigv4-crypto.ts';
@@ -235,14 +236,7 @@ export type SignatureCheck =
 
 const SHA256_HEADER = 'x-amz-content-sha256';
 /** What `presign` computes itself, so never taken from the received query. */
-const PRESIGN_PARAMS = new Set([
-  'X-Amz-Algorithm',
-  'X-Amz-Credential',
-  'X-Amz-Date',
-  'X-Amz-Expires',
-  'X-Amz-SignedHeaders',
-  'X-Amz-Signature',
-]);
+const PRESIGN_PARAMS = new Set<string>(SIGV4_QUERY_PARAMS.filter((p) => p !== 'X-Amz-Security-Token'));
 
 /**
  * Re-signs `req` as the claim says it was signed and compares the signatures in constant time. Never
