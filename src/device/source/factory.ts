@@ -5,7 +5,14 @@ import type { AgentConfig } from '../config/agent-config.ts';
 import type { ResolvedSource } from '../document/job-document.ts';
 import { iotCredentialsProvider } from './credentials.ts';
 import { pathStyleObjectUrl, presignGet } from './presign.ts';
-import { type DownloadSource, HttpSource, type S3Presigner, S3Source, sdkPresigner } from './sources.ts';
+import {
+  type ClockSkew,
+  type DownloadSource,
+  HttpSource,
+  type S3Presigner,
+  S3Source,
+  sdkPresigner,
+} from './sources.ts';
 
 interface SigningCredentialsLike {
   accessKeyId: string;
@@ -23,6 +30,8 @@ export class SourceFactory {
   private readonly signers = new Map<string, S3Presigner>();
   private readonly clients: S3Client[] = [];
   private iotCredentials: (() => Promise<SigningCredentialsLike>) | undefined;
+  /** The device clock's distance from S3's, learnt from a refused request, for every later signature. */
+  private readonly skew: ClockSkew = { ms: 0 };
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -36,7 +45,11 @@ export class SourceFactory {
     // `--local` against `ota dev --s3-tls`: the stack's CA signs its S3 certificate, so it is trusted for
     // downloads too (besides Node's roots). Against AWS no CA is added: the same TLS path, default roots.
     const tls = this.cfg.local && this.pems.ca ? { ca: this.pems.ca } : {};
-    if (src.kind === 's3') return new S3Source(this.presignerFor(src), src.bucket, src.key, tls);
+    if (src.kind === 's3')
+      return new S3Source(this.presignerFor(src), src.bucket, src.key, tls, {
+        clock: this.clock,
+        skew: this.skew,
+      });
     return new HttpSource(src.url, tls);
   }
 
@@ -78,13 +91,13 @@ export class SourceFactory {
     const endpoint = c.s3Endpoint;
     if (endpoint && credentials) {
       signer = {
-        presignGetObject: async (bucket, key, expiresIn) =>
+        presignGetObject: async (bucket, key, expiresIn, signingDate) =>
           presignGet({
             url: pathStyleObjectUrl(endpoint, bucket, key),
             region,
             credentials: typeof credentials === 'function' ? await credentials() : credentials,
             expiresIn,
-            date: new Date(this.clock.now()),
+            date: signingDate,
             query: { 'x-id': 'GetObject' },
           }),
       };
@@ -116,9 +129,9 @@ export class SourceFactory {
       return sdkPresigner(client);
     };
     return {
-      presignGetObject: async (bucket, key, expiresIn) => {
+      presignGetObject: async (bucket, key, expiresIn, signingDate) => {
         inner ??= load();
-        return (await inner).presignGetObject(bucket, key, expiresIn);
+        return (await inner).presignGetObject(bucket, key, expiresIn, signingDate);
       },
     };
   }

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import { type RawBody, type RawResponse, rawGet } from '../download/http-body.ts';
 import { DownloadError } from '../errors.ts';
 
@@ -204,7 +205,26 @@ function rawToReadable(raw: RawBody): Readable {
 
 /** Presigns a GetObject URL (the agent's light SigV4 signer, or the SDK: see src/device/source/factory.ts). */
 export interface S3Presigner {
-  presignGetObject(bucket: string, key: string, expiresIn: number): Promise<URL>;
+  /** `signingDate`: X-Amz-Date, the device's clock corrected by the skew S3 reported (S3Source). */
+  presignGetObject(bucket: string, key: string, expiresIn: number, signingDate: Date): Promise<URL>;
+}
+
+/** How far the device's clock is from S3's (ms, S3's minus the device's), learnt from a refused request. */
+export interface ClockSkew {
+  ms: number;
+}
+
+/**
+ * A 403 whose `Date` is this far from the time the URL was signed at says the device's clock is wrong:
+ * S3 refuses a presigned URL dated more than 15 minutes ahead, or past its X-Amz-Expires (15 minutes
+ * here), so 5 minutes is well inside both and well above network delays.
+ */
+const SKEW_MS = 5 * 60_000;
+
+/** "device clock is 20 min behind S3's" for a skew of +20 min. */
+function describeSkew(ms: number): string {
+  const min = Math.round(Math.abs(ms) / 60_000);
+  return `device clock is ${min} min ${ms > 0 ? 'behind' : 'ahead of'} S3's`;
 }
 
 /** S3 GetObject: a presigned GET (credentials: default chain, local stack, or IoT provider). */
@@ -212,14 +232,20 @@ export class S3Source implements DownloadSource {
   readonly identity: string;
   readonly presigned = false;
   private readonly signer: S3Presigner;
+  private readonly clock: Pick<Clock, 'now'>;
+  private readonly skew: ClockSkew;
   constructor(
     client: S3Client | S3Presigner,
     readonly bucket: string,
     readonly key: string,
     private readonly tls: { ca?: string | Buffer } = {},
+    /** The agent's clock, and the skew shared by the sources of one agent. */
+    o: { clock?: Pick<Clock, 'now'>; skew?: ClockSkew } = {},
   ) {
     this.identity = `s3://${bucket}/${key}`;
     this.signer = 'presignGetObject' in client ? client : sdkPresigner(client);
+    this.clock = o.clock ?? systemClock;
+    this.skew = o.skew ?? { ms: 0 };
   }
 
   /**
@@ -227,10 +253,13 @@ export class S3Source implements DownloadSource {
    * http-body.ts instead of the SDK's node:http handler, which costs ~3× the CPU per byte (see
    * docs/benchmarks.md). Range and If-Match are sent as plain headers: SigV4 query authentication does not
    * need them signed, and S3 applies them as on a header-signed request (412 when the ETag changed).
+   *
+   * A 403 whose `Date` is minutes away from the signing time means the device's clock is wrong (a
+   * dashcam without RTC battery or NTP yet): the request is signed again once, at S3's time, and the
+   * correction is kept for later requests. Still refused, the error names the skew.
    */
   async open(req: OpenRequest): Promise<OpenedBody> {
     const what = `GetObject ${this.identity}`;
-    const url = await this.signer.presignGetObject(this.bucket, this.key, 900);
     const headers: Record<string, string> = {};
     const range = rangeHeader(req);
     if (range) {
@@ -238,8 +267,23 @@ export class S3Source implements DownloadSource {
       // S3 answers 412 when the ETag no longer matches: the object changed, restart from 0.
       if (req.validator?.etag) headers['if-match'] = req.validator.etag;
     }
-    const res = await rawGet(url, rawOptions(req, headers, this.tls.ca));
-    return openedFrom(res, what, false);
+    let corrected = false;
+    for (;;) {
+      const signedAt = this.clock.now() + this.skew.ms;
+      const url = await this.signer.presignGetObject(this.bucket, this.key, 900, new Date(signedAt));
+      const res = await rawGet(url, rawOptions(req, headers, this.tls.ca));
+      const serverTime = res.status === 403 ? Date.parse(res.headers.get('date') ?? '') : Number.NaN;
+      const off = serverTime - signedAt;
+      if (corrected && res.status === 403) {
+        res.body.destroy();
+        const why = `${describeSkew(this.skew.ms)}; still refused when signed at S3's time`;
+        throw new DownloadError('http', `${what}: HTTP 403 (${why})`, { status: 403 });
+      }
+      if (!(Math.abs(off) >= SKEW_MS)) return openedFrom(res, what, false);
+      res.body.destroy();
+      corrected = true;
+      this.skew.ms += off;
+    }
   }
 }
 
@@ -249,13 +293,16 @@ export class S3Source implements DownloadSource {
  */
 export function sdkPresigner(client: S3Client): S3Presigner {
   return {
-    async presignGetObject(bucket, key, expiresIn) {
+    async presignGetObject(bucket, key, expiresIn, signingDate) {
       const [{ GetObjectCommand }, { getSignedUrl }] = await Promise.all([
         import('@aws-sdk/client-s3'),
         import('@aws-sdk/s3-request-presigner'),
       ]);
       return new URL(
-        await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn }),
+        await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), {
+          expiresIn,
+          signingDate,
+        }),
       );
     },
   };

@@ -17,13 +17,13 @@ const KEY = 'fw/cam era+1.bin';
 
 function lightSigner(endpoint: string, secret: string): S3Presigner {
   return {
-    presignGetObject: async (bucket, key, expiresIn) =>
+    presignGetObject: async (bucket, key, expiresIn, signingDate) =>
       presignGet({
         url: pathStyleObjectUrl(endpoint, bucket, key),
         region: 'us-west-2',
         credentials: { ...CREDS, secretAccessKey: secret },
         expiresIn,
-        date: new Date(),
+        date: signingDate,
         query: { 'x-id': 'GetObject' },
       }),
   };
@@ -87,6 +87,53 @@ describe('S3Source against the real local object store: light SigV4 signer and S
         retries: 0,
       }),
       (err: unknown) => err instanceof DownloadError && err.status === 403,
+    );
+  });
+
+  for (const [how, offMin] of [
+    ['20 min behind', -20],
+    ['20 min ahead', 20],
+  ] as const) {
+    test(`a device clock ${how}: the 403 is answered by signing at S3's time, once`, async () => {
+      const clock = { now: () => Date.now() + offMin * 60_000 };
+      const skew = { ms: 0 };
+      const source = new S3Source(
+        lightSigner(store.endpoint, CREDS.secretAccessKey),
+        BUCKET,
+        KEY,
+        {},
+        { clock, skew },
+      );
+      const r = await downloadFirmware({
+        source,
+        dir: join(dir, `skew${offMin}`),
+        fileName: 'fw.bin',
+        expectedSize: content.length,
+        sha256: sha,
+        retries: 0,
+      });
+      assert.equal(r.sha256, sha);
+      assert.ok(Math.abs(skew.ms + offMin * 60_000) < 60_000, `learnt skew ${skew.ms} ms`);
+    });
+  }
+
+  test('still refused after the correction: the reason names the device clock', async () => {
+    const clock = { now: () => Date.now() - 20 * 60_000 };
+    const source = new S3Source(lightSigner(store.endpoint, 'not-the-secret'), BUCKET, KEY, {}, { clock });
+    await assert.rejects(
+      downloadFirmware({
+        source,
+        dir: join(dir, 'skew-bad'),
+        fileName: 'fw.bin',
+        expectedSize: content.length,
+        retries: 0,
+      }),
+      (err: unknown) =>
+        err instanceof DownloadError &&
+        err.status === 403 &&
+        /: HTTP 403 \(device clock is 20 min behind S3's; still refused when signed at S3's time\)$/.test(
+          err.message,
+        ),
     );
   });
 });
