@@ -6,8 +6,7 @@
 //   OTA_CRASH_ROOT=/dir      only paths below it count
 //   OTA_CRASH_AT=7:before    kill before the 7th step (or 7:after)
 //   OTA_CRASH_LOG=/file      append "<n> <op> <path>" for each step (to enumerate the points)
-import { appendFileSync } from 'node:fs';
-import fs from 'node:fs';
+import fs, { appendFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 
 const root = process.env.OTA_CRASH_ROOT;
