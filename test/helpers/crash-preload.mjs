@@ -1,11 +1,15 @@
 // Loaded into an agent process with `node --import` (NODE_OPTIONS): SIGKILLs the process right before or
 // right after its N-th durable file-system step under OTA_CRASH_ROOT, the way a power cut would stop it.
-// Durable steps: rename, symlink, unlink/rm, copyFile, writeFile, mkdir, and FileHandle sync/datasync.
-// Plain writes of image bytes are not steps: a cut inside them is a cut before the next sync.
+// Durable steps: rename, symlink, unlink/rm, copyFile, writeFile, mkdir, FileHandle sync/datasync, and a
+// hook command's start and end (a spawn whose command line names a path under the root; "after" its end
+// is before the agent has seen the exit). Plain writes of image bytes are not steps: a cut inside them is
+// a cut before the next sync.
 //
 //   OTA_CRASH_ROOT=/dir      only paths below it count
 //   OTA_CRASH_AT=7:before    kill before the 7th step (or 7:after)
 //   OTA_CRASH_LOG=/file      append "<n> <op> <path>" for each step (to enumerate the points)
+
+import childProcess from 'node:child_process';
 import fs, { appendFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 
@@ -15,7 +19,7 @@ const at = Number(atText);
 const log = process.env.OTA_CRASH_LOG;
 let n = 0;
 
-const under = (p) => root !== undefined && typeof p === 'string' && p.startsWith(root);
+const under = (p) => root !== undefined && typeof p === 'string' && p.includes(root);
 const die = () => process.kill(process.pid, 'SIGKILL');
 
 /** Counts one step; kills before it when asked. Returns whether to kill after it. */
@@ -64,5 +68,16 @@ if (root) {
       return r;
     };
   }
+  const spawn = childProcess.spawn;
+  childProcess.spawn = function (file, args, ...rest) {
+    const line = [file, ...(Array.isArray(args) ? args : [])].join(' ');
+    const hook = root !== undefined && line.includes(root);
+    const killAfterStart = hook && step('spawn', line);
+    const child = spawn.call(this, file, args, ...rest);
+    if (killAfterStart) die();
+    // Registered before the caller's listeners: a kill here comes before the agent learns the outcome.
+    if (hook) child.once('exit', () => step('exit', line) && die());
+    return child;
+  };
   syncBuiltinESMExports();
 }

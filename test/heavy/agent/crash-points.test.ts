@@ -27,9 +27,10 @@ import { ota } from '../../e2e/cli/helpers.ts';
 /**
  * Power cuts at every durable step of the agent's disk protocol (docs/agent.md, "Commit protocol").
  * `test/helpers/crash-preload.mjs`, loaded into a real `ota agent` process, SIGKILLs it right before or
- * right after its N-th rename, symlink, unlink, copy, write-file, mkdir or fsync under the device's dir.
- * The device: the built-in A/B slots (`--slots`), a reboot command that stops the agent as a reboot
- * would, and a self-test. After the cut, the agent is started again (as the device would after power
+ * right after its N-th rename, symlink, unlink, copy, write-file, mkdir or fsync under the device's dir,
+ * or the start or end of a hook command. The device: A/B slots, driven by the built-in installer
+ * (`--slots`) or by shell commands as a U-Boot or RAUC setup would be, a reboot command that stops the
+ * agent as a reboot would, and a self-test. After the cut, the agent is started again (as the device would after power
  * comes back) until the job is terminal, and these must hold:
  * - the boot slot is the committed slot, and it holds the image of the version state.json names;
  * - the job's status is the truthful one (SUCCEEDED for a healthy image, FAILED "rolled back" for one
@@ -51,7 +52,28 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const imageOf: Record<string, Buffer> = { [OLD]: OLD_IMAGE, [NEXT]: NEXT_IMAGE };
 
 type Variant = 'healthy' | 'unhealthy';
+type Installer = 'slots' | 'commands';
+
+/** Points `name` at `slot` atomically (a symlink made aside, renamed over), in shell. */
+const point = (s: string, name: string, slot: string) =>
+  `ln -sfn ${slot} ${s}/${name}.new && mv -T ${s}/${name}.new ${s}/${name}`;
+
+function installerFlags(installer: Installer, s: string): string[] {
+  // The self-test fails on the broken image only: the old one passes it, as a real one would.
+  const healthy = `! head -c 6 ${s}/current | grep -q BROKEN`;
+  if (installer === 'slots') return ['--slots', s, '--health-cmd', healthy];
+  const target = `t=$([ "$(readlink ${s}/committed)" = a ] && echo b || echo a)`;
+  return [
+    '--install-cmd',
+    `${target} && cp "$OTA_FILE" ${s}/$t.new && sync ${s}/$t.new && mv ${s}/$t.new ${s}/$t && ${point(s, 'current', '$t')}`,
+    '--health-cmd',
+    `${healthy} && ${point(s, 'committed', '$(readlink ' + s + '/current)')}`,
+    '--rollback-cmd',
+    point(s, 'current', `$(readlink ${s}/committed)`),
+  ];
+}
 interface Point {
+  installer: Installer;
   variant: Variant;
   /** Which agent run is cut: 1 (download, install, reboot) or 2 (self-test, commit or rollback). */
   run: 1 | 2;
@@ -75,8 +97,13 @@ describe('power cuts at every durable step: device and cloud agree on what runs'
     await w?.close();
   });
 
-  /** A new device on OLD: its own thing, dirs, and A/B slots with OLD committed in slot a. */
-  async function device() {
+  /**
+   * A new device on OLD: its own thing, dirs, and A/B slots with OLD committed in slot a. `slots`: the
+   * built-in installer. `commands`: the same slots driven by shell commands, as a U-Boot or RAUC setup
+   * is (the install writes the slot that is not committed and switches the boot slot; the self-test
+   * marks the running slot good itself; the rollback switches back), so the agent sees only hooks.
+   */
+  async function device(installer: Installer) {
     const thing = `Crash_${++seq}`;
     await w.stack.ensureThing(thing);
     const dev = join(w.dir, thing);
@@ -95,13 +122,9 @@ describe('power cuts at every durable step: device and cloud agree on what runs'
             stateDir: join(dev, 'state'),
             logLevel: 'silent',
           }),
-          '--slots',
-          slots,
+          ...installerFlags(installer, slots),
           '--reboot-cmd',
           'kill -TERM $OTA_AGENT_PID',
-          // The self-test fails on the broken image only: the old one passes it, as a real one would.
-          '--health-cmd',
-          `! head -c 6 ${slots}/current | grep -q BROKEN`,
           '--once',
         ],
         {
@@ -172,8 +195,8 @@ describe('power cuts at every durable step: device and cloud agree on what runs'
   }
 
   /** The steps one uncut run takes: the crash points of that run. */
-  async function enumerate(variant: Variant, run: 1 | 2): Promise<number> {
-    const d = await device();
+  async function enumerate(installer: Installer, variant: Variant, run: 1 | 2): Promise<number> {
+    const d = await device(installer);
     const jobId = await newJob(d, variant);
     const logFile = join(d.dev, 'steps.log');
     if (run === 2) await d.agent();
@@ -183,11 +206,11 @@ describe('power cuts at every durable step: device and cloud agree on what runs'
   }
 
   async function cutAt(p: Point): Promise<void> {
-    const d = await device();
+    const d = await device(p.installer);
     const jobId = await newJob(d, p.variant);
     if (p.run === 2) await d.agent();
     await d.agent({ OTA_CRASH_AT: `${p.step}:${p.when}` });
-    const label = `${p.variant}, run ${p.run}, ${p.when} step ${p.step}`;
+    const label = `${p.installer}, ${p.variant}, run ${p.run}, ${p.when} step ${p.step}`;
     const status = await untilTerminal(d, jobId);
     assert.ok(status !== 'QUEUED' && status !== 'IN_PROGRESS', `${label}: the job is stuck ${status}`);
     await assertAgreed(d, jobId, p.variant, label);
@@ -201,16 +224,19 @@ describe('power cuts at every durable step: device and cloud agree on what runs'
     assert.equal(sha(readFileSync(join(d.slots, committed))), sha(NEXT_IMAGE), `${label}: next image`);
   }
 
-  for (const variant of ['healthy', 'unhealthy'] as const) {
-    for (const run of [1, 2] as const) {
-      test(`${variant} image, cuts in agent run ${run}: every step, before and after`, async (t) => {
-        const steps = await enumerate(variant, run);
-        assert.ok(steps >= 3, `only ${steps} durable steps found: the preload did not load`);
-        t.diagnostic(`${steps} crash points × before/after = ${steps * 2} scenarios`);
-        for (let step = 1; step <= steps; step++) {
-          for (const when of ['before', 'after'] as const) await cutAt({ variant, run, step, when });
-        }
-      });
+  for (const installer of ['slots', 'commands'] as const) {
+    for (const variant of ['healthy', 'unhealthy'] as const) {
+      for (const run of [1, 2] as const) {
+        test(`${installer}, ${variant} image, cuts in agent run ${run}: every step, before and after`, async (t) => {
+          const steps = await enumerate(installer, variant, run);
+          assert.ok(steps >= 3, `only ${steps} durable steps found: the preload did not load`);
+          t.diagnostic(`${steps} crash points × before/after = ${steps * 2} scenarios`);
+          for (let step = 1; step <= steps; step++) {
+            for (const when of ['before', 'after'] as const)
+              await cutAt({ installer, variant, run, step, when });
+          }
+        });
+      }
     }
   }
 });
