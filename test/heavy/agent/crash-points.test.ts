@@ -30,8 +30,8 @@ import { ota } from '../../e2e/cli/helpers.ts';
  * right after its N-th rename, symlink, unlink, copy, write-file, mkdir or fsync under the device's dir,
  * or the start or end of a hook command. The device: A/B slots, driven by the built-in installer
  * (`--slots`) or by shell commands as a U-Boot or RAUC setup would be, a reboot command that stops the
- * agent as a reboot would, and a self-test. After the cut, the agent is started again (as the device would after power
- * comes back) until the job is terminal, and these must hold:
+ * agent as a reboot would, and a self-test. After the cut, the agent is started once without network,
+ * then again (as the device would after power comes back) until the job is terminal, and these must hold:
  * - the boot slot is the committed slot, and it holds the image of the version state.json names;
  * - the job's status is the truthful one (SUCCEEDED for a healthy image, FAILED "rolled back" for one
  *   whose self-test fails), and SUCCEEDED names that version;
@@ -112,7 +112,7 @@ describe('power cuts at every durable step: device and cloud agree on what runs'
     writeFileSync(join(slots, 'a'), OLD_IMAGE);
     symlinkSync('a', join(slots, 'current'));
     symlinkSync('a', join(slots, 'committed'));
-    const agent = (crash: Record<string, string> = {}) =>
+    const agent = (crash: Record<string, string> = {}, extra: string[] = []) =>
       ota(
         [
           'agent',
@@ -126,6 +126,7 @@ describe('power cuts at every durable step: device and cloud agree on what runs'
           '--reboot-cmd',
           'kill -TERM $OTA_AGENT_PID',
           '--once',
+          ...extra,
         ],
         {
           timeoutMs: 60_000,
@@ -210,6 +211,10 @@ describe('power cuts at every durable step: device and cloud agree on what runs'
     const jobId = await newJob(d, p.variant);
     if (p.run === 2) await d.agent();
     await d.agent({ OTA_CRASH_AT: `${p.step}:${p.when}` });
+    // Power comes back where there is no network (nothing answers on port 1): the start reads the
+    // state, cannot connect and gives up; it must change nothing that the next start relies on.
+    const offline = await d.agent({}, ['--port', '1', '--connect-timeout', '1']);
+    assert.notEqual(offline.code, 0, 'the offline start connected');
     const label = `${p.installer}, ${p.variant}, run ${p.run}, ${p.when} step ${p.step}`;
     const status = await untilTerminal(d, jobId);
     assert.ok(status !== 'QUEUED' && status !== 'IN_PROGRESS', `${label}: the job is stuck ${status}`);
