@@ -67,7 +67,7 @@ function installerFlags(installer: Installer, s: string): string[] {
     '--install-cmd',
     `${target} && cp "$OTA_FILE" ${s}/$t.new && sync ${s}/$t.new && mv ${s}/$t.new ${s}/$t && ${point(s, 'current', '$t')}`,
     '--health-cmd',
-    `${healthy} && ${point(s, 'committed', '$(readlink ' + s + '/current)')}`,
+    `${healthy} && ${point(s, 'committed', `$(readlink ${s}/current)`)}`,
     '--rollback-cmd',
     point(s, 'current', `$(readlink ${s}/committed)`),
   ];
